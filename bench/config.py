@@ -1,0 +1,135 @@
+"""Frozen configs for one training run (a *cell*) and its stable id.
+
+A cell id is the sha256 of the canonical JSON of the cell config, so the same cell gets the same
+id in every process and on every machine, and a stored cell is never trained twice. Only fields
+that change the result belong here: where results go (store path) and how many workers run do not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# Bump when a change to the harness makes old records incomparable (it is part of every id).
+HARNESS_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str
+    resolution: int | None = None
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Network widths. `arch` is chosen from the data kind: 'mlp' for 2-D, 'dcgan' for images."""
+
+    z_dim: int = 64
+    width: int | None = None  # MLP hidden units / channels of G's last feature map; None: per arch
+    depth: int = 3  # MLP hidden layers (ignored by the DCGAN nets)
+
+    def resolved_width(self, kind: str) -> int:
+        return self.width if self.width is not None else (128 if kind == "2d" else 32)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000  # generator updates
+    batch_size: int = 64
+    g_optim: OptimConfig = field(default_factory=OptimConfig)
+    d_optim: OptimConfig = field(default_factory=OptimConfig)
+    log_every: int = 50  # loss curves are averaged over this many steps
+    checkpoint_every: int = 500
+
+
+@dataclass(frozen=True)
+class TrickSpec:
+    """A trick by registry name with its params, as given (defaults are filled in by the registry)."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def of(name: str, params: Mapping[str, Any] | None = None) -> "TrickSpec":
+        return TrickSpec(name, tuple(sorted((params or {}).items())))
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    data: DataConfig
+    net: NetConfig = field(default_factory=NetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tricks: tuple[TrickSpec, ...] = ()  # kept sorted by name: trick order never changes an id
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ordered = tuple(sorted(self.tricks, key=lambda t: t.name))
+        names = [t.name for t in ordered]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"a trick is listed twice: {', '.join(names)}")
+        object.__setattr__(self, "tricks", ordered)
+        if self.train.steps < 1 or self.train.batch_size < 2:
+            raise ConfigError("steps must be >= 1 and batch size >= 2")
+
+    @property
+    def trick_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tricks)
+
+    @property
+    def label(self) -> str:
+        """Short human name: the variant (tricks) without the seed."""
+        return "+".join(self.trick_names) or "baseline"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["tricks"] = [{"name": t.name, "params": dict(t.params)} for t in self.tricks]
+        d["harness_version"] = HARNESS_VERSION
+        return d
+
+    @staticmethod
+    def from_dict(d: Mapping[str, Any]) -> "CellConfig":
+        train = dict(d.get("train", {}))
+        for key in ("g_optim", "d_optim"):
+            if key in train:
+                train[key] = OptimConfig(**train[key])
+        return CellConfig(
+            data=DataConfig(**d["data"]),
+            net=NetConfig(**d.get("net", {})),
+            train=TrainConfig(**train),
+            tricks=tuple(TrickSpec.of(t["name"], t.get("params")) for t in d.get("tricks", [])),
+            seed=int(d.get("seed", 0)),
+        )
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def cell_id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def variant_id(self) -> str:
+        """Id of the cell with the seed removed: the seeds of one variant share it (paired seeds)."""
+        d = self.to_dict()
+        d.pop("seed")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "CellConfig":
+        return dataclasses.replace(self, **changes)

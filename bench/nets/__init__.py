@@ -1,0 +1,24 @@
+"""Baseline networks chosen by data kind: MLP for 2-D, DCGAN for images."""
+from __future__ import annotations
+
+from bench.config import NetConfig
+from bench.nets.dcgan import dcgan_discriminator, dcgan_generator
+from bench.nets.mlp import mlp_discriminator, mlp_generator
+from bench.nets.parts import Discriminator, Generator, Stage, Synthesis, init_weights
+from bench.trick import Nets
+
+
+def build_nets(net: NetConfig, kind: str, shape: tuple[int, ...]) -> Nets:
+    width = net.resolved_width(kind)
+    if kind == "2d":
+        G = mlp_generator(net.z_dim, width, net.depth, shape[0])
+        D = mlp_discriminator(shape[0], width, net.depth)
+    else:
+        G = dcgan_generator(net.z_dim, width, shape)  # type: ignore[arg-type]
+        D = dcgan_discriminator(width, shape)  # type: ignore[arg-type]
+    init_weights(G)
+    init_weights(D)
+    return Nets(G, D)
+
+
+__all__ = ["build_nets", "Generator", "Discriminator", "Stage", "Synthesis", "init_weights"]

@@ -1,0 +1,97 @@
+"""Building blocks shared by all networks: a Stage with named attachment points, and the
+generator/discriminator shells that expose `mapping`, `synthesis`, `blocks`, `features`, `head`.
+
+Architecture tricks edit these named points (`stage.norm`, `stage.dropout`, `stage.post`,
+`D.head` via `D.make_head`, `G.mapping`), never layers by index.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class Stage(nn.Module):
+    """main -> norm -> act -> dropout -> post. norm, dropout and post start as Identity."""
+
+    def __init__(self, main: nn.Module, act: nn.Module, channels: int,
+                 resolution: int | None = None, is_input: bool = False):
+        super().__init__()
+        self.main, self.norm, self.act = main, nn.Identity(), act
+        self.dropout, self.post = nn.Identity(), nn.Identity()
+        self.channels, self.resolution, self.is_input = channels, resolution, is_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.dropout(self.act(self.norm(self.main(x)))))
+
+
+class Synthesis(nn.Module):
+    """The part of G after the mapping: a first projection, stages, an output layer."""
+
+    def __init__(self, blocks: list[Stage], to_out: nn.Module):
+        super().__init__()
+        self.blocks, self.to_out = nn.ModuleList(blocks), to_out
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        h = w
+        for block in self.blocks:
+            h = block(h)
+        return self.to_out(h)
+
+
+class Generator(nn.Module):
+    """G(z) = synthesis(mapping(z)). `mapping` is Identity unless a trick installs one."""
+
+    def __init__(self, synthesis: nn.Module, z_dim: int, out_shape: tuple[int, ...],
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None):
+        super().__init__()
+        self.mapping: nn.Module = nn.Identity()
+        self.synthesis = synthesis
+        self.z_dim, self.w_dim, self.out_shape = z_dim, z_dim, out_shape
+        self._prepare = prepare  # reshapes w for the first layer (e.g. [B, z] -> [B, z, 1, 1])
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self.synthesis.blocks
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        w = self.mapping(z)
+        return self.synthesis(self._prepare(w) if self._prepare else w)
+
+
+class Discriminator(nn.Module):
+    """D(x) = head(features(x)), returned as [B] (one output) or [B, k] (k outputs).
+    No sigmoid: D returns logits; losses decide how to read them."""
+
+    def __init__(self, blocks: list[Stage], head_factory: Callable[[int], nn.Module],
+                 feature_channels: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self._head_factory = head_factory
+        self.feature_channels = feature_channels
+        self.head = head_factory(feature_channels)
+
+    def make_head(self, in_channels: int) -> nn.Module:
+        """A freshly initialised head for features with `in_channels` channels."""
+        head = self._head_factory(in_channels)
+        init_weights(head)
+        return head.to(next(self.parameters()).device)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.head(self.features(x)).flatten(1)
+        return out.squeeze(1) if out.shape[1] == 1 else out
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """DCGAN init: conv/linear weights N(0, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,0 +1,66 @@
+"""Record: what a finished, diverged or disallowed cell produced. Reports read only records."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# done: trained and scored; diverged: a loss went non-finite (step says when);
+# conflict / not-applicable: the grid asked for a combination the tricks do not allow.
+STATUSES = ("done", "diverged", "conflict", "not-applicable")
+
+
+@dataclass
+class Record:
+    cell_id: str
+    variant_id: str
+    label: str  # tricks joined by '+', or 'baseline'
+    config: dict[str, Any]
+    status: str
+    step: int = 0
+    reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    protocol: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, list[list[float]]] = field(default_factory=dict)  # name -> [[step, value]]
+    timings: dict[str, float] = field(default_factory=dict)  # train_s, eval_s, ms_per_step
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str = ""
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown record status '{self.status}' (known: {', '.join(STATUSES)})")
+
+    @property
+    def dataset(self) -> str:
+        return self.config["data"]["name"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, allow_nan=True)
+
+    @staticmethod
+    def from_json(text: str) -> "Record":
+        return Record(**json.loads(text))
+
+    def summary_line(self) -> str:
+        """One line per cell for terminals."""
+        head = f"{self.cell_id}  {self.dataset:<14} {self.label:<32} seed={self.seed:<3} {self.status:<9}"
+        if self.status != "done":
+            return f"{head} {self.reason}".rstrip()
+        shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",
+                 "precision", "recall", "stacked_modes")
+        parts = [f"{k}={_fmt(self.metrics[k])}" for k in shown if k in self.metrics]
+        secs = self.timings.get("train_s")
+        if secs is not None:
+            parts.append(f"train={secs:.1f}s")
+        return f"{head} {' '.join(parts)}"
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) >= 1 else f"{v:.3g}"

@@ -1,0 +1,201 @@
+"""Trick registry: register by name, list with wildcards, create with typed params, explain conflicts.
+
+Built-in tricks live in the `tricks` package; third-party tricks register through the entry-point
+group `ganbench.tricks` (the entry point names a module or a Trick class). `load_tricks()` is the
+only place that imports concrete tricks.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib
+import inspect
+import pkgutil
+import types
+import typing
+from importlib.metadata import entry_points
+from typing import Any, Iterable, Sequence
+
+from bench.trick import HOOKS, SLOTS, Trick, TrickError
+
+ENTRY_POINT_GROUP = "ganbench.tricks"
+_REGISTRY: dict[str, type[Trick]] = {}
+_loaded = False
+
+
+def register_trick(cls: type[Trick]) -> type[Trick]:
+    """Class decorator. Validates the declaration; a duplicate name is an error, not a warning."""
+    if not (isinstance(cls, type) and issubclass(cls, Trick)):
+        raise TrickError(f"@register_trick needs a Trick subclass, got {cls!r}")
+    name = cls.name
+    if not name or not isinstance(name, str):
+        raise TrickError(f"trick class {cls.__qualname__} has no `name`")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        other = _REGISTRY[name]
+        raise TrickError(f"trick name '{name}' is already registered by "
+                         f"{other.__module__}.{other.__qualname__}")
+    for attr, value in vars(cls).items():
+        # A public method that looks like a hook but is not one is a typo (e.g. `d_inputs`).
+        if inspect.isfunction(value) and not attr.startswith("_") and attr not in HOOKS:
+            close = difflib.get_close_matches(attr, HOOKS, n=1, cutoff=0.75)
+            if close:
+                raise TrickError(f"trick '{name}' defines '{attr}', which is not a hook; "
+                                 f"did you mean '{close[0]}'?")
+    if not dataclasses.is_dataclass(cls.Params):
+        raise TrickError(f"trick '{name}': Params must be a dataclass")
+    for slot in cls.slots:
+        if slot not in SLOTS:
+            raise TrickError(f"trick '{name}' claims unknown slot '{slot}' (known: {', '.join(SLOTS)})")
+    if not cls.applies_to or not set(cls.applies_to) <= {"2d", "image"}:
+        raise TrickError(f"trick '{name}': applies_to must be a non-empty subset of {{'2d', 'image'}}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def unregister_trick(name: str) -> None:
+    """For tests and interactive use."""
+    _REGISTRY.pop(name, None)
+
+
+def load_tricks() -> None:
+    """Import every module of the built-in `tricks` package and every entry-point plug-in, once."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import tricks as builtin
+
+    for mod in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
+        if not mod.name.startswith("_"):
+            importlib.import_module(f"tricks.{mod.name}")
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plug-in must name itself
+            raise TrickError(f"trick plug-in '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
+        if isinstance(obj, type) and issubclass(obj, Trick) and obj.name not in _REGISTRY:
+            register_trick(obj)
+
+
+def list_tricks(pattern: str = "*") -> list[str]:
+    load_tricks()
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def get_trick_class(name: str) -> type[Trick]:
+    load_tricks()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise TrickError(f"unknown trick '{name}'{hint} (see `ganbench tricks`)") from None
+
+
+def _coerce(trick: str, field: dataclasses.Field, value: Any, hint: Any) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    where = f"trick '{trick}' param '{field.name}'"
+    if origin is typing.Literal:
+        if value not in args:
+            raise TrickError(f"{where} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(trick, field, value, next(a for a in args if a is not type(None)))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise TrickError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TrickError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TrickError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise TrickError(f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def param_types(cls: type[Trick]) -> dict[str, Any]:
+    return typing.get_type_hints(cls.Params)
+
+
+def create_trick(name: str, **params: Any) -> Trick:
+    """Build a trick with typed, validated params; unknown or ill-typed params fail at once."""
+    cls = get_trick_class(name)
+    fields = {f.name: f for f in dataclasses.fields(cls.Params)}
+    hints = param_types(cls)
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        accepted = ", ".join(fields) or "none"
+        raise TrickError(f"trick '{name}' has no param {', '.join(map(repr, unknown))} "
+                         f"(accepted: {accepted})")
+    values = {k: _coerce(name, fields[k], v, hints[k]) for k, v in params.items()}
+    try:
+        p = cls.Params(**values)
+        check = getattr(p, "validate", None)
+        if check is not None:
+            check()
+    except (TypeError, ValueError) as exc:
+        raise TrickError(f"trick '{name}': {exc}") from None
+    return cls(p)
+
+
+def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[str]:
+    """Why this set of tricks may not run together (on data of `kind`); empty when allowed."""
+    reasons: list[str] = []
+    names = {t.name for t in tricks}
+    claimed: dict[str, str] = {}
+    excluded_pairs: set[frozenset[str]] = set()  # a conflict declared on both sides is said once
+    for t in sorted(tricks, key=lambda t: t.name):
+        if kind is not None and kind not in t.applies_to:
+            reasons.append(f"{t.name} does not apply to {kind} data "
+                           f"(applies to: {', '.join(sorted(t.applies_to))})")
+        for slot in t.claimed_slots():
+            if slot in claimed:
+                reasons.append(f"{claimed[slot]} and {t.name} both claim the '{slot}' slot "
+                               f"(it {SLOTS[slot]})")
+            else:
+                claimed[slot] = t.name
+        for other, why in t.excludes.items():
+            pair = frozenset((t.name, other))
+            if other in names and pair not in excluded_pairs:
+                excluded_pairs.add(pair)
+                reasons.append(f"{t.name} excludes {other}: {why}")
+        for other, why in t.requires.items():
+            if other not in names:
+                reasons.append(f"{t.name} requires {other}: {why}")
+    return reasons
+
+
+def create_tricks(specs: Iterable[tuple[str, dict[str, Any]]]) -> list[Trick]:
+    return [create_trick(n, **p) for n, p in specs]
+
+
+def describe(name: str) -> dict[str, Any]:
+    """Everything `ganbench tricks` shows about one trick, JSON-ready."""
+    cls = get_trick_class(name)
+    hints = param_types(cls)
+    params = []
+    for f in dataclasses.fields(cls.Params):
+        default = f.default if f.default is not dataclasses.MISSING else None
+        params.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default})
+    return {
+        "name": cls.name, "summary": cls.summary, "source": cls.source,
+        "slots": list(cls.slots), "applies_to": sorted(cls.applies_to),
+        "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,
+        "module": cls.__module__,
+    }
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "|".join(map(str, typing.get_args(hint)))
+    return getattr(hint, "__name__", str(hint))

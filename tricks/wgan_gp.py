@@ -1,0 +1,67 @@
+"""WGAN-GP: Wasserstein critic loss (no sigmoid: D's raw output is the critic value) with a
+gradient penalty lambda * (||grad D(x_hat)|| - 1)^2 at random interpolates x_hat between real and
+fake samples, 5 critic updates per G update and Adam(1e-4, betas (0, 0.9)).
+Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tricks import Trick, register_trick
+
+
+def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
+    return (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+
+
+def input_gradient(critic, x: torch.Tensor) -> torch.Tensor:
+    """d critic(x) / dx per sample, flattened, kept in the graph so a penalty can train on it."""
+    out = critic(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1)
+
+
+@register_trick
+class WGANGP(Trick):
+    name = "wgan_gp"
+    summary = "Wasserstein loss + gradient penalty at interpolates, 5 critic steps, Adam(1e-4, (0, .9))"
+    source = "Gulrajani et al. 2017"
+    slots = ("adversarial_loss", "d_steps", "optimizer")
+    excludes = {
+        "label_smoothing": "a Wasserstein critic has no targets to smooth",
+        "one_sided_label_smoothing": "a Wasserstein critic has no targets to smooth",
+        "label_flip": "a Wasserstein critic has no targets to flip",
+        "batch_norm": "the per-sample gradient penalty is invalid with batch norm in the critic "
+                      "(Gulrajani et al. 2017, section 4)",
+    }
+
+    @dataclass(frozen=True)
+    class Params:
+        gp_weight: float = 10.0
+        n_critic: int = 5
+        lr: float = 1e-4
+        beta1: float = 0.0
+        beta2: float = 0.9
+
+        def validate(self) -> None:
+            if self.n_critic < 1 or self.gp_weight < 0 or self.lr <= 0:
+                raise ValueError("need n_critic >= 1, gp_weight >= 0, lr > 0")
+
+    def adversarial_loss(self, ctx):
+        if ctx.phase == "d":
+            return ctx.d_fake.mean() - ctx.d_real.mean()
+        return -ctx.d_fake.mean()
+
+    def penalty(self, ctx):
+        if ctx.phase != "d":
+            return {}
+        grad = input_gradient(ctx.critic, interpolates(ctx.real_in, ctx.fake_in))
+        return {"gp": self.p.gp_weight * ((grad.norm(dim=1) - 1) ** 2).mean()}
+
+    def d_steps(self):
+        return self.p.n_critic
+
+    def optimizer(self, net, spec):
+        return type(spec)(lr=self.p.lr, beta1=self.p.beta1, beta2=self.p.beta2)
