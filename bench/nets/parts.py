@@ -61,7 +61,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """D(x) = head(features(x)), returned as [B] (one output) or [B, k] (k outputs).
+    """D(x) = head(pre_head(features(x))), returned as [B] (one output) or [B, k] (k outputs).
     No sigmoid: D returns logits; losses decide how to read them."""
 
     def __init__(self, blocks: list[Stage], head_factory: Callable[[int], nn.Module],
@@ -70,6 +70,7 @@ class Discriminator(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self._head_factory = head_factory
         self.feature_channels = feature_channels
+        self.pre_head = nn.Sequential()  # layers that append statistics to the features
         self.head = head_factory(feature_channels)
 
     def make_head(self, in_channels: int) -> nn.Module:
@@ -78,13 +79,21 @@ class Discriminator(nn.Module):
         init_weights(head)
         return head.to(next(self.parameters()).device)
 
+    def append_feature_layer(self, layer: nn.Module, extra_channels: int) -> None:
+        """Insert `layer` before the head; it adds `extra_channels` channels (dim 1) to the
+        features, so the head is rebuilt. Layers stack in the order they are appended."""
+        self.pre_head.append(layer.to(next(self.parameters()).device))
+        self.feature_channels += extra_channels
+        self.head = self.make_head(self.feature_channels)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last block's output (before any pre-head layer): feature matching reads this."""
         for block in self.blocks:
             x = block(x)
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.features(x)).flatten(1)
+        out = self.head(self.pre_head(self.features(x))).flatten(1)
         return out.squeeze(1) if out.shape[1] == 1 else out
 
 

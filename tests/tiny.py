@@ -1,0 +1,31 @@
+"""Tiny cells and trainers for mechanism tests: small nets, few steps, no store."""
+from __future__ import annotations
+
+import torch
+
+from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig, TrickSpec
+from bench.train import Trainer
+
+
+def tiny_cell(dataset: str = "ring8", tricks=(), *, steps: int = 5, batch_size: int = 16,
+              seed: int = 0, width: int | None = None, z_dim: int = 8, lr: float = 2e-4,
+              checkpoint_every: int = 0, log_every: int = 1) -> CellConfig:
+    """`tricks` is a sequence of names or (name, params) pairs."""
+    specs = tuple(TrickSpec.of(t) if isinstance(t, str) else TrickSpec.of(*t) for t in tricks)
+    if width is None:
+        width = 16 if dataset in ("ring8", "grid25") else 8
+    opt = OptimConfig(lr=lr)
+    return CellConfig(
+        data=DataConfig(dataset), net=NetConfig(z_dim=z_dim, width=width, depth=2),
+        train=TrainConfig(steps=steps, batch_size=batch_size, g_optim=opt, d_optim=opt,
+                          log_every=log_every, checkpoint_every=checkpoint_every),
+        tricks=specs, seed=seed)
+
+
+def tiny_trainer(dataset: str = "ring8", tricks=(), **kw) -> Trainer:
+    workdir = kw.pop("workdir", None)
+    return Trainer(tiny_cell(dataset, tricks, **kw), workdir=workdir, device="cpu", progress=False)
+
+
+def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
