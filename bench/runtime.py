@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.config import ConfigError
+
 # Deterministic cuBLAS needs this set before CUDA initialises; harmless on CPU.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
@@ -19,7 +21,7 @@ def pick_device(name: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was requested but no CUDA device is available")
+        raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
     return dev
 
 

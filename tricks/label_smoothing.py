@@ -14,8 +14,8 @@ from tricks import Trick, register_trick
 
 
 def smooth(t: torch.Tensor, real: float, fake: float) -> torch.Tensor:
-    """The affine map 1 -> real, 0 -> fake, so it composes with label flips."""
-    return fake + t * (real - fake)
+    """The affine map 1 -> real, 0 -> fake (exact at 0 and 1), so it composes with label flips."""
+    return t * real + (1 - t) * fake
 
 
 @register_trick
