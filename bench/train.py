@@ -66,6 +66,7 @@ class Trainer:
         for t in sorted(self.tricks, key=lambda t: (t.build_order, t.name)):
             nets = t.build(nets, ctx)
         self.nets = Nets(nets.G.to(self.device), nets.D.to(self.device))
+        self._d_params = list(self.nets.D.parameters())  # frozen during G's backward pass
 
         self.g_spec = self._chain_optimizer("G", cell.train.g_optim)
         self.d_spec = self._chain_optimizer("D", cell.train.d_optim)
@@ -162,13 +163,13 @@ class Trainer:
             ctx.critic = self.critic_trick.g_critic(ctx)
         ctx.fake_in = self._d_input(fake, False)
         ctx.d_fake = ctx.critic(ctx.fake_in)
-        for p in D.parameters():  # G's update must not accumulate grads into D
+        for p in self._d_params:  # G's update must not compute grads for D
             p.requires_grad_(False)
         try:
             terms = self._terms(ctx)
             self._update(self.g_opt, sum(terms.values()), terms)
         finally:
-            for p in D.parameters():
+            for p in self._d_params:
                 p.requires_grad_(True)
         self.step += 1
 

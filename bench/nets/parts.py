@@ -15,6 +15,8 @@ from torch import nn
 class Stage(nn.Module):
     """main -> norm -> act -> dropout -> post. norm, dropout and post start as Identity."""
 
+    POINTS = ("main", "norm", "act", "dropout", "post")
+
     def __init__(self, main: nn.Module, act: nn.Module, channels: int,
                  resolution: int | None = None, is_input: bool = False):
         super().__init__()
@@ -22,8 +24,17 @@ class Stage(nn.Module):
         self.dropout, self.post = nn.Identity(), nn.Identity()
         self.channels, self.resolution, self.is_input = channels, resolution, is_input
 
+    def __setattr__(self, name: str, value) -> None:
+        super().__setattr__(name, value)
+        if name in Stage.POINTS:
+            # Identity points are skipped: calling them costs more than a small MLP layer.
+            chain = [getattr(self, p) for p in Stage.POINTS if p in self._modules]
+            object.__setattr__(self, "_chain", [m for m in chain if type(m) is not nn.Identity])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.dropout(self.act(self.norm(self.main(x)))))
+        for module in self._chain:
+            x = module(x)
+        return x
 
 
 class Synthesis(nn.Module):
