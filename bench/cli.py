@@ -60,6 +60,9 @@ def cmd_tricks(args: argparse.Namespace) -> int:
     if args.matrix:
         return _print_matrix(names, args.json)
     infos = [describe(n) for n in names]
+    if args.markdown:
+        print(markdown_table(infos))
+        return 0
     if args.json:
         print(json.dumps(infos, indent=2))
         return 0
@@ -73,6 +76,17 @@ def cmd_tricks(args: argparse.Namespace) -> int:
         for other, why in {**info["excludes"], **info["requires"]}.items():
             print(f"{'':<28} {'excludes' if other in info['excludes'] else 'requires'} {other}: {why}")
     return 0
+
+
+def markdown_table(infos: list[dict[str, Any]]) -> str:
+    """The README's table of tricks."""
+    rows = ["| trick | what it changes | source | default params | slots | data |",
+            "|---|---|---|---|---|---|"]
+    for i in infos:
+        params = ", ".join(f"{p['name']}={p['default']}" for p in i["params"]) or "–"
+        rows.append(f"| `{i['name']}` | {i['summary']} | {i['source']} | {params} | "
+                    f"{', '.join(i['slots']) or '–'} | {', '.join(i['applies_to'])} |")
+    return "\n".join(rows)
 
 
 def _print_matrix(names: list[str], as_json: bool) -> int:
@@ -243,6 +257,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. '*noise*'")
     p.add_argument("--json", action="store_true")
     p.add_argument("--matrix", action="store_true", help="pairwise compatibility matrix")
+    p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
     p.set_defaults(func=cmd_tricks)
 
     p = sub.add_parser("train", help="train and score one cell")
@@ -312,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _input_errors() as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `ganbench tricks | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -196,6 +196,9 @@ def describe(name: str) -> dict[str, Any]:
 
 
 def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is typing.Literal:
-        return "|".join(map(str, typing.get_args(hint)))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        return "|".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type_name(a) for a in args)
     return getattr(hint, "__name__", str(hint))

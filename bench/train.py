@@ -105,7 +105,8 @@ class Trainer:
 
     def _terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         weight = math.prod(t.adversarial_weight(ctx.phase) for t in self.tricks)
-        terms = {f"{ctx.phase}_adv": self.loss_fn(ctx) * weight}
+        # weight 0 (a penalty replaces the loss): skip it, so a non-finite value cannot leak in
+        terms = {f"{ctx.phase}_adv": self.loss_fn(ctx) * weight} if weight else {}
         for t in self.penalizers:
             for name, value in t.penalty(ctx).items():
                 key = f"{ctx.phase}_{name}"

@@ -1,0 +1,94 @@
+"""CLI: listing, training a cell end to end, status, and the bad-input contract
+(one line on stderr, exit code 2, nothing written to the store)."""
+import json
+
+import pytest
+
+from bench.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tricks_json_lists_names_params_and_conflicts(capsys):
+    code, out, _ = run(capsys, "tricks", "--json")
+    infos = {t["name"]: t for t in json.loads(out)}
+    assert code == 0
+    assert {"label_smoothing", "wgan_gp", "unrolled"} <= set(infos)
+    assert infos["wgan_gp"]["excludes"]["label_smoothing"]
+    assert {"name": "k", "type": "int", "default": 5} in infos["unrolled"]["params"]
+
+
+def test_tricks_pattern_and_matrix(capsys):
+    code, out, _ = run(capsys, "tricks", "*label*")
+    assert code == 0 and "label_smoothing" in out and "spectral_norm" not in out
+    code, out, _ = run(capsys, "tricks", "--matrix", "--json")
+    matrix = json.loads(out)
+    assert matrix["wgan_gp"]["label_smoothing"] and matrix["spectral_norm"]["unrolled"] == []
+
+
+BAD_INPUTS = [
+    (["--dataset", "ring"], "unknown dataset 'ring'; did you mean 'ring8'"),
+    (["--dataset", "ring8", "--tricks", "spectral_nrom"], "did you mean 'spectral_norm'"),
+    (["--dataset", "ring8", "--tricks", "wgan_gp,label_smoothing"],
+     "cannot run together: wgan_gp excludes label_smoothing"),
+    (["--dataset", "ring8", "--tricks", "label_smoothing", "--param", "label_smoothing.rea=0.8"],
+     "no param 'rea'"),
+    (["--dataset", "ring8", "--tricks", "label_smoothing", "--param", "label_smoothing.real=high"],
+     "must be a number"),
+    (["--dataset", "ring8", "--param", "unrolled.k=3"], "not in --tricks"),
+    (["--dataset", "cifar10", "--data-root", "{tmp}/nodata"], "--download"),
+    (["--dataset", "ring8", "--steps", "0"], "steps must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("extra, message", BAD_INPUTS)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, extra, message):
+    store = tmp_path / "store"
+    argv = ["train", "--store", str(store), "--steps", "2"] + [a.format(tmp=tmp_path) for a in extra]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("ganbench: error: "), err
+    assert message in err
+    assert not store.exists()
+
+
+def test_trick_not_applicable_to_the_data_kind(capsys, tmp_path):
+    from bench.registry import list_tricks
+
+    image_only = [n for n in list_tricks() if n in ("self_attention", "progressive_growing")]
+    if not image_only:
+        pytest.skip("no image-only trick registered")
+    code, _, err = run(capsys, "train", "--dataset", "ring8", "--tricks", image_only[0],
+                       "--store", str(tmp_path / "s"))
+    assert code == 2 and "does not apply to 2d data" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_unwritable_store(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "train", "--dataset", "ring8", "--steps", "2",
+                       "--store", str(blocker / "store"))
+    assert code == 2 and "cannot use store" in err
+
+
+def test_status_of_missing_store(capsys, tmp_path):
+    code, _, err = run(capsys, "status", "--store", str(tmp_path / "none"))
+    assert code == 2 and "no store at" in err
+
+
+def test_unknown_grid(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--grid", "nope", "--store", str(tmp_path / "s"))
+    assert code == 2 and "unknown grid 'nope'" in err and "cpu-default" in err
+
+
+def test_grid_with_unknown_key(capsys, tmp_path):
+    grid = tmp_path / "g.toml"
+    grid.write_text('seeds = [0]\nstepz = 3\n[[data]]\nname = "ring8"\n')
+    code, _, err = run(capsys, "run", "--grid", str(grid), "--store", str(tmp_path / "s"))
+    assert code == 2 and "unknown key(s) stepz" in err
+    assert not (tmp_path / "s").exists()

@@ -1,0 +1,91 @@
+"""Path-length regularisation of G (Karras et al. 2020, "Analyzing and Improving the Image Quality
+of StyleGAN", StyleGAN2, section 3.2; defaults from its official code).
+
+In the G phase, every `interval` steps (lazy regularisation, the penalty multiplied by
+`interval`), a fresh batch of batch_size / `batch_shrink` latents z is drawn and G(z) is run
+once; w is the tensor `G.synthesis` receives (read with a forward pre-hook, so it is the
+mapping's output after G's own reshaping for its first layer, or StyleGAN's per-layer ws after
+style mixing, as in the official code), images = G.synthesis(w). With
+y ~ N(0, I) / sqrt(pixels per image), J_w^T y = grad_w sum(images * y) and the penalty is
+    weight * E (||J_w^T y|| - a)^2,
+where a is an exponential running mean of ||J_w^T y|| (decay 0.01, updated before use as in the
+official code). With the baseline's Identity mapping, w = z. For per-layer ws [B, n, w_dim] the
+squared norm is averaged over the n layers as in StyleGAN2. The gradient flows into the mapping
+too. The running mean is trick state (checkpointed). Logged as `g_pl`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tricks import Trick, register_trick
+
+
+def _pixels(images: torch.Tensor) -> int:
+    """Pixels per image (H * W) for [B, C, H, W]; the feature count for vector outputs."""
+    return images.shape[2] * images.shape[3] if images.dim() == 4 else images[0].numel()
+
+
+@register_trick
+class PathLength(Trick):
+    name = "path_length"
+    summary = "StyleGAN2 path-length regularisation of G (weight 2, every 4 steps, half batch)"
+    source = "Karras et al. 2020 (StyleGAN2)"
+
+    @dataclass(frozen=True)
+    class Params:
+        weight: float = 2.0
+        interval: int = 4
+        decay: float = 0.01  # running-mean update rate of the target length a
+        batch_shrink: int = 2  # the penalty batch is batch_size // batch_shrink
+
+        def validate(self) -> None:
+            if self.weight < 0 or self.interval < 1 or self.batch_shrink < 1:
+                raise ValueError("need weight >= 0, interval >= 1, batch_shrink >= 1")
+            if not 0.0 < self.decay <= 1.0:
+                raise ValueError("need 0 < decay <= 1")
+
+    def __init__(self, params=None):
+        super().__init__(params)
+        self._mean = 0.0
+
+    def _lengths(self, G: nn.Module, z: torch.Tensor) -> torch.Tensor:
+        """||J_w^T y|| per sample, differentiable w.r.t. G's parameters."""
+        z = z.requires_grad_(True)  # so w requires grad even when the mapping is Identity
+        seen: list[torch.Tensor] = []
+        synthesis = getattr(G, "synthesis", None)
+        hook = (synthesis.register_forward_pre_hook(lambda m, args: seen.extend(args[:1]))
+                if isinstance(synthesis, nn.Module) else None)
+        try:
+            images = G(z)
+        finally:
+            if hook is not None:
+                hook.remove()
+        w = seen[0] if seen else z
+        y = torch.randn_like(images) / math.sqrt(_pixels(images))
+        (grad,) = torch.autograd.grad((images * y).sum(), w, create_graph=True)
+        if grad.dim() == 3:  # per-layer ws [B, num_ws, w_dim]: StyleGAN2's mean over layers
+            sq = grad.square().sum(2).mean(1)
+        else:  # w [B, w_dim], or reshaped for a conv input ([B, w_dim, 1, 1])
+            sq = grad.square().flatten(1).sum(1)
+        return sq.sqrt()
+
+    def penalty(self, ctx):
+        if ctx.phase != "g" or ctx.step % self.p.interval:
+            return {}
+        batch = ctx.z.shape[0]
+        n = max(min(2, batch), batch // self.p.batch_shrink)  # >= 2 so batch norm in G works
+        z = torch.randn(n, *ctx.z.shape[1:], device=ctx.z.device)
+        lengths = self._lengths(ctx.nets.G, z)
+        self._mean += self.p.decay * (lengths.detach().mean().item() - self._mean)
+        value = ((lengths - self._mean) ** 2).mean()
+        return {"pl": self.p.weight * self.p.interval * value}
+
+    def state_dict(self):
+        return {"mean": self._mean}
+
+    def load_state_dict(self, state):
+        self._mean = float(state.get("mean", 0.0))
