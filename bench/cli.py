@@ -225,12 +225,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from bench.metrics import convert_fid_helper_weights, find_fid_helper_weights
+    from bench.metrics import convert_fid_helper_weights, locate_fid_helper_weights
 
     out = Path(args.out).expanduser()
     if out.exists() and not args.force:
         raise CliError(f"{out} exists; pass --force to overwrite it")
-    sha = convert_fid_helper_weights(find_fid_helper_weights(), out)
+    sha = convert_fid_helper_weights(locate_fid_helper_weights(), out)
     print(f"wrote {out} (sha256 {sha}); use it with --extractor inception-v3-compat "
           f"--inception-weights {out}")
     return 0

@@ -29,8 +29,7 @@ def dcgan_generator(z_dim: int, width: int, shape: tuple[int, int, int]) -> Gene
         blocks.append(Stage(nn.ConvTranspose2d(ch[i - 1], ch[i], 4, 2, 1, bias=False), nn.ReLU(),
                             ch[i], base * 2 ** i))
     to_out = nn.Sequential(nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1), nn.Tanh())
-    return Generator(Synthesis(blocks, to_out), z_dim, shape,
-                     prepare=lambda w: w.view(w.shape[0], -1, 1, 1))
+    return Generator(Synthesis(blocks, to_out, in_shape=(z_dim, 1, 1)), z_dim, shape)
 
 
 def dcgan_discriminator(width: int, shape: tuple[int, int, int]) -> Discriminator:

@@ -38,14 +38,16 @@ class Stage(nn.Module):
 
 
 class Synthesis(nn.Module):
-    """The part of G after the mapping: a first projection, stages, an output layer."""
+    """The part of G after the mapping: stages, then an output layer. `in_shape` reshapes the
+    flat w for the first layer (e.g. (z, 1, 1) for a transposed conv), so synthesis takes w."""
 
-    def __init__(self, blocks: list[Stage], to_out: nn.Module):
+    def __init__(self, blocks: list[Stage], to_out: nn.Module,
+                 in_shape: tuple[int, ...] | None = None):
         super().__init__()
-        self.blocks, self.to_out = nn.ModuleList(blocks), to_out
+        self.blocks, self.to_out, self.in_shape = nn.ModuleList(blocks), to_out, in_shape
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
-        h = w
+        h = w.view(w.shape[0], *self.in_shape) if self.in_shape else w
         for block in self.blocks:
             h = block(h)
         return self.to_out(h)
@@ -54,21 +56,18 @@ class Synthesis(nn.Module):
 class Generator(nn.Module):
     """G(z) = synthesis(mapping(z)). `mapping` is Identity unless a trick installs one."""
 
-    def __init__(self, synthesis: nn.Module, z_dim: int, out_shape: tuple[int, ...],
-                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    def __init__(self, synthesis: nn.Module, z_dim: int, out_shape: tuple[int, ...]):
         super().__init__()
         self.mapping: nn.Module = nn.Identity()
         self.synthesis = synthesis
         self.z_dim, self.w_dim, self.out_shape = z_dim, z_dim, out_shape
-        self._prepare = prepare  # reshapes w for the first layer (e.g. [B, z] -> [B, z, 1, 1])
 
     @property
     def blocks(self) -> nn.ModuleList:
         return self.synthesis.blocks
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        w = self.mapping(z)
-        return self.synthesis(self._prepare(w) if self._prepare else w)
+        return self.synthesis(self.mapping(z))
 
 
 class Discriminator(nn.Module):
