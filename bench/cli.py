@@ -141,8 +141,10 @@ def eval_spec_from(args: argparse.Namespace):
         kw["extractor"] = args.extractor
     if getattr(args, "n", None):
         kw["num_samples"] = args.n
-    if getattr(args, "inception_weights", None):
-        kw["inception_weights"] = args.inception_weights
+    for opt, field in (("inception_weights", "inception_weights"), ("ref_samples", "ref_samples"),
+                       ("stacked_samples", "stacked_samples"), ("eval_seed", "seed")):
+        if getattr(args, opt, None) is not None:
+            kw[field] = getattr(args, opt)
     return EvalSpec(**kw)
 
 
@@ -225,14 +227,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from bench.metrics import convert_fid_helper_weights, locate_fid_helper_weights
+    from bench.metrics.inception import default_converted_weights_path, install_inception_weights
 
-    out = Path(args.out).expanduser()
+    out = Path(args.out).expanduser() if args.out else default_converted_weights_path()
     if out.exists() and not args.force:
         raise CliError(f"{out} exists; pass --force to overwrite it")
-    sha = convert_fid_helper_weights(locate_fid_helper_weights(), out)
-    print(f"wrote {out} (sha256 {sha}); use it with --extractor inception-v3-compat "
-          f"--inception-weights {out}")
+    path, sha = install_inception_weights(out_path=out)
+    print(f"wrote {path} (sha256 {sha}); it is used by --extractor inception-v3-compat "
+          f"(or pass --inception-weights {path})")
     return 0
 
 
@@ -242,6 +244,9 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", help="classifier (default) or inception-v3-compat")
     p.add_argument("--n", type=int, help="generated samples for image metrics")
     p.add_argument("--inception-weights", help="inception-v3-compat weights file (offline use)")
+    p.add_argument("--ref-samples", type=int, help="reference samples (default: min(test split, --n))")
+    p.add_argument("--stacked-samples", type=int, help="samples for stacked-mode counting (26,000)")
+    p.add_argument("--eval-seed", type=int, help="seed of the evaluation z draws (default 0)")
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -308,7 +313,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("weights", help="prepare metric weights offline")
     p.add_argument("which", choices=["inception"])
-    p.add_argument("--out", default="~/.cache/ganbench/weights/pt_inception-2015-12-05-compat.pth")
+    p.add_argument("--out", help="output file (default: <cache>/weights/, where the "
+                   "inception extractor looks; cache = $GANBENCH_CACHE or ~/.cache/ganbench)")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_weights)
     return ap

@@ -31,9 +31,9 @@ from .images import from_uint8, to_uint8
 
 # Everything that changes the trained weights. Bump "version" when the training code changes.
 RECIPE: dict = {
-    "version": 1,
-    "arch": "cnn-2conv",
-    "widths": [32, 64],
+    "version": 2,
+    "arch": "cnn-2conv-k4s2",
+    "widths": [16, 32],
     "feat_dim": 128,
     "pool": 4,
     "optimizer": "adam",
@@ -41,11 +41,11 @@ RECIPE: dict = {
     "betas": [0.9, 0.999],
     "weight_decay": 1e-4,
     "schedule": "cosine",
-    "batch_size": 128,
+    "batch_size": 64,
     "epochs": 20,
-    "min_steps": 800,
+    "min_steps": 600,
     "max_steps": 3000,
-    "augment": "shift1",  # random integer shift of up to 1 px (reflect-free: zero = -1 padding)
+    "augment": "shift1",  # random integer shift by up to 1 px per axis, filled with background (-1)
     "seed": 0,
     "threads": 1,
     "data": "unique uint8 (image,label) pairs, lexicographic",
@@ -56,24 +56,32 @@ _FORMAT = 1
 
 
 class DigitCNN(nn.Module):
-    """conv3-ReLU-maxpool x2 -> adaptive avg pool -> FC (penultimate, ReLU) -> FC (logits)."""
+    """(conv 4x4 stride 2 -> ReLU) x2 -> adaptive avg pool -> FC (penultimate, ReLU) -> FC (logits).
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths=(32, 64), feat_dim: int = 128,
+    Strided convs rather than max pooling: same accuracy here, several times faster on CPU.
+    The returned penultimate features are multiplied by the buffer ``feat_scale``, fixed after
+    training so that the mean squared feature on the train set is 1 (KID's cubic kernel
+    (x.y/d + 1)^3 then sees values of order 1, as with Inception features); the logits use the
+    unscaled features.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, widths=(16, 32), feat_dim: int = 128,
                  pool: int = 4):
         super().__init__()
         w0, w1 = widths
         self.body = nn.Sequential(
-            nn.Conv2d(in_channels, w0, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w0, w1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, w0, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(w0, w1, 4, 2, 1), nn.ReLU(),
             nn.AdaptiveAvgPool2d(pool), nn.Flatten(),
         )
         self.fc = nn.Linear(w1 * pool * pool, feat_dim)
         self.head = nn.Linear(feat_dim, num_classes)
+        self.register_buffer("feat_scale", torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x: float [B, C, H, W] in [-1, 1] -> (penultimate features [B, feat_dim], logits [B, K])."""
         f = F.relu(self.fc(self.body(x)))
-        return f, self.head(f)
+        return f * self.feat_scale, self.head(f)
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,9 @@ def train_classifier(data: _ClfData, recipe: dict = RECIPE) -> tuple[dict, dict,
             loss.backward()
             opt.step()
         net.eval()
+        with torch.inference_mode():
+            sq = sum(float(net(xs[i:i + 1024])[0].double().pow(2).sum()) for i in range(0, n, 1024))
+        net.feat_scale.fill_((sq / (n * recipe["feat_dim"])) ** -0.5 if sq > 0 else 1.0)
         acc = _accuracy(net, data.test_x, data.test_y)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     return net_kwargs, state, acc

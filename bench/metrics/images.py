@@ -6,8 +6,8 @@ import torch
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """Float images in [-1, 1] -> uint8 0..255 (NaN -> 0, values outside [-1, 1] are clipped)."""
-    x = torch.nan_to_num(x.detach().float(), nan=-1.0, posinf=1.0, neginf=-1.0)
-    return ((x.clamp(-1.0, 1.0) + 1.0) * 127.5).round_().to(torch.uint8)
+    y = torch.nan_to_num(x.detach().to(torch.float32), nan=-1.0, posinf=1.0, neginf=-1.0)
+    return y.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_().to(torch.uint8)
 
 
 def from_uint8(x: torch.Tensor) -> torch.Tensor:
