@@ -1,0 +1,49 @@
+"""Baseline nets follow the DCGAN rules and expose their attachment points."""
+import pytest
+import torch
+from torch import nn
+
+from bench.config import NetConfig
+from bench.nets import build_nets
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 16), (1, 28, 28), (3, 32, 32)])
+def test_dcgan_rules(shape):
+    nets = build_nets(NetConfig(width=8), "image", shape)
+    G, D = nets.G, nets.D
+    z = torch.randn(3, 64)
+    x = G(z)
+    assert x.shape == (3, *shape) and x.abs().max() <= 1  # tanh output
+    assert D(x).shape == (3,)
+    for net in (G, D):
+        kinds = {type(m) for m in net.modules()}
+        assert not kinds & {nn.BatchNorm2d, nn.BatchNorm1d, nn.MaxPool2d, nn.AvgPool2d}
+        for m in net.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                assert m.kernel_size[0] % m.stride[0] == 0
+    assert any(isinstance(m, nn.LeakyReLU) and m.negative_slope == 0.2 for m in D.modules())
+    assert any(isinstance(m, nn.ReLU) for m in G.modules())
+    assert D.blocks[0].is_input and not D.blocks[1].is_input
+    w = torch.cat([m.weight.flatten() for m in G.modules() if isinstance(m, nn.ConvTranspose2d)])
+    assert abs(w.std().item() - 0.02) < 0.002  # N(0, 0.02) init
+
+
+def test_generator_is_synthesis_after_mapping():
+    for kind, shape in (("2d", (2,)), ("image", (1, 16, 16))):
+        G = build_nets(NetConfig(width=8), kind, shape).G
+        z = torch.randn(4, 64)
+        assert torch.equal(G(z), G.synthesis(G.mapping(z)))
+
+
+def test_feature_layers_stack_and_rebuild_the_head():
+    D = build_nets(NetConfig(width=16), "2d", (2,)).D
+
+    class AppendOnes(nn.Module):
+        def forward(self, h):
+            return torch.cat([h, torch.ones(h.shape[0], 1)], dim=1)
+
+    D.append_feature_layer(AppendOnes(), 1)
+    D.append_feature_layer(AppendOnes(), 1)
+    assert D.feature_channels == 18 and D.head.in_features == 18
+    assert D(torch.randn(5, 2)).shape == (5,)
+    assert D.features(torch.randn(5, 2)).shape == (5, 16)
