@@ -14,6 +14,7 @@ batch_size = 256
 lr = 1e-3                   # both nets' Adam lr (betas stay 0.5, 0.999)
 seeds = [0, 1, 2]           # optional per-dataset override
 tricks = ["*"]              # optional per-dataset override
+exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
 width = 128                 # optional NetConfig overrides: z_dim, width, depth
 ```
 
@@ -38,8 +39,8 @@ else:  # pragma: no cover
 
 GRID_DIR = Path(__file__).resolve().parent.parent / "grids"
 TOP_KEYS = {"description", "seeds", "design", "tricks", "data"}
-DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "z_dim",
-             "width", "depth", "log_every", "checkpoint_every"}
+DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "exclude",
+             "z_dim", "width", "depth", "log_every", "checkpoint_every"}
 DESIGNS = ("add-one", "baseline")
 
 
@@ -105,6 +106,8 @@ def load_grid(name_or_path: str) -> Grid:
             raise ConfigError(f"{where}: missing 'name'")
         seeds = table.get("seeds", doc.get("seeds", [0]))
         tricks = _expand(table.get("tricks", doc.get("tricks", ["*"])), where)
+        excluded = set(_expand(table.get("exclude", []), where))
+        tricks = [t for t in tricks if t not in excluded]
         variants: list[tuple[TrickSpec, ...]] = [()]
         if design == "add-one":
             variants += [(full_spec(t),) for t in tricks]
