@@ -189,7 +189,8 @@ def describe(name: str) -> dict[str, Any]:
         params.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default})
     return {
         "name": cls.name, "summary": cls.summary, "source": cls.source,
-        "slots": list(cls.slots), "applies_to": sorted(cls.applies_to),
+        "slots": list(create_trick(name).claimed_slots()),  # with default params
+        "applies_to": sorted(cls.applies_to),
         "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,
         "module": cls.__module__,
     }

@@ -215,6 +215,10 @@ class Trainer:
         for t in self.tricks:
             t.load_state_dict(state["tricks"].get(t.name, {}))
         self.stream.load_state_dict(state["stream"])
+        # step-derived trick state as the last completed step left it (sampling after a resume
+        # or re-scoring must see the nets as training ended); train_step sets the next one
+        for t in self.tricks:
+            t.on_step(max(self.step - 1, 0))
         set_rng_state(state["rng"], self.device)
         self.curves = state["curves"]
         self._acc, self._acc_n = state["acc"]

@@ -28,4 +28,6 @@ def tiny_trainer(dataset: str = "ring8", tricks=(), **kw) -> Trainer:
 
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    """Tensor entries of a state dict (module extra state, e.g. a growth stage, is left out)."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()
+            if isinstance(v, torch.Tensor)}
