@@ -10,12 +10,6 @@ from bench.metrics import classifier as clf_mod
 from bench.metrics.extractors import create_classifier_extractor, register_classifier_extractor
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    # shared by all metrics test modules of the session: the digit classifier is trained once
-    return str(tmp_path_factory.getbasetemp() / "ganbench-metrics-cache")
-
-
 def test_digits_classifier_accuracy_and_cache_file(cache_dir):
     clf = get_classifier(load_dataset("digits"), cache_dir)
     assert clf.test_accuracy >= 0.95

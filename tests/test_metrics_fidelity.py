@@ -19,11 +19,6 @@ IMAGE_KEYS = {"fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "r
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.getbasetemp() / "ganbench-metrics-cache")
-
-
-@pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")
 

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.getbasetemp() / "ganbench-metrics-cache")
-
-
-@pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     """A full inception-v3-compat state dict with random values (incl. a non-zero fc head)."""
     torch.manual_seed(0)

@@ -11,11 +11,6 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return str(tmp_path_factory.getbasetemp() / "ganbench-metrics-cache")
-
-
-@pytest.fixture(scope="module")
 def stacked():
     return load_dataset("stacked-digits")
 
