@@ -92,3 +92,12 @@ def test_grid_with_unknown_key(capsys, tmp_path):
     code, _, err = run(capsys, "run", "--grid", str(grid), "--store", str(tmp_path / "s"))
     assert code == 2 and "unknown key(s) stepz" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_readme_table_lists_every_registered_trick(capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    main(["tricks", "--markdown"])
+    table = capsys.readouterr().out.strip()
+    assert table in readme, "README trick table is stale: paste `ganbench tricks --markdown`"
