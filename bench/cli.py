@@ -165,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     _load_data(args, cell)
     with Store(args.store) as store:
         record = run_cell(cell, store, eval_spec=spec, device=args.device,
-                          progress=not args.json)
+                          progress=not args.json, curve_every=args.curve_every)
     if args.json:
         print(record.to_json())
     else:
@@ -186,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"grid '{grid.name}': {len(cells)} cells -> {args.store} ({workers} worker(s))",
           file=sys.stderr)
     for record in run_cells(cells, Path(args.store), workers=workers, eval_spec=spec,
-                            device=args.device, progress=True):
+                            device=args.device, progress=True, curve_every=args.curve_every):
         print(record.summary_line(), flush=True)
     return 0
 
@@ -249,6 +249,12 @@ def _add_eval_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-seed", type=int, help="seed of the evaluation z draws (default 0)")
 
 
+def _add_curve_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--curve-every", type=int, default=None, metavar="N",
+                   help="score cheap metrics every N steps into the record's curves "
+                        "(default: 10 points per run; 0: off)")
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="dataset folder (default: $GANBENCH_DATA or ~/.cache/ganbench/data)")
     p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
@@ -281,6 +287,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the record as one JSON object")
     _add_eval_options(p)
     _add_data_options(p)
+    _add_curve_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="train and score every cell of a grid (resumable)")
@@ -290,6 +297,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     _add_eval_options(p)
     _add_data_options(p)
+    _add_curve_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="count stored cells by status")
@@ -329,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "device", None) == "auto":
         args.device = None
     try:
+        if (getattr(args, "curve_every", None) or 0) < 0:
+            raise CliError("--curve-every must be >= 0")
         return args.func(args)
     except _input_errors() as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)

@@ -23,17 +23,17 @@ def default_workers() -> int:
 
 
 def _run_in_worker(cell_json: dict, store_root: str, eval_spec, device: str | None,
-                   threads: int) -> dict:
+                   threads: int, curve_every: int | None) -> dict:
     torch.set_num_threads(threads)
     with Store(store_root) as store:
         record = run_cell(CellConfig.from_dict(cell_json), store, eval_spec=eval_spec,
-                          device=device, progress=False)
+                          device=device, progress=False, curve_every=curve_every)
     return {"cell_id": record.cell_id} if record else {}
 
 
 def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
-              eval_spec=None, device: str | None = None, progress: bool = True
-              ) -> Iterator[Record]:
+              eval_spec=None, device: str | None = None, progress: bool = True,
+              curve_every: int | None = None) -> Iterator[Record]:
     """Yield each cell's record as it is stored (stored ones first, without retraining)."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
     with Store(store_root) as store:
@@ -53,7 +53,7 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
             with Store(store_root) as store:
                 for cell in todo:
                     record = run_cell(cell, store, eval_spec=eval_spec, device=device,
-                                      progress=progress)
+                                      progress=progress, curve_every=curve_every)
                     bar.update(1)
                     yield record
             return
@@ -62,7 +62,7 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
                 Store(store_root) as store:
             pending = {pool.submit(_run_in_worker, c.to_dict(), str(store_root), eval_spec,
-                                   device, threads): c for c in todo}
+                                   device, threads, curve_every): c for c in todo}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:

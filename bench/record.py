@@ -56,9 +56,9 @@ class Record:
         shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",
                  "precision", "recall", "stacked_modes")
         parts = [f"{k}={_fmt(self.metrics[k])}" for k in shown if k in self.metrics]
-        secs = self.timings.get("train_s")
-        if secs is not None:
-            parts.append(f"train={secs:.1f}s")
+        for key in ("train_s", "eval_s"):  # the train vs eval split of the cell's cost
+            if key in self.timings:
+                parts.append(f"{key[:-2]}={self.timings[key]:.1f}s")
         return f"{head} {' '.join(parts)}"
 
 

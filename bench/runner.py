@@ -38,10 +38,32 @@ def evaluate(trainer: Trainer, eval_spec, record: Record) -> None:
     record.timings["eval_s"] = round(time.perf_counter() - started, 3)
 
 
+CURVE_POINTS = 10  # default number of metric-curve points per run
+
+
+def curve_probe(kind: str) -> Callable[[Trainer], dict[str, float]]:
+    """The cheap metrics scored during training: 2-D mode coverage (2,500 samples), or FID and
+    class/stacked modes on 500 samples with the classifier extractor for images."""
+    from bench.metrics import EvalSpec, evaluate_samples
+
+    spec = (EvalSpec(metrics=("modes",)) if kind == "2d" else
+            EvalSpec(metrics=("fid", "modes"), num_samples=500, stacked_samples=2000))
+    return lambda t: evaluate_samples(t.sample, t.data, spec, t.device)[0]
+
+
+def curve_interval(steps: int, curve_every: int | None) -> int:
+    """Steps between curve points: `curve_every`, or None for CURVE_POINTS per run; 0 = off."""
+    if curve_every is None:
+        return steps // CURVE_POINTS
+    return curve_every
+
+
 def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | None = None,
              progress: bool = True, stop_after: int | None = None,
+             curve_every: int | None = None,
              on_trainer: Callable[[Trainer], None] | None = None) -> Record | None:
-    """Returns the stored record (new or existing), or None when stopped early (`stop_after`)."""
+    """Returns the stored record (new or existing), or None when stopped early (`stop_after`).
+    Metric curves are scored every `curve_every` steps (None: 10 points per run; 0: none)."""
     existing = store.get(cell.cell_id)
     if existing is not None:
         return existing
@@ -56,6 +78,9 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
     data = load_dataset(cell.data.name, resolution=cell.data.resolution)
     trainer = Trainer(cell, workdir=store.cell_dir(cell.cell_id), device=device,
                       progress=progress, dataset=data)
+    every = curve_interval(cell.train.steps, curve_every)
+    if every > 0:
+        trainer.set_probe(curve_probe(data.kind), every)
     if on_trainer is not None:
         on_trainer(trainer)
     trainer.try_resume()

@@ -85,6 +85,9 @@ class Trainer:
         self._acc: dict[str, float] = {}
         self._acc_n = 0
         self.train_seconds = 0.0
+        self.probe: Callable[[Trainer], dict[str, float]] | None = None
+        self.probe_every = 0
+        self.probe_seconds = 0.0  # curve scoring, kept out of train_seconds
 
     # -- construction helpers -------------------------------------------------------------------
     def _reference_real(self, n: int) -> torch.Tensor:
@@ -201,7 +204,7 @@ class Trainer:
             "tricks": {t.name: t.state_dict() for t in self.tricks},
             "stream": self.stream.state_dict(), "rng": rng_state(self.device),
             "curves": self.curves, "acc": (self._acc, self._acc_n),
-            "train_seconds": self.train_seconds,
+            "train_seconds": self.train_seconds, "probe_seconds": self.probe_seconds,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -223,6 +226,7 @@ class Trainer:
         self.curves = state["curves"]
         self._acc, self._acc_n = state["acc"]
         self.train_seconds = state["train_seconds"]
+        self.probe_seconds = state.get("probe_seconds", 0.0)
 
     def _checkpoint_path(self) -> Path | None:
         return self.workdir / CHECKPOINT if self.workdir else None
@@ -253,10 +257,17 @@ class Trainer:
             while self.step < end:
                 self.train_step()
                 bar.update(1)
-                if every and self.step % every == 0 and self.step < self.steps:
+                if self.step == self.steps:
+                    continue  # the final state is scored and saved below
+                at_probe = self.probe is not None and self.step % self.probe_every == 0
+                at_checkpoint = every and self.step % every == 0
+                if at_probe or at_checkpoint:
                     self.train_seconds += time.perf_counter() - started
+                    if at_probe:
+                        self._run_probe()  # before the checkpoint, so a resume keeps its point
+                    if at_checkpoint:
+                        self.save_checkpoint()
                     started = time.perf_counter()
-                    self.save_checkpoint()
         except Diverged as exc:
             return "diverged", str(exc)
         finally:
@@ -267,6 +278,23 @@ class Trainer:
             return "interrupted", f"stopped at step {self.step}"
         self.save_checkpoint()  # the final state: what `ganbench eval` rescores from
         return "done", ""
+
+    def set_probe(self, probe: Callable[["Trainer"], dict[str, float]], every: int) -> None:
+        """Score `probe(self)` every `every` steps into curves `eval_<name>`."""
+        if every < 1:
+            raise ValueError("probe interval must be >= 1")
+        self.probe, self.probe_every = probe, every
+
+    def _run_probe(self) -> None:
+        # All RNG state is restored afterwards, so a run with curves is identical to one without.
+        started, state = time.perf_counter(), rng_state(self.device)
+        try:
+            values = self.probe(self)
+        finally:
+            set_rng_state(state, self.device)
+        for name, value in values.items():
+            self.curves.setdefault(f"eval_{name}", []).append([self.step, float(value)])
+        self.probe_seconds += time.perf_counter() - started
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -285,6 +313,7 @@ class Trainer:
             config=self.cell.to_dict(), status=status, step=self.step, reason=reason,
             curves=self.curves,
             timings={"train_s": round(self.train_seconds, 3),
+                     "curve_s": round(self.probe_seconds, 3),
                      "ms_per_step": round(1000 * self.train_seconds / max(self.step, 1), 3)},
             versions=versions(), device=str(self.device))
 

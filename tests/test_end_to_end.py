@@ -131,3 +131,12 @@ def test_runner_returns_a_stored_cell_without_training(tmp_path, monkeypatch):
                          config=c.to_dict(), status="done"))
         assert runner.run_cell(c, store).status == "done"
     assert calls == []
+
+
+def test_records_carry_metric_curves(capsys, tmp_path):
+    main(["train", "--dataset", "digits", "--steps", "4", "--batch-size", "16", "--width", "8",
+          "--curve-every", "2", "--n", "64", "--store", str(tmp_path / "s"), "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert [s for s, _ in record["curves"]["eval_fid"]] == [2]
+    assert [s for s, _ in record["curves"]["eval_modes"]] == [2]
+    assert record["timings"]["curve_s"] > 0

@@ -125,3 +125,40 @@ def test_sampling_uses_eval_mode_and_its_own_generator():
     x2 = t.sample(5, torch.Generator().manual_seed(0))
     assert torch.equal(x1, x2) and x1.shape == (5, 1, 16, 16)
     assert t.nets.G.training
+
+
+def _probe_calls():
+    calls = []
+
+    def probe(trainer):
+        calls.append(trainer.step)
+        torch.randn(100)  # consumes RNG: the trainer must restore it
+        return {"g_norm": float(sum(p.detach().norm() for p in trainer.nets.G.parameters()))}
+
+    return probe, calls
+
+
+def test_metric_curves_do_not_change_training_and_resume_with_it(tmp_path):
+    plain = tiny_trainer("ring8", ["instance_noise"], steps=6, seed=4)
+    plain.train()
+    probed = tiny_trainer("ring8", ["instance_noise"], steps=6, seed=4, checkpoint_every=2,
+                          workdir=tmp_path / "a")
+    probe, calls = _probe_calls()
+    probed.set_probe(probe, 2)
+    probed.train()
+    assert calls == [2, 4]  # the final state is scored by the cell's evaluation instead
+    assert [s for s, _ in probed.curves["eval_g_norm"]] == [2, 4]
+    assert all(torch.equal(a, b) for a, b in zip(weights(plain.nets.G).values(),
+                                                  weights(probed.nets.G).values()))
+    assert {k: v for k, v in probed.curves.items() if not k.startswith("eval_")} == plain.curves
+
+    first = tiny_trainer("ring8", ["instance_noise"], steps=6, seed=4, checkpoint_every=2,
+                         workdir=tmp_path / "b")
+    first.set_probe(_probe_calls()[0], 2)
+    first.train(stop_after=3)
+    resumed = tiny_trainer("ring8", ["instance_noise"], steps=6, seed=4, checkpoint_every=2,
+                           workdir=tmp_path / "b")
+    resumed.set_probe(_probe_calls()[0], 2)
+    resumed.try_resume()
+    resumed.train()
+    assert resumed.curves == probed.curves
