@@ -116,13 +116,11 @@ def _print_matrix(names: list[str], as_json: bool) -> int:
 def build_cell(args: argparse.Namespace) -> CellConfig:
     from bench.data import dataset_kind
     from bench.grid import full_spec
-    from bench.registry import conflict_reasons, create_trick
+    from bench.registry import build_tricks
 
     kind = dataset_kind(args.dataset)
     specs = [full_spec(n, p) for n, p in parse_tricks(args.tricks, args.param)]
-    reasons = conflict_reasons([create_trick(s.name, **s.param_dict) for s in specs], kind)
-    if reasons:
-        raise CliError("these tricks cannot run together: " + "; ".join(reasons))
+    build_tricks(((s.name, s.param_dict) for s in specs), kind)
     opt = OptimConfig(lr=args.lr) if args.lr is not None else OptimConfig()
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=opt, d_optim=opt,
                         checkpoint_every=args.checkpoint_every)

@@ -175,8 +175,15 @@ def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[s
     return reasons
 
 
-def create_tricks(specs: Iterable[tuple[str, dict[str, Any]]]) -> list[Trick]:
-    return [create_trick(n, **p) for n, p in specs]
+def build_tricks(specs: Iterable[tuple[str, dict[str, Any]]], kind: str | None = None
+                 ) -> list[Trick]:
+    """Create tricks from (name, params) pairs and refuse a set that may not run together
+    (TrickError listing every reason)."""
+    tricks = [create_trick(n, **p) for n, p in specs]
+    reasons = conflict_reasons(tricks, kind)
+    if reasons:
+        raise TrickError("these tricks cannot run together: " + "; ".join(reasons))
+    return tricks
 
 
 def describe(name: str) -> dict[str, Any]:

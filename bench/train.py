@@ -20,25 +20,16 @@ from bench.data import Dataset, load_dataset
 from bench.losses import non_saturating_loss
 from bench.nets import build_nets
 from bench.record import Record
-from bench.registry import conflict_reasons, create_trick
+from bench.registry import build_tricks
 from bench.runtime import pick_device, rng_state, seed_everything, set_rng_state, versions
 from bench.stream import BatchStream
-from bench.trick import BuildContext, Nets, StepContext, Trick, TrickError, overrides
+from bench.trick import BuildContext, Nets, StepContext, TrickError, overrides
 
 CHECKPOINT = "checkpoint.pt"
 
 
 class Diverged(Exception):
     pass
-
-
-def make_tricks(cell: CellConfig, kind: str) -> list[Trick]:
-    """The cell's tricks in canonical (name) order; a disallowed set raises TrickError."""
-    tricks = [create_trick(t.name, **t.param_dict) for t in cell.tricks]
-    reasons = conflict_reasons(tricks, kind)
-    if reasons:
-        raise TrickError("; ".join(reasons))
-    return tricks
 
 
 def _adam(params, spec: OptimConfig) -> torch.optim.Adam:
@@ -54,7 +45,8 @@ class Trainer:
         self.workdir = workdir
         self.progress = progress
         self.data = dataset or load_dataset(cell.data.name, resolution=cell.data.resolution)
-        self.tricks = make_tricks(cell, self.data.kind)
+        # canonical (name) order; a disallowed set raises TrickError
+        self.tricks = build_tricks(((t.name, t.param_dict) for t in cell.tricks), self.data.kind)
         self.steps = cell.train.steps
 
         seed_everything(cell.seed, self.device)

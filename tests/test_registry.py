@@ -1,5 +1,4 @@
 """Registry: naming, typed params, typo guard, conflicts as readable reasons, entry points."""
-from dataclasses import dataclass
 
 import pytest
 

@@ -6,7 +6,6 @@ import torch
 
 from bench.config import CellConfig
 from bench.registry import list_tricks
-from bench.train import Trainer
 from tests.tiny import tiny_cell, tiny_trainer, weights
 
 LOOP_FILES = ["bench/train.py", "bench/losses.py", "bench/runner.py", "bench/executor.py"]

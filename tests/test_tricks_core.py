@@ -4,7 +4,7 @@ from torch import nn
 
 from bench.config import OptimConfig
 from bench.registry import create_trick
-from bench.trick import Nets, StepContext
+from bench.trick import StepContext
 from tests.tiny import tiny_trainer, weights
 
 
