@@ -57,14 +57,24 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrickSpec:
-    """A trick by registry name with its params, as given (defaults are filled in by the registry)."""
+    """A trick by registry name with its params, as given (defaults are filled in by the registry).
+    `version` pins the trick's implementation; it enters the cell id only when it is not 1, so
+    existing ids stay stable and bumping a fixed trick's version gives its cells new ids."""
 
     name: str
     params: tuple[tuple[str, Any], ...] = ()
+    version: int = 1
 
     @staticmethod
-    def of(name: str, params: Mapping[str, Any] | None = None) -> "TrickSpec":
-        return TrickSpec(name, tuple(sorted((params or {}).items())))
+    def of(name: str, params: Mapping[str, Any] | None = None,
+           version: int = 1) -> "TrickSpec":
+        return TrickSpec(name, tuple(sorted((params or {}).items())), version)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "params": dict(self.params)}
+        if self.version != 1:
+            d["version"] = self.version
+        return d
 
     @property
     def param_dict(self) -> dict[str, Any]:
@@ -99,7 +109,7 @@ class CellConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["tricks"] = [{"name": t.name, "params": dict(t.params)} for t in self.tricks]
+        d["tricks"] = [t.to_dict() for t in self.tricks]
         d["harness_version"] = HARNESS_VERSION
         return d
 
@@ -113,7 +123,8 @@ class CellConfig:
             data=DataConfig(**d["data"]),
             net=NetConfig(**d.get("net", {})),
             train=TrainConfig(**train),
-            tricks=tuple(TrickSpec.of(t["name"], t.get("params")) for t in d.get("tricks", [])),
+            tricks=tuple(TrickSpec.of(t["name"], t.get("params"), t.get("version", 1))
+                         for t in d.get("tricks", [])),
             seed=int(d.get("seed", 0)),
         )
 

@@ -82,8 +82,10 @@ def _expand(patterns: list[str], where: str) -> list[str]:
 
 
 def full_spec(name: str, params: dict[str, Any] | None = None) -> TrickSpec:
-    """A spec with every param filled in (defaults included), so the cell id pins the values."""
-    return TrickSpec.of(name, create_trick(name, **(params or {})).params)
+    """A spec with every param filled in (defaults included) and the trick's version, so the
+    cell id pins what runs."""
+    trick = create_trick(name, **(params or {}))
+    return TrickSpec.of(name, trick.params, trick.version)
 
 
 def load_grid(name_or_path: str) -> Grid:

@@ -42,6 +42,8 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
             if close:
                 raise TrickError(f"trick '{name}' defines '{attr}', which is not a hook; "
                                  f"did you mean '{close[0]}'?")
+    if not isinstance(cls.version, int) or isinstance(cls.version, bool) or cls.version < 1:
+        raise TrickError(f"trick '{name}': version must be an integer >= 1")
     if not dataclasses.is_dataclass(cls.Params):
         raise TrickError(f"trick '{name}': Params must be a dataclass")
     for slot in cls.slots:
@@ -195,7 +197,7 @@ def describe(name: str) -> dict[str, Any]:
         default = f.default if f.default is not dataclasses.MISSING else None
         params.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default})
     return {
-        "name": cls.name, "summary": cls.summary, "source": cls.source,
+        "name": cls.name, "version": cls.version, "summary": cls.summary, "source": cls.source,
         "slots": list(create_trick(name).claimed_slots()),  # with default params
         "applies_to": sorted(cls.applies_to),
         "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,

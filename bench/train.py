@@ -47,6 +47,10 @@ class Trainer:
         self.data = dataset or load_dataset(cell.data.name, resolution=cell.data.resolution)
         # canonical (name) order; a disallowed set raises TrickError
         self.tricks = build_tricks(((t.name, t.param_dict) for t in cell.tricks), self.data.kind)
+        for spec, trick in zip(cell.tricks, self.tricks):
+            if spec.version != trick.version:
+                raise TrickError(f"cell {cell.cell_id} was made with {spec.name} version "
+                                 f"{spec.version}; the installed trick is version {trick.version}")
         self.steps = cell.train.steps
 
         seed_everything(cell.seed, self.device)

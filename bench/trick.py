@@ -116,6 +116,9 @@ class Trick:
     requires: ClassVar[Mapping[str, str]] = {}  # trick name -> one-line reason
     applies_to: ClassVar[frozenset[str]] = frozenset({"2d", "image"})
     build_order: ClassVar[int] = INSERT
+    # Bump when a change alters what the trick computes: cells pinned to another version get new
+    # ids (old records stay as history) and a stored cell of another version is refused.
+    version: ClassVar[int] = 1
 
     def __init__(self, params: Any = None):
         self.p = params if params is not None else self.Params()

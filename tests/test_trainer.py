@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from bench.config import CellConfig
+from bench.train import Trainer
 from bench.registry import list_tricks
 from tests.tiny import tiny_cell, tiny_trainer, weights
 
@@ -161,3 +162,22 @@ def test_metric_curves_do_not_change_training_and_resume_with_it(tmp_path):
     resumed.try_resume()
     resumed.train()
     assert resumed.curves == probed.curves
+
+
+def test_trick_version_enters_the_id_only_when_bumped_and_is_enforced():
+    import pytest
+
+    from bench.config import TrickSpec
+    from bench.grid import full_spec
+    from bench.trick import TrickError
+
+    base = tiny_cell("ring8", [])
+    v1 = base.replace(tricks=(TrickSpec.of("label_smoothing", version=1),))
+    assert "version" not in v1.to_dict()["tricks"][0]  # version 1 leaves ids as they were
+    assert full_spec("path_length").version == 2
+    pinned_old = base.replace(tricks=(TrickSpec.of("path_length", version=1),))
+    pinned_new = base.replace(tricks=(TrickSpec.of("path_length", version=2),))
+    assert pinned_old.cell_id != pinned_new.cell_id
+    assert CellConfig.from_dict(pinned_new.to_dict()) == pinned_new
+    with pytest.raises(TrickError, match="made with path_length version 1"):
+        Trainer(pinned_old, device="cpu", progress=False)

@@ -377,3 +377,25 @@ def test_schedule_sets_optimizer_lr_to_base_times_scale(name, params):
         for opt in (tr.g_opt, tr.d_opt):
             assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * t.lr_scale(s, "G"))
     assert any(t.lr_scale(s, "G") != 1.0 for s in range(5))
+
+
+def test_path_length_backward_is_finite_when_g_ignores_z_for_some_samples():
+    """Regression: ring8 cells diverged when a sample's ReLUs were all dead (J = 0)."""
+    import torch
+    from torch import nn
+
+    class DeadForNegative(nn.Module):
+        synthesis = None
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, z):
+            return torch.relu(self.lin(z)) * (z[:, :1] > 0)  # zero output and zero J for half
+
+    G = DeadForNegative()
+    torch.manual_seed(0)
+    ctx = make_ctx("g", nets=type("N", (), {"G": G})(), z=torch.zeros(64, 2))
+    create_trick("path_length", interval=1).penalty(ctx)["pl"].backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters())

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig, TrickSpec
+from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
+from bench.grid import full_spec
 from bench.train import Trainer
 
 
@@ -11,7 +12,8 @@ def tiny_cell(dataset: str = "ring8", tricks=(), *, steps: int = 5, batch_size: 
               seed: int = 0, width: int | None = None, z_dim: int = 8, lr: float = 2e-4,
               checkpoint_every: int = 0, log_every: int = 1) -> CellConfig:
     """`tricks` is a sequence of names or (name, params) pairs."""
-    specs = tuple(TrickSpec.of(t) if isinstance(t, str) else TrickSpec.of(*t) for t in tricks)
+    # pinned like the CLI and grids pin them: every param and the trick's current version
+    specs = tuple(full_spec(t) if isinstance(t, str) else full_spec(*t) for t in tricks)
     if width is None:
         width = 16 if dataset in ("ring8", "grid25") else 8
     opt = OptimConfig(lr=lr)

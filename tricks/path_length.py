@@ -32,6 +32,7 @@ def _pixels(images: torch.Tensor) -> int:
 @register_trick
 class PathLength(Trick):
     name = "path_length"
+    version = 2  # 2: no NaN gradient when a sample has J = 0 (dead ReLUs)
     summary = "StyleGAN2 path-length regularisation of G (weight 2, every 4 steps, half batch)"
     source = "Karras et al. 2020 (StyleGAN2)"
 
@@ -71,7 +72,8 @@ class PathLength(Trick):
             sq = grad.square().sum(2).mean(1)
         else:  # w [B, w_dim], or reshaped for a conv input ([B, w_dim, 1, 1])
             sq = grad.square().flatten(1).sum(1)
-        return sq.sqrt()
+        # clamp: a sample with all-dead ReLUs has J = 0, and sqrt's gradient at 0 is inf (-> NaN)
+        return sq.clamp_min(1e-12).sqrt()
 
     def penalty(self, ctx):
         if ctx.phase != "g" or ctx.step % self.p.interval:
