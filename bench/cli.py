@@ -143,7 +143,12 @@ def eval_spec_from(args: argparse.Namespace):
                        ("stacked_samples", "stacked_samples"), ("eval_seed", "seed")):
         if getattr(args, opt, None) is not None:
             kw[field] = getattr(args, opt)
-    return EvalSpec(**kw)
+    spec = EvalSpec(**kw)
+    if spec.extractor == "inception-v3-compat":  # missing weights fail now, not after training
+        from bench.metrics.inception import resolve_inception_weights
+
+        resolve_inception_weights(spec.inception_weights, spec.cache_dir)
+    return spec
 
 
 def _load_data(args: argparse.Namespace, cell: CellConfig) -> None:

@@ -63,12 +63,17 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
                 Store(store_root) as store:
             pending = {pool.submit(_run_in_worker, c.to_dict(), str(store_root), eval_spec,
                                    device, threads, curve_every): c for c in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    cell = pending.pop(fut)
-                    fut.result()  # re-raise a worker's error here
-                    bar.update(1)
-                    yield store.get(cell.cell_id)
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        cell = pending.pop(fut)
+                        fut.result()  # re-raise a worker's error here
+                        bar.update(1)
+                        yield store.get(cell.cell_id)
+            except BaseException:
+                # stop queued cells; running ones keep their checkpoints for the next run
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     finally:
         bar.close()

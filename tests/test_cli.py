@@ -42,6 +42,9 @@ BAD_INPUTS = [
     (["--dataset", "ring8", "--param", "unrolled.k=3"], "not in --tricks"),
     (["--dataset", "cifar10", "--data-root", "{tmp}/nodata"], "--download"),
     (["--dataset", "ring8", "--steps", "0"], "steps must be >= 1"),
+    (["--dataset", "digits", "--extractor", "inception-v3-compat", "--inception-weights",
+      "{tmp}/none.pth"], "Inception weights file not found"),
+    (["--dataset", "digits", "--metrics", "fid,isc"], "unknown metric 'isc'"),
 ]
 
 
