@@ -47,3 +47,24 @@ def test_feature_layers_stack_and_rebuild_the_head():
     assert D.feature_channels == 18 and D.head.in_features == 18
     assert D(torch.randn(5, 2)).shape == (5,)
     assert D.features(torch.randn(5, 2)).shape == (5, 16)
+
+
+def test_attachment_points_refuse_a_second_layer():
+    from bench.trick import TrickError
+
+    stage = build_nets(NetConfig(width=8), "2d", (2,)).D.blocks[1]
+    stage.attach("norm", nn.BatchNorm1d(8), "first_trick")
+    assert isinstance(stage.norm, nn.BatchNorm1d) and stage.norm in stage._chain
+    with pytest.raises(TrickError, match="second_trick: Stage.norm already holds BatchNorm1d"):
+        stage.attach("norm", nn.LayerNorm(8), "second_trick")
+    with pytest.raises(ValueError, match="no attachment point 'main'"):
+        stage.attach("main", nn.Identity(), "x")
+
+
+def test_two_tricks_on_one_point_fail_loudly():
+    from bench.trick import TrickError
+    from tests.tiny import tiny_trainer
+
+    stage = tiny_trainer("digits", ["dropout"]).nets.D.blocks[0]  # the trick took `dropout`
+    with pytest.raises(TrickError, match="other: Stage.dropout already holds Dropout"):
+        stage.attach("dropout", nn.Dropout(0.1), "other")

@@ -21,17 +21,6 @@ def stages(net: nn.Module, trick: str) -> list[Stage]:
     return list(blocks)
 
 
-def set_point(stage: Stage, point: str, layer: nn.Module, trick: str) -> None:
-    """Install `layer` at a Stage attachment point ('norm', 'dropout', 'post') that must still be
-    free (Identity): two tricks silently overwriting each other's layer would be a wrong cell."""
-    current = getattr(stage, point)
-    if not isinstance(current, nn.Identity):
-        raise TrickError(f"{trick}: Stage.{point} already holds {type(current).__name__} "
-                         f"(installed by another trick)")
-    device = next(stage.parameters()).device
-    setattr(stage, point, layer.to(device))
-
-
 def feature_norm(stage: Stage, conv: Callable[[int], nn.Module],
                  mlp: Callable[[int], nn.Module]) -> nn.Module:
     """The conv (2-D feature maps, `resolution` set) or MLP flavour of a per-channel layer."""

@@ -21,7 +21,7 @@ from typing import Literal
 from torch import nn
 
 from tricks import Trick, register_trick
-from tricks._layers import feature_norm, set_point, stages
+from tricks._layers import feature_norm, stages
 
 
 def _bn(channels: int, conv: bool, track: bool, momentum: float) -> nn.Module:
@@ -58,12 +58,12 @@ class BatchNorm(Trick):
             for st in stages(nets.G, self.name):
                 layer = feature_norm(st, lambda c: _bn(c, True, track, self.p.momentum),
                                      lambda c: _bn(c, False, track, self.p.momentum))
-                set_point(st, "norm", layer, self.name)
+                st.attach("norm", layer, self.name)
         if self.p.on_d:
             for st in stages(nets.D, self.name):
                 if st.is_input:
                     continue
                 layer = feature_norm(st, lambda c: _bn(c, True, True, self.p.momentum),
                                      lambda c: _bn(c, False, True, self.p.momentum))
-                set_point(st, "norm", layer, self.name)
+                st.attach("norm", layer, self.name)
         return nets

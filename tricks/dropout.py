@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tricks import Trick, register_trick
-from tricks._layers import set_point, stages
+from tricks._layers import stages
 
 
 class AlwaysDropout(nn.Module):
@@ -50,8 +50,8 @@ class Dropout(Trick):
 
     def build(self, nets, ctx):
         for st in stages(nets.D, self.name):
-            set_point(st, "dropout", nn.Dropout(self.p.p), self.name)
+            st.attach("dropout", nn.Dropout(self.p.p), self.name)
         if self.p.on_g:
             for st in stages(nets.G, self.name):
-                set_point(st, "dropout", AlwaysDropout(self.p.g_p), self.name)
+                st.attach("dropout", AlwaysDropout(self.p.g_p), self.name)
         return nets

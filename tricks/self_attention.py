@@ -28,7 +28,7 @@ from torch import nn
 from bench.nets.parts import init_weights
 from bench.trick import TrickError
 from tricks import Trick, register_trick
-from tricks._layers import set_point, stages
+from tricks._layers import stages
 
 
 class SelfAttention2d(nn.Module):
@@ -92,5 +92,5 @@ class SelfAttention(Trick):
         for on, net in ((self.p.on_g, nets.G), (self.p.on_d, nets.D)):
             if on:
                 st = middle_stage(net, self.name, self.p.resolution)
-                set_point(st, "post", SelfAttention2d(st.channels), self.name)
+                st.attach("post", SelfAttention2d(st.channels), self.name)
         return nets

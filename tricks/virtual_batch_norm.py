@@ -36,7 +36,7 @@ from torch import nn
 
 from bench.trick import TrickError
 from tricks import Trick, register_trick
-from tricks._layers import set_point, stages
+from tricks._layers import stages
 
 REF_BUFFER = "vbn_z_ref"
 
@@ -160,7 +160,7 @@ class VirtualBatchNormTrick(Trick):
         rows = _ReferenceRows()
         blocks[0].register_buffer(REF_BUFFER, z_ref.to(device))
         for st in blocks:
-            set_point(st, "norm", VirtualBatchNorm(st.channels, rows=rows), self.name)
+            st.attach("norm", VirtualBatchNorm(st.channels, rows=rows), self.name)
         for m in (blocks[0], to_out, synthesis):
             m._vbn_rows = rows
         synthesis.register_forward_pre_hook(_enter_synthesis)  # only flags: leaves the input as is

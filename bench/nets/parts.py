@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from bench.trick import TrickError
+
 
 class Stage(nn.Module):
     """main -> norm -> act -> dropout -> post. norm, dropout and post start as Identity."""
@@ -30,6 +32,18 @@ class Stage(nn.Module):
             # Identity points are skipped: calling them costs more than a small MLP layer.
             chain = [getattr(self, p) for p in Stage.POINTS if p in self._modules]
             object.__setattr__(self, "_chain", [m for m in chain if type(m) is not nn.Identity])
+
+    def attach(self, point: str, layer: nn.Module, owner: str) -> None:
+        """Install `layer` at a free attachment point ('norm', 'dropout' or 'post'). Two tricks
+        silently overwriting each other's layer would be a wrong cell, so a taken point is an
+        error naming the `owner` (the trick) that asked."""
+        if point not in ("norm", "dropout", "post"):
+            raise ValueError(f"Stage has no attachment point '{point}'")
+        current = getattr(self, point)
+        if not isinstance(current, nn.Identity):
+            raise TrickError(f"{owner}: Stage.{point} already holds {type(current).__name__} "
+                             f"(installed by another trick)")
+        setattr(self, point, layer.to(next(self.parameters()).device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module in self._chain:
