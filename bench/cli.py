@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -339,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.workers = default_workers()
     if getattr(args, "device", None) == "auto":
         args.device = None
+    if getattr(args, "data_root", None):
+        # Every later load (the trainer, pool workers) finds data through $GANBENCH_DATA; the
+        # root is machine-local, so it is not part of a cell's config or id.
+        os.environ["GANBENCH_DATA"] = str(Path(args.data_root).expanduser().resolve())
     try:
         if (getattr(args, "curve_every", None) or 0) < 0:
             raise CliError("--curve-every must be >= 0")

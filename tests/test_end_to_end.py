@@ -140,3 +140,25 @@ def test_records_carry_metric_curves(capsys, tmp_path):
     assert [s for s, _ in record["curves"]["eval_fid"]] == [2]
     assert [s for s, _ in record["curves"]["eval_modes"]] == [2]
     assert record["timings"]["curve_s"] > 0
+
+
+def test_data_root_reaches_the_trainer(capsys, tmp_path, monkeypatch):
+    """`--data-root` must be where the cell's trainer loads from, not only the CLI's pre-check."""
+    from bench.data import clear_cache
+    from tests.test_data import FASHION_DIR_ENV, fake_mnist, write_idx
+
+    empty = tmp_path / "no-debian"
+    empty.mkdir()
+    monkeypatch.setenv(FASHION_DIR_ENV, str(empty))
+    monkeypatch.delenv("GANBENCH_DATA", raising=False)
+    root = tmp_path / "my-data"
+    write_idx(root / "FashionMNIST" / "raw", fake_mnist(3, n_train=40, n_test=16))
+    clear_cache()
+    try:
+        code = main(["train", "--dataset", "fashion-mnist", "--resolution", "16", "--steps", "2",
+                     "--batch-size", "8", "--width", "8", "--n", "16", "--curve-every", "0",
+                     "--data-root", str(root), "--store", str(tmp_path / "s"), "--json"])
+    finally:
+        clear_cache()  # monkeypatch restores GANBENCH_DATA, which main() set
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0 and record["status"] == "done" and record["protocol"]["num_reference"] == 16
