@@ -1,0 +1,57 @@
+"""`ganbench` command line. Every bad input ends with one line on stderr and exit code 2,
+and is caught before anything is written to the store.
+
+One module per command (`cmd_<name>.py`, each with `register(subparsers)` and `run(args)`);
+options and error handling shared between commands live in `common.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bench.cli import (cmd_eval, cmd_run, cmd_show, cmd_status, cmd_train, cmd_tricks,
+                       cmd_weights)
+from bench.cli.common import EXIT_USAGE, CliError, input_errors
+
+COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_status, cmd_show, cmd_eval, cmd_weights)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ganbench", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(sub)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if getattr(args, "workers", 0) is None:
+        from bench.executor import default_workers
+
+        args.workers = default_workers()
+    if getattr(args, "device", None) == "auto":
+        args.device = None
+    if getattr(args, "data_root", None):
+        # Every later load (the trainer, pool workers) finds data through $GANBENCH_DATA; the
+        # root is machine-local, so it is not part of a cell's config or id.
+        os.environ["GANBENCH_DATA"] = str(Path(args.data_root).expanduser().resolve())
+    try:
+        if (getattr(args, "curve_every", None) or 0) < 0:
+            raise CliError("--curve-every must be >= 0")
+        return args.func(args)
+    except input_errors() as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `ganbench tricks | head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "make_parser", "COMMANDS"]

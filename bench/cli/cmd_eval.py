@@ -1,0 +1,26 @@
+"""`ganbench eval`: re-score stored cells from their final checkpoints."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.common import DEFAULT_STORE, add_eval_options, eval_spec_from
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="(re)score stored cells from their final checkpoints")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--cell", help="cell id (or unique prefix); default: every finished cell")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    add_eval_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.rescore import rescore
+
+    spec = eval_spec_from(args)
+    for record in rescore(Path(args.store), args.cell, spec, device=args.device):
+        print(record.to_json() if args.json else record.summary_line())
+    return 0

@@ -1,0 +1,25 @@
+"""`ganbench show`: print stored records."""
+from __future__ import annotations
+
+import argparse
+
+from bench.cli.common import DEFAULT_STORE
+
+
+def register(sub) -> None:
+    p = sub.add_parser("show", help="print stored records")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--cell", help="cell id (or unique prefix)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.store import Store
+
+    with Store(args.store, create=False) as store:
+        ids = [store.resolve_id(args.cell)] if args.cell else None
+        records = list(store.records(ids=ids))
+    for r in records:
+        print(r.to_json() if args.json else r.summary_line())
+    return 0

@@ -1,0 +1,79 @@
+"""`ganbench tricks`: list registered tricks, their params, slots and conflicts."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bench.cli.common import CliError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("tricks", help="list registered tricks")
+    p.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. '*noise*'")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--matrix", action="store_true", help="pairwise compatibility matrix")
+    p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.registry import describe, list_tricks
+
+    names = list_tricks(args.pattern)
+    if not names:
+        raise CliError(f"no trick matches '{args.pattern}'")
+    if args.matrix:
+        return _print_matrix(names, args.json)
+    infos = [describe(n) for n in names]
+    if args.markdown:
+        print(markdown_table(infos))
+        return 0
+    if args.json:
+        print(json.dumps(infos, indent=2))
+        return 0
+    for info in infos:
+        params = ", ".join(f"{p['name']}={p['default']!r}" for p in info["params"]) or "-"
+        print(f"{info['name']:<28} {info['summary']}")
+        print(f"{'':<28} source: {info['source']}; applies to: {', '.join(info['applies_to'])}")
+        print(f"{'':<28} params: {params}")
+        if info["slots"]:
+            print(f"{'':<28} slots: {', '.join(info['slots'])}")
+        for other, why in {**info["excludes"], **info["requires"]}.items():
+            print(f"{'':<28} {'excludes' if other in info['excludes'] else 'requires'} {other}: {why}")
+    return 0
+
+
+def markdown_table(infos: list[dict[str, Any]]) -> str:
+    """The README's table of tricks."""
+    rows = ["| trick | what it changes | source | default params | slots | data |",
+            "|---|---|---|---|---|---|"]
+    for i in infos:
+        params = ", ".join(f"{p['name']}={p['default']}" for p in i["params"]) or "–"
+        rows.append(f"| `{i['name']}` | {i['summary']} | {i['source']} | {params} | "
+                    f"{', '.join(i['slots']) or '–'} | {', '.join(i['applies_to'])} |")
+    return "\n".join(rows)
+
+
+def _print_matrix(names: list[str], as_json: bool) -> int:
+    from bench.registry import conflict_reasons, create_trick
+
+    tricks = {n: create_trick(n) for n in names}
+    matrix = {a: {b: conflict_reasons([tricks[a], tricks[b]]) if a != b else []
+                  for b in names} for a in names}
+    if as_json:
+        print(json.dumps(matrix, indent=2))
+        return 0
+    width = max(len(n) for n in names)
+    print(" " * width + "  " + " ".join(f"{i:>2}" for i in range(len(names))))
+    for i, a in enumerate(names):
+        cells = " ".join(" x" if matrix[a][b] else (" ." if a != b else " -") for b in names)
+        print(f"{a:>{width}}  {cells}  {i}")
+    print("\nx = not allowed together:")
+    seen = set()
+    for a in names:
+        for b in names:
+            if matrix[a][b] and frozenset((a, b)) not in seen:
+                seen.add(frozenset((a, b)))
+                print(f"  {a} + {b}: {'; '.join(matrix[a][b])}")
+    return 0

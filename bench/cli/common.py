@@ -1,0 +1,103 @@
+"""Shared pieces of the command line: the error contract, trick specs on the command line, and
+options several commands take. Every bad input ends with one line on stderr and exit code 2, and is
+caught before anything is written to the store."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Sequence
+
+from bench.config import CellConfig, ConfigError
+
+EXIT_USAGE = 2
+DEFAULT_STORE = "runs/default"
+
+
+class CliError(Exception):
+    pass
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message is one line meant for the user (printed, exit 2)."""
+    from bench.data import DataError
+    from bench.metrics import MetricError
+    from bench.store import StoreError
+    from bench.trick import TrickError
+
+    return (CliError, ConfigError, TrickError, DataError, StoreError, MetricError)
+
+
+# -- trick specs on the command line --------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """`--param a.b=V`: V is read as JSON (numbers, true/false, "strings"), else as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_tricks(tricks: str, params: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    names = [n.strip() for n in tricks.split(",") if n.strip()] if tricks else []
+    out: dict[str, dict[str, Any]] = {n: {} for n in names}
+    for item in params:
+        key, sep, value = item.partition("=")
+        trick, dot, pname = key.partition(".")
+        if not sep or not dot or not pname:
+            raise CliError(f"--param expects TRICK.NAME=VALUE, got '{item}'")
+        if trick not in out:
+            raise CliError(f"--param names trick '{trick}', which is not in --tricks")
+        out[trick][pname] = parse_value(value)
+    return list(out.items())
+
+
+def eval_spec_from(args: argparse.Namespace):
+    from bench.metrics import EvalSpec
+
+    kw: dict[str, Any] = {}
+    if getattr(args, "metrics", None):
+        kw["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if getattr(args, "extractor", None):
+        kw["extractor"] = args.extractor
+    if getattr(args, "n", None):
+        kw["num_samples"] = args.n
+    for opt, field in (("inception_weights", "inception_weights"), ("ref_samples", "ref_samples"),
+                       ("stacked_samples", "stacked_samples"), ("eval_seed", "seed")):
+        if getattr(args, opt, None) is not None:
+            kw[field] = getattr(args, opt)
+    spec = EvalSpec(**kw)
+    if spec.extractor == "inception-v3-compat":  # missing weights fail now, not after training
+        from bench.metrics.inception import resolve_inception_weights
+
+        resolve_inception_weights(spec.inception_weights, spec.cache_dir)
+    return spec
+
+
+def load_data(args: argparse.Namespace, cell: CellConfig) -> None:
+    """Load (and cache) the data before the store is touched, so missing files write nothing."""
+    from bench.data import load_dataset
+
+    load_dataset(cell.data.name, resolution=cell.data.resolution, root=args.data_root,
+                 download=args.download)
+
+
+def add_eval_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", help="comma list of fid,is,kid,prc,dc,modes (default: all)")
+    p.add_argument("--extractor", help="classifier (default) or inception-v3-compat")
+    p.add_argument("--n", type=int, help="generated samples for image metrics")
+    p.add_argument("--inception-weights", help="inception-v3-compat weights file (offline use)")
+    p.add_argument("--ref-samples", type=int, help="reference samples (default: min(test split, --n))")
+    p.add_argument("--stacked-samples", type=int, help="samples for stacked-mode counting (26,000)")
+    p.add_argument("--eval-seed", type=int, help="seed of the evaluation z draws (default 0)")
+
+
+def add_curve_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--curve-every", type=int, default=None, metavar="N",
+                   help="score cheap metrics every N steps into the record's curves "
+                        "(default: 10 points per run; 0: off)")
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", help="dataset folder (default: $GANBENCH_DATA or ~/.cache/ganbench/data)")
+    p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
+
+
