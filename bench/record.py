@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # done: trained and scored; diverged: a loss went non-finite (step says when);
+# failed: the cell raised (reason: one line; the traceback is kept in `error`);
 # conflict / not-applicable: the grid asked for a combination the tricks do not allow.
-STATUSES = ("done", "diverged", "conflict", "not-applicable")
+STATUSES = ("done", "diverged", "failed", "conflict", "not-applicable")
 
 
 @dataclass
@@ -28,6 +29,19 @@ class Record:
     versions: dict[str, str] = field(default_factory=dict)
     device: str = ""
     created_at: float = field(default_factory=time.time)
+    # trainable parameter counts {"g_params", "d_params"}: capacity beside every row
+    nets: dict[str, int] = field(default_factory=dict)
+    # effective optimizer settings after the tricks' `optimizer` hook:
+    # {"G": {"lr", "beta1", "beta2"}, "D": {...}, "d_steps": n}
+    optim: dict[str, Any] = field(default_factory=dict)
+    # where and how it ran: {"device", "threads", ...}
+    runtime: dict[str, Any] = field(default_factory=dict)
+    # failure flags detected on the curves: [{"flag", "step", "detail"}]
+    flags: list[dict[str, Any]] = field(default_factory=list)
+    # earlier versions of this record (re-scoring, retraining, retries), oldest first:
+    # [{"event", "at", ...what changed}]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: str = ""  # the traceback of a `failed` cell (the reason is its last line)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -46,7 +60,9 @@ class Record:
 
     @staticmethod
     def from_json(text: str) -> "Record":
-        return Record(**json.loads(text))
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(Record)}
+        return Record(**{k: v for k, v in data.items() if k in known})
 
     def summary_line(self) -> str:
         """One line per cell for terminals."""

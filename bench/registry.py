@@ -17,7 +17,7 @@ import typing
 from importlib.metadata import entry_points
 from typing import Any, Iterable, Sequence
 
-from bench.trick import HOOKS, SLOTS, Trick, TrickError
+from bench.trick import HOOKS, SLOTS, Trick, TrickError, slots_of
 
 ENTRY_POINT_GROUP = "ganbench.tricks"
 _REGISTRY: dict[str, type[Trick]] = {}
@@ -160,7 +160,7 @@ def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[s
         if kind is not None and kind not in t.applies_to:
             reasons.append(f"{t.name} does not apply to {kind} data "
                            f"(applies to: {', '.join(sorted(t.applies_to))})")
-        for slot in t.claimed_slots():
+        for slot in slots_of(t):
             if slot in claimed:
                 reasons.append(f"{claimed[slot]} and {t.name} both claim the '{slot}' slot "
                                f"(it {SLOTS[slot]})")
@@ -198,7 +198,7 @@ def describe(name: str) -> dict[str, Any]:
         params.append({"name": f.name, "type": _type_name(hints[f.name]), "default": default})
     return {
         "name": cls.name, "version": cls.version, "summary": cls.summary, "source": cls.source,
-        "slots": list(create_trick(name).claimed_slots()),  # with default params
+        "slots": list(slots_of(create_trick(name))),  # with default params
         "applies_to": sorted(cls.applies_to),
         "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,
         "module": cls.__module__,

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 import torch
 from torch import nn
 
+from bench.hooks import HOOKS, SLOT_HOOKS  # the hook rules live in one table
+
 if TYPE_CHECKING:
     from bench.config import NetConfig, OptimConfig
 
@@ -99,10 +101,6 @@ class NoParams:
     pass
 
 
-HOOKS = (
-    "build", "on_step", "d_input", "targets", "adversarial_loss", "adversarial_weight",
-    "penalty", "g_critic", "d_steps", "optimizer", "lr_scale", "state_dict", "load_state_dict",
-)
 
 
 class Trick:
@@ -124,7 +122,8 @@ class Trick:
         self.p = params if params is not None else self.Params()
 
     def claimed_slots(self) -> tuple[str, ...]:
-        """Slots this instance claims; override when they depend on params."""
+        """Slots this instance declares; override when they depend on params. Slots implied by
+        the hooks it overrides are added to these (see `slots_of`)."""
         return self.slots
 
     @property
@@ -188,12 +187,25 @@ class Trick:
         pass
 
 
-def overrides(trick: Trick, hook: str) -> bool:
+def overrides(trick: Trick | type[Trick], hook: str) -> bool:
     """True when the trick's class defines `hook` itself (not the identity default)."""
-    return getattr(type(trick), hook) is not getattr(Trick, hook)
+    cls = trick if isinstance(trick, type) else type(trick)
+    return getattr(cls, hook) is not getattr(Trick, hook)
+
+
+def implied_slots(trick: Trick | type[Trick]) -> tuple[str, ...]:
+    """Slots claimed by overriding a slot hook (e.g. `adversarial_loss`): a trick cannot replace
+    the loss without conflicting with every other trick that does."""
+    return tuple(slot for slot, hook in SLOT_HOOKS.items() if overrides(trick, hook))
+
+
+def slots_of(trick: Trick) -> tuple[str, ...]:
+    """Every slot an instance claims: declared (for its params) plus implied by its hooks."""
+    declared = tuple(trick.claimed_slots())
+    return declared + tuple(s for s in implied_slots(trick) if s not in declared)
 
 
 __all__ = [
     "Trick", "TrickError", "Nets", "BuildContext", "StepContext", "NoParams", "HOOKS", "SLOTS",
-    "REPLACE", "INSERT", "REPARAMETRIZE", "WRAP", "overrides",
+    "REPLACE", "INSERT", "REPARAMETRIZE", "WRAP", "overrides", "implied_slots", "slots_of",
 ]

@@ -19,12 +19,14 @@ class CliError(Exception):
 
 def input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is one line meant for the user (printed, exit 2)."""
+    from bench.checkpoint import CheckpointError
     from bench.data import DataError
     from bench.metrics import MetricError
     from bench.store import StoreError
     from bench.trick import TrickError
 
-    return (CliError, ConfigError, TrickError, DataError, StoreError, MetricError)
+    return (CliError, ConfigError, TrickError, DataError, StoreError, MetricError,
+            CheckpointError)
 
 
 # -- trick specs on the command line --------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The training loop. It knows hooks, never a trick: every change a trick makes comes back as the
-return value of a hook (see bench/trick.py).
+"""The training loop of one cell. It calls the TrickSet's hooks and steps the optimizers; it never
+names a trick (a test greps for this).
 
 One "step" is one G update, preceded by `d_steps` D updates (1 unless a trick claims the slot).
 """
@@ -11,29 +11,26 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from bench import checkpoint
-from bench.config import CellConfig, OptimConfig
+from bench.config import CellConfig
 from bench.data import Dataset, load_dataset
-from bench.losses import non_saturating_loss
-from bench.nets import build_nets
 from bench.record import Record
-from bench.registry import build_tricks
 from bench.runtime import pick_device, rng_state, seed_everything, set_rng_state, versions
 from bench.stream import BatchStream
-from bench.trick import BuildContext, Nets, StepContext, TrickError, overrides
+from bench.train.losslog import LossLog
+from bench.train.parts import make_nets, make_optimizers, make_tricks, param_count
+from bench.train.state import check_state, load_trainer_state, trainer_state
+from bench.trick import StepContext
 
 CHECKPOINT = "checkpoint.pt"
+
+Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Diverged(Exception):
     pass
-
-
-def _adam(params, spec: OptimConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2))
 
 
 class Trainer:
@@ -45,87 +42,58 @@ class Trainer:
         self.workdir = workdir
         self.progress = progress
         self.data = dataset or load_dataset(cell.data.name, resolution=cell.data.resolution)
-        # canonical (name) order; a disallowed set raises TrickError
-        self.tricks = build_tricks(((t.name, t.param_dict) for t in cell.tricks), self.data.kind)
-        for spec, trick in zip(cell.tricks, self.tricks):
-            if spec.version != trick.version:
-                raise TrickError(f"cell {cell.cell_id} was made with {spec.name} version "
-                                 f"{spec.version}; the installed trick is version {trick.version}")
+        self.tricks = make_tricks(cell, self.data.kind)  # canonical (name) order
         self.steps = cell.train.steps
 
         seed_everything(cell.seed, self.device)
-        nets = build_nets(cell.net, self.data.kind, self.data.shape)
-        nets = Nets(nets.G.to(self.device), nets.D.to(self.device))
-        ctx = BuildContext(kind=self.data.kind, shape=self.data.shape, net=cell.net,
-                           steps=self.steps, batch_size=cell.train.batch_size, seed=cell.seed,
-                           device=self.device, real_samples=self._reference_real)
-        for t in sorted(self.tricks, key=lambda t: (t.build_order, t.name)):
-            nets = t.build(nets, ctx)
-        self.nets = Nets(nets.G.to(self.device), nets.D.to(self.device))
+        self.nets = make_nets(cell, self.data, self.tricks, self.device, self._reference_real)
         self._d_params = list(self.nets.D.parameters())  # frozen during G's backward pass
-
-        self.g_spec = self._chain_optimizer("G", cell.train.g_optim)
-        self.d_spec = self._chain_optimizer("D", cell.train.d_optim)
-        self.g_opt = _adam(self.nets.G.parameters(), self.g_spec)
-        self.d_opt = _adam(self.nets.D.parameters(), self.d_spec)
-        self.n_d = math.prod(t.d_steps() for t in self.tricks)
-        self.loss_fn: Callable[[StepContext], torch.Tensor] = next(
-            (t.adversarial_loss for t in self.tricks if overrides(t, "adversarial_loss")),
-            non_saturating_loss)
-        self.critic_trick = next((t for t in self.tricks if overrides(t, "g_critic")), None)
-        self.penalizers = [t for t in self.tricks if overrides(t, "penalty")]
+        opts = make_optimizers(cell, self.nets, self.tricks)
+        self.g_spec, self.d_spec, self.g_opt, self.d_opt = (opts.g_spec, opts.d_spec,
+                                                            opts.g_opt, opts.d_opt)
+        self.n_d = self.tricks.d_steps()
+        self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn()
         self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device)
 
         self.step = 0
-        self.curves: dict[str, list[list[float]]] = {}
-        self._acc: dict[str, float] = {}
-        self._acc_n = 0
+        self.log = LossLog(cell.train.log_every, self.steps, self.n_d)
         self.train_seconds = 0.0
         self.probe: Callable[[Trainer], dict[str, float]] | None = None
         self.probe_every = 0
         self.probe_seconds = 0.0  # curve scoring, kept out of train_seconds
 
-    # -- construction helpers -------------------------------------------------------------------
+    @property
+    def curves(self) -> dict[str, list[list[float]]]:
+        return self.log.curves
+
     def _reference_real(self, n: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.cell.seed + 7919)
         idx = torch.randperm(len(self.data.train), generator=g)[:n]
         return self.data.train[idx].to(self.device)
 
-    def _chain_optimizer(self, net: str, spec: OptimConfig) -> OptimConfig:
-        for t in self.tricks:
-            spec = t.optimizer(net, spec)
-        return spec
-
     # -- one update of each net -----------------------------------------------------------------
-    def _d_input(self, x: torch.Tensor, is_real: bool) -> torch.Tensor:
-        for t in self.tricks:
-            x = t.d_input(x, is_real, self.step)
-        return x
-
     def _terms(self, ctx: StepContext) -> dict[str, torch.Tensor]:
-        weight = math.prod(t.adversarial_weight(ctx.phase) for t in self.tricks)
+        weight = self.tricks.adversarial_weight(ctx.phase)
         # weight 0 (a penalty replaces the loss): skip it, so a non-finite value cannot leak in
         terms = {f"{ctx.phase}_adv": self.loss_fn(ctx) * weight} if weight else {}
-        for t in self.penalizers:
-            for name, value in t.penalty(ctx).items():
-                key = f"{ctx.phase}_{name}"
-                if key in terms:
-                    raise TrickError(f"loss term '{key}' is returned twice ({t.name})")
-                terms[key] = value
-        return terms
+        return self.tricks.penalties(ctx, terms)
 
-    def _d_loss(self, D: nn.Module, real: torch.Tensor, z: torch.Tensor
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        with torch.no_grad():
-            fake = self.nets.G(z)
-        real_in, fake_in = self._d_input(real, True), self._d_input(fake, False)
-        d_real, d_fake = D(real_in), D(fake_in)
-        real_t, fake_t = torch.ones_like(d_real), torch.zeros_like(d_fake)
-        for t in self.tricks:
-            real_t, fake_t = t.targets(real_t, fake_t, self.step)
-        ctx = StepContext(phase="d", step=self.step, steps=self.steps, nets=self.nets, critic=D,
-                          real=real, z=z, fake=fake, real_in=real_in, fake_in=fake_in,
-                          d_real=d_real, d_fake=d_fake, real_t=real_t, fake_t=fake_t)
+    def d_loss(self, critic: Critic, real: torch.Tensor, z: torch.Tensor,
+               fake: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The full D loss of a batch for `critic` (D, or a copy of it). `fake` defaults to G(z)
+        without grad; pass a fake that carries G's graph to differentiate through D's update."""
+        if fake is None:
+            with torch.no_grad():
+                fake = self.nets.G(z)
+        real_in = self.tricks.d_input(real, True, self.step)
+        fake_in = self.tricks.d_input(fake, False, self.step)
+        d_real, d_fake = critic(real_in), critic(fake_in)
+        real_t, fake_t = self.tricks.targets(torch.ones_like(d_real), torch.zeros_like(d_fake),
+                                             self.step)
+        ctx = StepContext(phase="d", step=self.step, steps=self.steps, nets=self.nets,
+                          critic=critic, real=real, z=z, fake=fake, real_in=real_in,
+                          fake_in=fake_in, d_real=d_real, d_fake=d_fake, real_t=real_t,
+                          fake_t=fake_t)
         terms = self._terms(ctx)
         return sum(terms.values()), terms
 
@@ -140,28 +108,27 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        self._log(terms)
+        self.log.add(terms)
 
     def train_step(self) -> None:
-        for t in self.tricks:
-            t.on_step(self.step)
+        self.tricks.on_step(self.step)
         self._set_lr()
-        G, D = self.nets.G, self.nets.D
         for _ in range(self.n_d):
             real, z = self.stream.next(), self._sample_z(self.cell.train.batch_size)
-            loss, terms = self._d_loss(D, real, z)
+            loss, terms = self.d_loss(self.nets.D, real, z)
             self._update(self.d_opt, loss, terms)
 
         z = self._sample_z(self.cell.train.batch_size)
-        fake = G(z)
-        ctx = StepContext(phase="g", step=self.step, steps=self.steps, nets=self.nets, critic=D,
-                          real=real, z=z, fake=fake,
-                          real_in=lambda: self._d_input(real, True),
-                          d_loss_fn=lambda D_: self._d_loss(D_, real, z)[0],
+        fake = self.nets.G(z)
+        ctx = StepContext(phase="g", step=self.step, steps=self.steps, nets=self.nets,
+                          critic=self.nets.D, real=real, z=z, fake=fake,
+                          real_in=lambda: self.tricks.d_input(real, True, self.step),
+                          d_loss_fn=lambda D_, fake_=None: self.d_loss(D_, real, z, fake_)[0],
                           d_optimizer=self.d_opt)
-        if self.critic_trick is not None:
-            ctx.critic = self.critic_trick.g_critic(ctx)
-        ctx.fake_in = self._d_input(fake, False)
+        critic = self.tricks.g_critic(ctx)
+        if critic is not None:
+            ctx.critic = critic
+        ctx.fake_in = self.tricks.d_input(fake, False, self.step)
         ctx.d_fake = ctx.critic(ctx.fake_in)
         for p in self._d_params:  # G's update must not compute grads for D
             p.requires_grad_(False)
@@ -171,72 +138,38 @@ class Trainer:
         finally:
             for p in self._d_params:
                 p.requires_grad_(True)
+        self.log.end_step(self.step)
         self.step += 1
 
     def _set_lr(self) -> None:
         for net, opt, spec in (("G", self.g_opt, self.g_spec), ("D", self.d_opt, self.d_spec)):
-            lr = spec.lr * math.prod(t.lr_scale(self.step, net) for t in self.tricks)
+            lr = spec.lr * self.tricks.lr_scale(self.step, net)
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def _log(self, terms: dict[str, torch.Tensor]) -> None:
-        for k, v in terms.items():
-            self._acc[k] = self._acc.get(k, 0.0) + float(v.detach())
-        if terms and next(iter(terms)).startswith("g_"):
-            self._acc_n += 1
-            if self._acc_n == self.cell.train.log_every or self.step + 1 == self.steps:
-                for k, total in self._acc.items():
-                    # D terms accumulate n_d times per step
-                    n = self._acc_n * (self.n_d if k.startswith("d_") else 1)
-                    self.curves.setdefault(k, []).append([self.step + 1, total / n])
-                self._acc, self._acc_n = {}, 0
-
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {
-            "cell_id": self.cell.cell_id, "step": self.step,
-            "G": self.nets.G.state_dict(), "D": self.nets.D.state_dict(),
-            "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "tricks": {t.name: t.state_dict() for t in self.tricks},
-            "stream": self.stream.state_dict(), "rng": rng_state(self.device),
-            "curves": self.curves, "acc": (self._acc, self._acc_n),
-            "train_seconds": self.train_seconds, "probe_seconds": self.probe_seconds,
-        }
+        return trainer_state(self)
 
-    def load_state_dict(self, state: dict) -> None:
-        if state["cell_id"] != self.cell.cell_id:
-            raise ValueError("checkpoint belongs to another cell")
-        self.step = state["step"]
-        self.nets.G.load_state_dict(state["G"])
-        self.nets.D.load_state_dict(state["D"])
-        self.g_opt.load_state_dict(state["g_opt"])
-        self.d_opt.load_state_dict(state["d_opt"])
-        for t in self.tricks:
-            t.load_state_dict(state["tricks"].get(t.name, {}))
-        self.stream.load_state_dict(state["stream"])
-        # step-derived trick state as the last completed step left it (sampling after a resume
-        # or re-scoring must see the nets as training ended); train_step sets the next one
-        for t in self.tricks:
-            t.on_step(max(self.step - 1, 0))
-        set_rng_state(state["rng"], self.device)
-        self.curves = state["curves"]
-        self._acc, self._acc_n = state["acc"]
-        self.train_seconds = state["train_seconds"]
-        self.probe_seconds = state.get("probe_seconds", 0.0)
+    def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        check_state(state, self.cell.cell_id, where)
+        load_trainer_state(self, state)
 
-    def _checkpoint_path(self) -> Path | None:
+    def checkpoint_path(self) -> Path | None:
         return self.workdir / CHECKPOINT if self.workdir else None
 
     def save_checkpoint(self) -> None:
-        path = self._checkpoint_path()
+        path = self.checkpoint_path()
         if path is not None:
             checkpoint.save_atomic(self.state_dict(), path)
 
     def try_resume(self) -> bool:
-        path = self._checkpoint_path()
+        """Resume from the cell's checkpoint if there is one. CheckpointError (naming the file)
+        when it exists but cannot be read; the caller decides whether to move it aside."""
+        path = self.checkpoint_path()
         if path is None or not path.exists():
             return False
-        self.load_state_dict(checkpoint.load(path, self.device))
+        self.load_state_dict(checkpoint.load(path), str(path))
         return True
 
     # -- the run --------------------------------------------------------------------------------
@@ -311,5 +244,11 @@ class Trainer:
             timings={"train_s": round(self.train_seconds, 3),
                      "curve_s": round(self.probe_seconds, 3),
                      "ms_per_step": round(1000 * self.train_seconds / max(self.step, 1), 3)},
+            nets={"g_params": param_count(self.nets.G), "d_params": param_count(self.nets.D)},
+            optim={"G": {"lr": self.g_spec.lr, "beta1": self.g_spec.beta1,
+                         "beta2": self.g_spec.beta2},
+                   "D": {"lr": self.d_spec.lr, "beta1": self.d_spec.beta1,
+                         "beta2": self.d_spec.beta2},
+                   "d_steps": self.n_d},
+            runtime={"device": str(self.device), "threads": torch.get_num_threads()},
             versions=versions(), device=str(self.device))
-

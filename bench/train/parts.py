@@ -1,0 +1,60 @@
+"""A cell's parts, built once: tricks (checked against the cell's pinned versions), nets (the
+baseline for the data kind, then every trick's `build`), optimizer settings and optimizers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from bench.config import CellConfig, OptimConfig
+from bench.data import Dataset
+from bench.nets import build_nets
+from bench.registry import build_tricks
+from bench.trick import BuildContext, Nets, TrickError
+from bench.trickset import TrickSet
+
+
+def adam(params, spec: OptimConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=spec.lr, betas=(spec.beta1, spec.beta2))
+
+
+def make_tricks(cell: CellConfig, kind: str) -> TrickSet:
+    """The cell's tricks; a disallowed set or a version other than the installed one raises."""
+    tricks = TrickSet(build_tricks(((t.name, t.param_dict) for t in cell.tricks), kind))
+    for spec, trick in zip(cell.tricks, tricks):
+        if spec.version != trick.version:
+            raise TrickError(f"cell {cell.cell_id} was made with {spec.name} version "
+                             f"{spec.version}; the installed trick is version {trick.version}")
+    return tricks
+
+
+def make_nets(cell: CellConfig, data: Dataset, tricks: TrickSet, device: torch.device,
+              real_samples: Callable[[int], torch.Tensor]) -> Nets:
+    nets = build_nets(cell.net, data.kind, data.shape)
+    nets = Nets(nets.G.to(device), nets.D.to(device))
+    ctx = BuildContext(kind=data.kind, shape=data.shape, net=cell.net, steps=cell.train.steps,
+                       batch_size=cell.train.batch_size, seed=cell.seed, device=device,
+                       real_samples=real_samples)
+    nets = tricks.build(nets, ctx)
+    return Nets(nets.G.to(device), nets.D.to(device))
+
+
+@dataclass
+class Optimizers:
+    g_spec: OptimConfig
+    d_spec: OptimConfig
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+
+
+def make_optimizers(cell: CellConfig, nets: Nets, tricks: TrickSet) -> Optimizers:
+    g_spec = tricks.optimizer("G", cell.train.g_optim)
+    d_spec = tricks.optimizer("D", cell.train.d_optim)
+    return Optimizers(g_spec, d_spec, adam(nets.G.parameters(), g_spec),
+                      adam(nets.D.parameters(), d_spec))
+
+
+def param_count(module: torch.nn.Module) -> int:
+    """Trainable parameters (what capacity comparisons are about)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
