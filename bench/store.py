@@ -5,8 +5,10 @@ Layout: <root>/results.sqlite, <root>/cells/<cell_id>/...
 """
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +26,22 @@ CREATE TABLE IF NOT EXISTS cells (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cells_variant ON cells(variant_id);
+-- Which grid and design asked for a cell (a cell may belong to several: the baseline is in every
+-- design). Written when a grid run starts; reports join it to the records.
+CREATE TABLE IF NOT EXISTS grids (
+    name       TEXT PRIMARY KEY,
+    spec       TEXT NOT NULL,   -- JSON: description, designs, resolutions, generators, aliases...
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    grid       TEXT NOT NULL,
+    design     TEXT NOT NULL,
+    dataset    TEXT NOT NULL,
+    cell_id    TEXT NOT NULL,
+    variant_id TEXT NOT NULL,
+    info       TEXT NOT NULL,   -- JSON: variant label, factors, sweep values, tuned lr...
+    PRIMARY KEY (grid, design, cell_id)
+);
 """
 
 
@@ -93,6 +111,32 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         for (text,) in self._db.execute(sql + " ORDER BY created_at", args).fetchall():
             yield Record.from_json(text)
+
+    def put_grid(self, name: str, spec: dict, members: list[dict]) -> None:
+        """Record a grid and its cells in one transaction (replacing what it recorded before).
+        Each member: {"design", "dataset", "cell_id", "variant_id", "info": {...}}."""
+        try:
+            with self._db:
+                self._db.execute("INSERT OR REPLACE INTO grids VALUES (?,?,?)",
+                                 (name, json.dumps(spec, sort_keys=True), time.time()))
+                self._db.execute("DELETE FROM members WHERE grid=?", (name,))
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO members VALUES (?,?,?,?,?,?)",
+                    [(name, m["design"], m["dataset"], m["cell_id"], m["variant_id"],
+                      json.dumps(m.get("info", {}), sort_keys=True)) for m in members])
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to store {self.root}: {exc}") from None
+
+    def grids(self) -> dict[str, dict]:
+        rows = self._db.execute("SELECT name, spec FROM grids ORDER BY name").fetchall()
+        return {name: json.loads(spec) for name, spec in rows}
+
+    def members(self, grid: str | None = None) -> list[dict]:
+        sql = "SELECT grid, design, dataset, cell_id, variant_id, info FROM members"
+        rows = self._db.execute(sql + (" WHERE grid=?" if grid else "") + " ORDER BY rowid",
+                                (grid,) if grid else ()).fetchall()
+        return [{"grid": g, "design": d, "dataset": ds, "cell_id": c, "variant_id": v,
+                 "info": json.loads(i)} for g, d, ds, c, v, i in rows]
 
     def counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM cells GROUP BY status").fetchall()
