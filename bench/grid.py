@@ -37,7 +37,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GRID_DIR = Path(__file__).resolve().parent.parent / "grids"
+GRID_DIR = Path(__file__).resolve().parent / "grids"  # presets ship inside the package
 TOP_KEYS = {"description", "seeds", "design", "tricks", "data"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "exclude",
              "z_dim", "width", "depth", "log_every", "checkpoint_every"}

@@ -11,7 +11,7 @@ from bench.cli.common import (DEFAULT_STORE, add_curve_option, add_data_options,
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="train and score every cell of a grid (resumable)")
-    p.add_argument("--grid", default="cpu-default", help="preset name in grids/ or a .toml path")
+    p.add_argument("--grid", default="cpu-default", help="preset name (bench/grids/) or a .toml path")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     p.add_argument("--device", default="auto")
