@@ -15,6 +15,26 @@ from typing import Any, Mapping
 # Bump when a change to the harness makes old records incomparable (it is part of every id).
 HARNESS_VERSION = 1
 
+# Metadata for config fields added after the first release: such a field enters the cell id only
+# when it differs from its default, so adding an option never changes the ids of existing cells.
+# Use as `new_field: int = field(default=0, metadata=OPTIONAL)`.
+OPTIONAL = {"id": "when-not-default"}
+
+
+def _prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
+    """Drop OPTIONAL fields at their defaults from `asdict(obj)`, recursively."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("id") == "when-not-default" and f.name in d:
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            if value == default:
+                del d[f.name]
+                continue
+        if dataclasses.is_dataclass(value) and isinstance(d.get(f.name), dict):
+            _prune_optional(value, d[f.name])
+    return d
+
 
 class ConfigError(ValueError):
     """A config value is invalid; the message is one line meant for the user."""
@@ -108,7 +128,7 @@ class CellConfig:
         return "+".join(self.trick_names) or "baseline"
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = _prune_optional(self, dataclasses.asdict(self))
         d["tricks"] = [t.to_dict() for t in self.tricks]
         d["harness_version"] = HARNESS_VERSION
         return d
