@@ -19,24 +19,9 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
 
 EXTRACTORS: tuple[str, ...] = ("classifier", "inception-v3-compat")
 
-# Result key -> "up" (higher is better) or "down" (lower is better).
-METRIC_DIRECTIONS: dict[str, str] = {
-    "fid": "down",
-    "is_mean": "up",
-    "is_std": "down",  # spread of the split scores: an uncertainty, lower = more stable
-    "kid_mean": "down",
-    "kid_std": "down",
-    "precision": "up",
-    "recall": "up",
-    "density": "up",
-    "coverage": "up",
-    "modes": "up",
-    "high_quality": "up",
-    "reverse_kl": "down",
-    "stacked_modes": "up",
-    "stacked_kl": "down",
-    "class_kl": "down",
-}
+# Result key -> "up" (higher is better) or "down" (lower is better); the table lives in a
+# torch-free module so that reports can read it without importing this package.
+from bench.metric_directions import METRIC_DIRECTIONS  # noqa: E402  (re-exported)
 
 
 def available_metrics(kind: str | None = None) -> tuple[str, ...]:
