@@ -61,6 +61,8 @@ class Trainer:
         self.probe: Callable[[Trainer], dict[str, float]] | None = None
         self.probe_every = 0
         self.probe_seconds = 0.0  # curve scoring, kept out of train_seconds
+        # Checked between steps (Ctrl-C, scheduler shutdown): stop, checkpoint, "interrupted".
+        self.should_stop: Callable[[], bool] | None = None
 
     @property
     def curves(self) -> dict[str, list[list[float]]]:
@@ -184,6 +186,8 @@ class Trainer:
         started = time.perf_counter()
         try:
             while self.step < end:
+                if self.should_stop is not None and self.should_stop():
+                    break
                 self.train_step()
                 bar.update(1)
                 if self.step == self.steps:
