@@ -71,6 +71,8 @@ class TrainConfig:
     batch_size: int = 64
     g_optim: OptimConfig = field(default_factory=OptimConfig)
     d_optim: OptimConfig = field(default_factory=OptimConfig)
+    # "hard": end the cell early (status diverged) on a hard failure flag (bench/flags.py)
+    stop_on: str = field(default="", metadata=OPTIONAL)
     log_every: int = 50  # loss curves are averaged over this many steps
     checkpoint_every: int = 500
 

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from bench import checkpoint
 from bench.config import CellConfig
 from bench.data import Dataset, load_dataset
+from bench.flags import detect_flags, hard_flags
 from bench.record import Record
 from bench.runtime import pick_device, rng_state, seed_everything, set_rng_state, versions
 from bench.stream import BatchStream
@@ -31,6 +32,10 @@ Critic = Callable[[torch.Tensor], torch.Tensor]
 
 class Diverged(Exception):
     pass
+
+
+class FailureFlag(Diverged):
+    """A hard failure flag ended the cell early (`train.stop_on = "hard"`)."""
 
 
 class Trainer:
@@ -140,8 +145,22 @@ class Trainer:
         finally:
             for p in self._d_params:
                 p.requires_grad_(True)
-        self.log.end_step(self.step)
+        logged = self.log.end_step(self.step)
         self.step += 1
+        if logged and self.cell.train.stop_on == "hard":
+            self._stop_on_hard_flag()
+
+    def flags(self) -> list[dict]:
+        """Failure flags on the curves so far (bench/flags.py). The loss flags need the BCE
+        baseline's scale, so they are checked only when no trick replaces the loss."""
+        return detect_flags(self.curves, bce_loss=not self.tricks.using("adversarial_loss"))
+
+    def _stop_on_hard_flag(self) -> None:
+        hard = hard_flags(self.flags())
+        if hard:
+            f = hard[0]
+            raise FailureFlag(f"stopped on failure flag {f['flag']} at step {f['step']}: "
+                              f"{f['detail']}")
 
     def _set_lr(self) -> None:
         for net, opt, spec in (("G", self.g_opt, self.g_spec), ("D", self.d_opt, self.d_spec)):
@@ -255,4 +274,5 @@ class Trainer:
                          "beta2": self.d_spec.beta2},
                    "d_steps": self.n_d},
             runtime={"device": str(self.device), "threads": torch.get_num_threads()},
+            flags=self.flags(),
             versions=versions(), device=str(self.device))
