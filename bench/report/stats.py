@@ -1,0 +1,145 @@
+"""Statistics of the tables: mean ± std over seeds, paired deltas with t (or bootstrap) confidence
+intervals, Holm-adjusted p-values, and factorial effects by least squares on the ±1 design."""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A paired difference over matched seeds: mean of (variant - reference) per seed."""
+
+    delta: float
+    lo: float  # confidence interval; NaN when undefined (n < 2 or zero spread)
+    hi: float
+    n: int  # matched seeds with a finite value on both sides
+    p: float  # two-sided paired t-test p-value; NaN when undefined
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
+
+
+NO_DELTA = Delta(math.nan, math.nan, math.nan, 0, math.nan)
+
+
+def mean_std(values) -> tuple[float, float, int]:
+    """Mean, sample std (ddof 1; NaN for one value) and n of the finite values."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size)
+
+
+def differences_ci(d, *, bootstrap: bool = False, level: float = LEVEL,
+                   seed: int = 0) -> Delta:
+    """Mean of per-seed differences `d` with a t interval (or a percentile bootstrap)."""
+    d = np.asarray(d, dtype=float)
+    d = d[np.isfinite(d)]
+    n = int(d.size)
+    if n == 0:
+        return NO_DELTA
+    mean = float(d.mean())
+    if n < 2 or float(d.std(ddof=1)) == 0.0:
+        # no spread: a t interval and p-value are undefined (not "certain")
+        return Delta(mean, math.nan, math.nan, n, math.nan)
+    p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    if bootstrap:
+        res = stats.bootstrap((d,), np.mean, confidence_level=level, method="percentile",
+                              n_resamples=9999, random_state=np.random.default_rng(seed))
+        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    else:
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
+        lo, hi = mean - half, mean + half
+    return Delta(mean, lo, hi, n, p)
+
+
+def paired_delta(variant: pd.Series, reference: pd.Series, **kw) -> Delta:
+    """Δ = variant − reference over the seeds both have (Series indexed by seed)."""
+    joined = pd.concat([variant.rename("v"), reference.rename("r")], axis=1, join="inner")
+    return differences_ci((joined["v"] - joined["r"]).to_numpy(dtype=float), **kw)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (NaN entries stay NaN and are not counted)."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = idx.size
+    running = 0.0
+    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+@dataclass
+class Effects:
+    """Main effects and two-factor interactions of a two-level design."""
+
+    table: pd.DataFrame  # index: effect name; columns effect, se, lo, hi, p, aliases
+    aliased: dict[str, str] = field(default_factory=dict)  # dropped effect -> kept one it equals
+    unestimable: list[str] = field(default_factory=list)  # dropped, aliased with nothing kept
+    dof: int = 0
+
+
+def factorial_effects(factors: pd.DataFrame, y, *, interactions: bool = True,
+                      level: float = LEVEL) -> Effects:
+    """Least squares on the ±1 coded design (0/1 factors are recoded). An effect is the change of
+    y from the low to the high level (2 × the coefficient); its standard error comes from the
+    residual variance. Columns that are linear combinations of earlier ones (aliases in a
+    fractional design, or runs lost to conflicts) are dropped and named."""
+    y = np.asarray(y, dtype=float)
+    keep = np.isfinite(y)
+    X = 2 * factors.to_numpy(dtype=float)[keep] - 1
+    y = y[keep]
+    names = list(factors.columns)
+    cols = {"mean": np.ones(len(y))}
+    cols.update({n: X[:, i] for i, n in enumerate(names)})
+    if interactions:
+        for (i, a), (j, b) in itertools.combinations(enumerate(names), 2):
+            cols[f"{a}:{b}"] = X[:, i] * X[:, j]
+    kept: list[str] = []
+    aliased: dict[str, str] = {}
+    unestimable: list[str] = []
+    for name, col in cols.items():
+        trial = np.column_stack([cols[k] for k in kept] + [col])
+        if np.linalg.matrix_rank(trial) > len(kept):
+            kept.append(name)
+            continue
+        twin = next((k for k in kept if np.allclose(cols[k], col) or np.allclose(cols[k], -col)),
+                    None)
+        if twin is not None:
+            aliased[name] = twin
+        else:
+            unestimable.append(name)
+    A = np.column_stack([cols[k] for k in kept]) if kept else np.zeros((len(y), 0))
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    dof = len(y) - len(kept)
+    rows = []
+    if dof > 0:
+        sigma2 = float(np.sum((y - A @ coef) ** 2)) / dof
+        se = np.sqrt(np.diag(sigma2 * np.linalg.inv(A.T @ A)))
+        tcrit = float(stats.t.ppf(0.5 + level / 2, dof))
+    else:
+        se, tcrit = np.full(len(kept), math.nan), math.nan
+    for k, b, s in zip(kept, coef, se):
+        if k == "mean":
+            continue
+        effect, err = 2 * float(b), 2 * float(s)
+        p = float(2 * stats.t.sf(abs(effect / err), dof)) if dof > 0 and err > 0 else math.nan
+        also = [a for a, twin in aliased.items() if twin == k]
+        rows.append({"effect_name": k, "effect": effect, "se": err, "lo": effect - tcrit * err,
+                     "hi": effect + tcrit * err, "p": p, "aliases": ", ".join(also)})
+    table = pd.DataFrame(rows).set_index("effect_name") if rows else pd.DataFrame(
+        columns=["effect", "se", "lo", "hi", "p", "aliases"])
+    return Effects(table, aliased, unestimable, dof)

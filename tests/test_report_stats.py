@@ -1,0 +1,143 @@
+"""Statistics of the tables, checked against hand computations and a store with known effects."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import stats, views
+from bench.results import load_records
+from tests.synthetic_store import FACTORS, SEEDS, build, high_quality
+
+
+@pytest.fixture(scope="module")
+def df(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    build(root).store.close()
+    return load_records(root)
+
+
+def test_paired_delta_and_t_interval_by_hand():
+    v = pd.Series([1.0, 2.0, 4.0, 3.0], index=[0, 1, 2, 3])
+    r = pd.Series([0.5, 1.0, 2.0, 9.9, 1.5], index=[0, 1, 2, 7, 3])  # seed 7 has no partner
+    d = stats.paired_delta(v, r)
+    diffs = [0.5, 1.0, 2.0, 1.5]
+    mean = sum(diffs) / 4
+    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 3)
+    half = 3.182446305284263 * sd / 2  # t(0.975, 3) * sd / sqrt(4)
+    assert d.n == 4 and d.delta == pytest.approx(mean)
+    assert (d.lo, d.hi) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    tstat = mean / (sd / 2)
+    assert d.p == pytest.approx(2 * (1 - __import__("scipy").stats.t.cdf(tstat, 3)))
+    assert d.excludes_zero
+
+
+def test_no_interval_without_spread_or_pairs():
+    d = stats.differences_ci([1.0, 1.0, 1.0])
+    assert d.delta == 1.0 and math.isnan(d.lo) and math.isnan(d.p) and not d.excludes_zero
+    assert stats.differences_ci([2.0]).n == 1
+    assert stats.paired_delta(pd.Series([1.0], index=[0]), pd.Series([1.0], index=[1])).n == 0
+
+
+def test_bootstrap_interval_covers_the_mean():
+    d = stats.differences_ci([0.1, 0.3, 0.2, 0.4, 0.25], bootstrap=True)
+    assert d.lo < d.delta < d.hi and d.lo > 0
+
+
+def test_holm_by_hand():
+    p = [0.01, 0.04, float("nan"), 0.03, 0.20]
+    # sorted: 0.01*4=0.04, 0.03*3=0.09, 0.04*2=0.08 -> max(0.09, 0.08)=0.09, 0.20*1=0.20
+    expected = [0.04, 0.09, float("nan"), 0.09, 0.20]
+    np.testing.assert_allclose(stats.holm(p), expected)
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])
+
+
+def _add_one(df):
+    pool = df[(df.grid == "synth") & (df.dataset == "ring8")]
+    part = pool[pool.design == "add-one"]
+    return views.delta_table("t", "t", part, pool, df.attrs["metrics"],
+                             ["modes", "high_quality", "reverse_kl"],
+                             reference=views.baseline_of)
+
+
+def test_add_one_delta_equals_hand_computation(df):
+    t = _add_one(df)
+    row = t.numbers.set_index("variant").loc["spectral_norm"]
+    diffs = [high_quality(("spectral_norm",), s) - high_quality((), s) for s in SEEDS]
+    hand = stats.differences_ci(diffs)
+    assert row["d_high_quality"] == pytest.approx(np.mean(diffs))
+    assert (row["d_high_quality_lo"], row["d_high_quality_hi"]) == (
+        pytest.approx(hand.lo), pytest.approx(hand.hi))
+    # Holm across the table's rows equals holm() of the raw p-values
+    np.testing.assert_allclose(t.numbers["d_high_quality_p_holm"],
+                               stats.holm(t.numbers["d_high_quality_p"]))
+
+
+def test_real_effect_flagged_null_not_and_best_is_true_best(df):
+    t = _add_one(df)
+    n = t.numbers.set_index("variant")
+    assert n.loc["spectral_norm", "d_high_quality_lo"] > 0  # real +0.20
+    assert n.loc["label_flip", "d_high_quality_lo"] < 0 < n.loc["label_flip", "d_high_quality_hi"]
+    assert n.loc["instance_noise", "d_high_quality_hi"] < 0  # real -0.10
+    cells = {r[0].text: r for r in t.rows}
+    hq_col = t.columns.index("high_quality ↑")
+    bold = [name for name, r in cells.items() if r[hq_col].bold]
+    assert bold == ["spectral_norm"]  # the true best mean
+    kl_col = t.columns.index("reverse_kl ↓")  # lower is better
+    assert [name for name, r in cells.items() if r[kl_col].bold] == ["spectral_norm"]
+    delta_col = t.columns.index("Δ high_quality [95% CI]")
+    assert "*" in cells["spectral_norm"][delta_col].text
+    assert "*" not in cells["label_flip"][delta_col].text
+    status = t.columns.index("status")
+    assert cells["dropout"][status].text == "diverged 1/5 (step 250)"
+    assert cells["ttur"][status].text == "failed 1/5"
+    assert cells["self_attention"][status].text.startswith("not-applicable: ")
+    assert "d_loss_collapse" in cells["dropout"][-1].text
+    assert n.loc["dropout", "n_done"] == 4 and n.loc["dropout", "d_high_quality_n"] == 4
+
+
+def test_pairs_interaction_by_hand(df):
+    pool = df[(df.grid == "synth") & (df.dataset == "ring8")]
+    t = views.pairs_table("p", "p", pool[pool.design == "pairs"], pool, ["high_quality"])
+    n = t.numbers.set_index("pair")
+    a, b = "instance_noise", "spectral_norm"
+    per_seed = [high_quality((a, b), s) - high_quality((a,), s) - high_quality((b,), s)
+                + high_quality((), s) for s in SEEDS]
+    assert n.loc[f"{a}+{b}", "i_high_quality"] == pytest.approx(np.mean(per_seed))
+    assert n.loc[f"{a}+{b}", "i_high_quality_lo"] > 0  # the built-in +0.06 interaction
+    lf = n.loc["label_flip+spectral_norm"]
+    assert lf["i_high_quality_lo"] < 0 < lf["i_high_quality_hi"]  # no interaction
+    assert n.loc["relativistic+wgan_gp", "status"].startswith("conflict")
+
+
+def test_factorial_effects_equal_contrasts(df):
+    part = df[(df.grid == "synth") & (df.design == "factorial")]
+    t = views.factorial_table("f", "f", part, ["high_quality"], {})
+    eff = t.numbers.set_index("effect")
+    runs = part.drop_duplicates("cell_id")
+    x = pd.DataFrame(list(runs.factors), index=runs.index)
+    for f in FACTORS:  # balanced design: the LS effect is the high-minus-low contrast
+        hand = runs.high_quality[x[f] == 1].mean() - runs.high_quality[x[f] == 0].mean()
+        assert eff.loc[f, "high_quality_effect"] == pytest.approx(hand)
+    assert eff.loc["instance_noise:spectral_norm", "high_quality_lo"] > 0
+
+
+def test_fractional_design_names_aliases():
+    # 2^(3-1) with C = AB: C is aliased with A:B, A with B:C, B with A:C
+    f = pd.DataFrame({"A": [0, 1, 0, 1], "B": [0, 0, 1, 1]})
+    f["C"] = ((2 * f.A - 1) * (2 * f.B - 1) + 1) // 2
+    y = 1 + 2 * f.A + 0.5 * f.C
+    res = stats.factorial_effects(f, y)
+    assert res.table.loc["A", "effect"] == pytest.approx(2.0)
+    assert res.aliased == {"A:B": "C", "A:C": "B", "B:C": "A"}
+    assert "A:B" in res.table.loc["C", "aliases"]
+
+
+def test_tuned_view_chooses_each_variants_best_lr(df):
+    t = views.tuned_table("t", "t", df[df.grid == "synth-tune"], ["high_quality"])
+    n = t.numbers.set_index("variant")
+    assert n.loc["baseline", "best_lr"] == pytest.approx(1e-3)
+    assert n.loc["spectral_norm", "best_lr"] == pytest.approx(5e-4)
+    diffs = [high_quality(("spectral_norm",), s, 5e-4) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
+    assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(np.mean(diffs))
+    assert "same seeds" in t.notes[0]

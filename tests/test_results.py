@@ -1,0 +1,105 @@
+"""bench.results.load_records: one row per record and membership, versions and protocols."""
+import json
+
+import pytest
+
+from bench.record import Record
+from bench.results import load_records, protocol_hash
+from bench.report.versions import installed_trick_versions, versions_in_source
+from bench.store import Store, StoreError
+from tests.synthetic_store import build, cell, metrics_2d
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    s = build(root)
+    s.store.close()
+    return root
+
+
+def test_one_row_per_membership_with_design_info(synth):
+    df = load_records(synth)
+    base = cell("ring8", (), 0)
+    rows = df[df.cell_id == base.cell_id]
+    # the baseline of seed 0 is in every design of "synth" and in the tune grid
+    assert sorted(rows.design) == ["add-one", "add-one", "factorial", "leave-one-out", "pairs"]
+    assert set(rows.role) == {"baseline"}
+    fact = df[(df.design == "factorial") & (df.label == "label_flip+spectral_norm")]
+    assert fact.factors.iloc[0] == {"instance_noise": 0, "label_flip": 1, "spectral_norm": 1}
+    tuned = df[(df.grid == "synth-tune") & (df.tune_lr == 5e-4)]
+    assert len(tuned) == 6 and tuned.row_label.str.contains("lr=0.0005").all()
+    sn = df[(df.label == "spectral_norm") & (df.seed == 3) & (df.design == "add-one")
+            & (df.grid == "synth")].iloc[0]
+    assert sn.high_quality == pytest.approx(metrics_2d(("spectral_norm",), 3)["high_quality"])
+    assert sn.g_params == 1010 and sn.d_params == 2000 and sn.g_lr == 1e-3
+    assert sn.trick_versions == {"spectral_norm": 1}
+    assert {"modes", "high_quality", "reverse_kl", "fid"} <= set(df.attrs["metrics"])
+    ttur = df[(df.label == "ttur") & (df.seed == 0)].iloc[0]
+    assert ttur.d_lr == pytest.approx(4e-3)  # the effective LR, not the config's
+    drop = df[(df.label == "dropout") & (df.seed == 0)].iloc[0]
+    assert drop["flags"] == ("d_loss_collapse",)
+    assert df[(df.label == "ttur") & (df.seed == 2)].status.iloc[0] == "failed"
+
+
+def test_grid_filter_and_unknown_grid(synth):
+    df = load_records(synth, grid="synth-tune")
+    assert set(df.grid) == {"synth-tune"} and len(df) == 12
+    with pytest.raises(StoreError, match="no grid 'nope'"):
+        load_records(synth, grid="nope")
+
+
+def _put(store, c, version_note=None, protocol=None, metrics=None):
+    store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,
+                     config=c.to_dict(), status="done", metrics=metrics or {"modes": 8.0},
+                     protocol=protocol or {"kind": "2d", "n": 2500}))
+
+
+def test_current_versions_and_protocols(tmp_path):
+    from bench.config import TrickSpec
+
+    with Store(tmp_path) as store:
+        old = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("path_length", {}, 1),))
+        new = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("path_length", {"weight": 3.0}, 2),))
+        _put(store, old)
+        _put(store, new)
+        # same dataset, a different metric protocol on one record only: not comparable
+        _put(store, cell("ring8", (), 1))
+        _put(store, cell("ring8", (), 2), protocol={"kind": "2d", "n": 100})
+    installed = installed_trick_versions()
+    assert installed["path_length"] == 2
+    df = load_records(tmp_path)
+    assert list(df[df.label == "path_length"].trick_versions) == [{"path_length": 2}]
+    assert list(df[df.label == "path_length"]["path_length.weight"]) == [3.0]
+    assert 2 not in set(df.seed)  # the odd protocol is dropped by default
+    everything = load_records(tmp_path, current_versions=False)
+    assert len(everything) == 4 and everything.current.sum() == 2
+    # versions may be passed in (e.g. by a caller that has the registry loaded)
+    pinned = load_records(tmp_path, trick_versions={"path_length": 1})
+    assert list(pinned[pinned.label == "path_length"].trick_versions) == [{"path_length": 1}]
+
+
+def test_versions_read_from_source_without_import():
+    src = ("class A(Trick):\n    name = 'a'\n    version = 3\n"
+           "class B(Trick):\n    name = 'b'\n")
+    assert versions_in_source(src) == {"a": 3, "b": 1}
+
+
+def test_protocol_hash_ignores_rescoring_history():
+    p = {"kind": "2d", "n": 1}
+    assert protocol_hash(p) == protocol_hash({**p, "previous": [{"metrics": {}}]}) != ""
+    assert protocol_hash({}) == ""
+
+
+def test_records_without_membership_count_as_add_one(tmp_path):
+    with Store(tmp_path) as store:
+        _put(store, cell("ring8", (), 0))
+        _put(store, cell("ring8", ("spectral_norm",), 0))
+    df = load_records(tmp_path)
+    assert set(df.design) == {"add-one"} and set(df.grid) == {""}
+    assert dict(zip(df.label, df.role)) == {"baseline": "baseline", "spectral_norm": "variant"}
+
+
+def test_missing_store_is_an_error(tmp_path):
+    with pytest.raises(StoreError, match="no store"):
+        load_records(tmp_path / "nothing")
