@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -40,10 +41,41 @@ class ConfigError(ValueError):
     """A config value is invalid; the message is one line meant for the user."""
 
 
+# -- value checks: every frozen config validates itself, so the CLI, grids and records share them.
+# Each raises ConfigError naming the key, the value and what is allowed.
+def check_int(key: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+
+
+def check_number(key: str, value: Any, *, low: float, high: float = math.inf,
+                 low_open: bool = False, high_open: bool = True) -> None:
+    """A finite real number in the interval low..high (open or closed ends as asked)."""
+    if high == math.inf:
+        allowed = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        allowed = (f"a finite number in {'(' if low_open else '['}{low:g}, "
+                   f"{high:g}{')' if high_open else ']'}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+    ok = (math.isfinite(value) and (value > low if low_open else value >= low)
+          and (value < high if high_open else value <= high))
+    if not ok:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str
     resolution: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"dataset name must be a non-empty string, got {self.name!r}")
+        if self.resolution is not None:
+            check_int("resolution", self.resolution, 1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,12 @@ class NetConfig:
     z_dim: int = 64
     width: int | None = None  # MLP hidden units / channels of G's last feature map; None: per arch
     depth: int = 3  # MLP hidden layers (ignored by the DCGAN nets)
+
+    def __post_init__(self) -> None:
+        check_int("z_dim", self.z_dim, 1)
+        if self.width is not None:
+            check_int("width", self.width, 1)
+        check_int("depth", self.depth, 1)
 
     def resolved_width(self, kind: str) -> int:
         return self.width if self.width is not None else (128 if kind == "2d" else 32)
@@ -64,6 +102,11 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
 
+    def __post_init__(self) -> None:
+        check_number("lr", self.lr, low=0, low_open=True)
+        check_number("beta1", self.beta1, low=0, high=1)
+        check_number("beta2", self.beta2, low=0, high=1)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -74,7 +117,18 @@ class TrainConfig:
     # "hard": end the cell early (status diverged) on a hard failure flag (bench/flags.py)
     stop_on: str = field(default="", metadata=OPTIONAL)
     log_every: int = 50  # loss curves are averaged over this many steps
-    checkpoint_every: int = 500
+    checkpoint_every: int = 500  # 0: only when the run stops
+
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 2)  # batch statistics need two samples
+        check_int("log_every", self.log_every, 1)
+        check_int("checkpoint_every", self.checkpoint_every, 0)
+        if self.stop_on not in ("", "hard"):
+            raise ConfigError(f"stop_on must be '' or 'hard', got {self.stop_on!r}")
+        for key in ("g_optim", "d_optim"):
+            if not isinstance(getattr(self, key), OptimConfig):
+                raise ConfigError(f"{key} must be an OptimConfig, got {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +140,11 @@ class TrickSpec:
     name: str
     params: tuple[tuple[str, Any], ...] = ()
     version: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"trick name must be a non-empty string, got {self.name!r}")
+        check_int(f"trick '{self.name}' version", self.version, 1)
 
     @staticmethod
     def of(name: str, params: Mapping[str, Any] | None = None,
@@ -112,13 +171,19 @@ class CellConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for key, cls in (("data", DataConfig), ("net", NetConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, key), cls):
+                raise ConfigError(f"{key} must be a {cls.__name__}, got {getattr(self, key)!r}")
+        if not all(isinstance(t, TrickSpec) for t in self.tricks):
+            raise ConfigError(f"tricks must be TrickSpecs, got {self.tricks!r}")
         ordered = tuple(sorted(self.tricks, key=lambda t: t.name))
         names = [t.name for t in ordered]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"a trick is listed twice: {', '.join(names)}")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"trick {', '.join(repr(n) for n in twice)} is listed twice; "
+                              f"list each trick once")
         object.__setattr__(self, "tricks", ordered)
-        if self.train.steps < 1 or self.train.batch_size < 2:
-            raise ConfigError("steps must be >= 1 and batch size >= 2")
+        check_int("seed", self.seed, 0)
 
     @property
     def trick_names(self) -> tuple[str, ...]:
@@ -137,18 +202,26 @@ class CellConfig:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "CellConfig":
-        train = dict(d.get("train", {}))
-        for key in ("g_optim", "d_optim"):
-            if key in train:
-                train[key] = OptimConfig(**train[key])
-        return CellConfig(
-            data=DataConfig(**d["data"]),
-            net=NetConfig(**d.get("net", {})),
-            train=TrainConfig(**train),
-            tricks=tuple(TrickSpec.of(t["name"], t.get("params"), t.get("version", 1))
-                         for t in d.get("tricks", [])),
-            seed=int(d.get("seed", 0)),
-        )
+        """The cell a `to_dict()` describes; ConfigError (one line) for anything else, e.g. a
+        record's config that was edited or planted in a store."""
+        try:
+            train = dict(d.get("train", {}))
+            for key in ("g_optim", "d_optim"):
+                if key in train:
+                    train[key] = OptimConfig(**train[key])
+            return CellConfig(
+                data=DataConfig(**d["data"]),
+                net=NetConfig(**d.get("net", {})),
+                train=TrainConfig(**train),
+                tricks=tuple(TrickSpec.of(t["name"], t.get("params"), t.get("version", 1))
+                             for t in d.get("tricks", [])),
+                seed=d.get("seed", 0),
+            )
+        except ConfigError:
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"not a cell config ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:160]})") from None
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

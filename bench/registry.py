@@ -12,6 +12,7 @@ import fnmatch
 import importlib
 import inspect
 import pkgutil
+import sys
 import types
 import typing
 from importlib.metadata import entry_points
@@ -22,6 +23,7 @@ from bench.trick import HOOKS, SLOTS, Trick, TrickError, slots_of
 ENTRY_POINT_GROUP = "ganbench.tricks"
 _REGISTRY: dict[str, type[Trick]] = {}
 _loaded = False
+_PLUGIN_ERRORS: list[str] = []  # one line per plug-in that could not be loaded
 
 
 def register_trick(cls: type[Trick]) -> type[Trick]:
@@ -61,23 +63,54 @@ def unregister_trick(name: str) -> None:
 
 
 def load_tricks() -> None:
-    """Import every module of the built-in `tricks` package and every entry-point plug-in, once."""
+    """Import every module of the built-in `tricks` package and every entry-point plug-in, once.
+    A plug-in that fails is reported in one line (stderr, and `plugin_errors()`); every other
+    trick still works. A broken built-in trick is the suite's own bug and raises."""
     global _loaded
     if _loaded:
         return
     _loaded = True
+    _PLUGIN_ERRORS.clear()
     import tricks as builtin
 
     for mod in sorted(pkgutil.iter_modules(builtin.__path__), key=lambda m: m.name):
         if not mod.name.startswith("_"):
             importlib.import_module(f"tricks.{mod.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-        except Exception as exc:  # a broken plug-in must name itself
-            raise TrickError(f"trick plug-in '{ep.name}' ({ep.value}) failed to load: {exc}") from exc
-        if isinstance(obj, type) and issubclass(obj, Trick) and obj.name not in _REGISTRY:
-            register_trick(obj)
+        problem = _load_plugin(ep)
+        if problem:
+            _PLUGIN_ERRORS.append(problem)
+            print(f"ganbench: warning: {problem}", file=sys.stderr)
+
+
+def _load_plugin(ep: Any) -> str | None:
+    """Load one entry point; the reason it contributed no trick, or None when it did."""
+    where = f"trick plug-in '{ep.name}' ({ep.value})"
+    try:
+        obj = ep.load()
+    except Exception as exc:  # anything a third-party import raises
+        return f"{where} failed to import: {type(exc).__name__}: {' '.join(str(exc).split())}"
+    try:
+        if isinstance(obj, type) and issubclass(obj, Trick):
+            if obj.name not in _REGISTRY or _REGISTRY[obj.name] is not obj:
+                register_trick(obj)
+            return None
+    except TrickError as exc:
+        return f"{where}: {exc}"
+    if isinstance(obj, types.ModuleType):
+        mine = [n for n, cls in _REGISTRY.items()
+                if cls.__module__ == obj.__name__ or cls.__module__.startswith(obj.__name__ + ".")]
+        if not mine:
+            return (f"entry point '{ep.name}' loaded module '{obj.__name__}' but it registered "
+                    f"no trick (decorate its Trick class with @register_trick)")
+        return None
+    return (f"{where} loaded {obj!r}, which is neither a module nor a Trick class")
+
+
+def plugin_errors() -> list[str]:
+    """One line per `ganbench.tricks` plug-in that failed to load (after `load_tricks()`)."""
+    load_tricks()
+    return list(_PLUGIN_ERRORS)
 
 
 def list_tricks(pattern: str = "*") -> list[str]:
@@ -92,6 +125,8 @@ def get_trick_class(name: str) -> type[Trick]:
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        if _PLUGIN_ERRORS:  # the trick may be in the plug-in that failed: say so on the line
+            hint += f"; {len(_PLUGIN_ERRORS)} plug-in(s) failed to load: {_PLUGIN_ERRORS[0]}"
         raise TrickError(f"unknown trick '{name}'{hint} (see `ganbench tricks`)") from None
 
 
@@ -188,6 +223,27 @@ def build_tricks(specs: Iterable[tuple[str, dict[str, Any]]], kind: str | None =
     return tricks
 
 
+def relations(name: str) -> dict[str, dict[str, Any]]:
+    """Every other trick's relation to `name`, in either direction (default params):
+    `conflicts` {other: [reasons]} for pairs that may not run together (an exclusion declared
+    on either side, a shared slot), `required_by` {other: why} for tricks that need it."""
+    me = create_trick(name)
+    alone = set(conflict_reasons([me]))
+    conflicts: dict[str, list[str]] = {}
+    required_by: dict[str, str] = {}
+    for other in list_tricks():
+        if other == name:
+            continue
+        them = create_trick(other)
+        pair = [r for r in conflict_reasons([me, them])
+                if r not in alone and r not in conflict_reasons([them])]
+        if pair:
+            conflicts[other] = pair
+        if name in them.requires:
+            required_by[other] = them.requires[name]
+    return {"conflicts": conflicts, "required_by": required_by}
+
+
 def describe(name: str) -> dict[str, Any]:
     """Everything `ganbench tricks` shows about one trick, JSON-ready."""
     cls = get_trick_class(name)
@@ -201,7 +257,7 @@ def describe(name: str) -> dict[str, Any]:
         "slots": list(slots_of(create_trick(name))),  # with default params
         "applies_to": sorted(cls.applies_to),
         "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,
-        "module": cls.__module__,
+        "module": cls.__module__, **relations(name),
     }
 
 

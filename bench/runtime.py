@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import re
 from typing import Any
 
 import numpy as np
@@ -15,13 +16,23 @@ from bench.config import ConfigError
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
 def pick_device(name: str | None = None) -> torch.device:
-    """CUDA when present (or when asked for), else CPU. Asking for CUDA without one is an error."""
+    """CUDA when present (or when asked for), else CPU. An unknown device, or CUDA asked for
+    without one, is a ConfigError (one line)."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(name, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise ConfigError(f"device {name!r} is not supported (choices: {', '.join(DEVICE_CHOICES)})")
     dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device '{name}' was requested but only "
+                              f"{torch.cuda.device_count()} CUDA device(s) are visible")
     return dev
 
 

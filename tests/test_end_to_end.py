@@ -114,7 +114,8 @@ def test_eval_rescores_from_the_checkpoint_and_keeps_old_scores(capsys, tmp_path
                  "--eval-seed", "3", "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert first["protocol"]["seed"] == 0 and again["protocol"]["seed"] == 3
-    assert again["protocol"]["previous"][0]["metrics"] == first["metrics"]
+    assert again["history"][-1]["event"] == "rescore"
+    assert again["history"][-1]["metrics"] == first["metrics"]
     assert again["curves"] == first["curves"]
 
 

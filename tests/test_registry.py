@@ -155,6 +155,8 @@ def test_entry_point_plugins_are_loaded(monkeypatch, tmp_path):
 
 
 def test_broken_plugin_names_itself(monkeypatch):
+    """A plug-in that fails to import is reported in one line; the built-in tricks still load
+    (more plug-in mistakes: tests/test_plugin_errors.py)."""
     import bench.registry as reg
 
     class EP:
@@ -165,5 +167,6 @@ def test_broken_plugin_names_itself(monkeypatch):
 
     monkeypatch.setattr(reg, "entry_points", lambda group: [EP()])
     monkeypatch.setattr(reg, "_loaded", False)
-    with pytest.raises(TrickError, match="plug-in 'broken'"):
-        reg.load_tricks()
+    monkeypatch.setattr(reg, "_PLUGIN_ERRORS", [])
+    assert "spectral_norm" in reg.list_tricks()
+    assert [e for e in reg.plugin_errors() if "plug-in 'broken'" in e]

@@ -1,6 +1,8 @@
 """`ganbench` command line. Every bad input ends with one line on stderr and exit code 2,
 and is caught before anything is written to the store.
 
+DESCRIPTION below is what `ganbench --help` shows.
+
 One module per command (`cmd_<name>.py`, each with `register(subparsers)` and `run(args)`);
 options and error handling shared between commands live in `common.py`.
 """
@@ -14,21 +16,36 @@ from typing import Sequence
 
 from bench.cli import (cmd_eval, cmd_run, cmd_show, cmd_status, cmd_train, cmd_tricks,
                        cmd_weights)
-from bench.cli.common import EXIT_USAGE, CliError, input_errors
+from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
 
 COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_status, cmd_show, cmd_eval, cmd_weights)
 
+DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "
+               "into a resumable store, alone or as grids, and list the tricks and their "
+               "conflicts. Every bad input ends with one line on stderr and exit code 2.")
+
 
 def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ganbench", description=__doc__.splitlines()[0])
-    sub = ap.add_subparsers(dest="command", required=True)
+    from ganbench import __version__
+
+    ap = Parser(prog="ganbench", description=DESCRIPTION)
+    ap.add_argument("--version", action="version", version=f"ganbench {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    try:
+        args = make_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        check_common_options(args)
+    except input_errors() as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if getattr(args, "workers", 0) is None:
         from bench.executor import default_workers
 
@@ -40,8 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # root is machine-local, so it is not part of a cell's config or id.
         os.environ["GANBENCH_DATA"] = str(Path(args.data_root).expanduser().resolve())
     try:
-        if (getattr(args, "curve_every", None) or 0) < 0:
-            raise CliError("--curve-every must be >= 0")
         return args.func(args)
     except input_errors() as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)

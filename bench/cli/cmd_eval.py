@@ -4,15 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.cli.common import DEFAULT_STORE, add_eval_options, eval_spec_from
+from bench.cli.common import DEFAULT_STORE, add_device_option, add_eval_options, eval_spec_from
 
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="(re)score stored cells from their final checkpoints")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--cell", help="cell id (or unique prefix); default: every finished cell")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    add_device_option(p)
+    p.add_argument("--json", action="store_true", help="print records as JSON, one per line")
     add_eval_options(p)
     p.set_defaults(func=run)
 

@@ -8,9 +8,9 @@ from bench.cli.common import DEFAULT_STORE
 
 def register(sub) -> None:
     p = sub.add_parser("show", help="print stored records")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--cell", help="cell id (or unique prefix)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print records as JSON, one per line")
     p.set_defaults(func=run)
 
 

@@ -2,26 +2,39 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
-from bench.cli.common import (DEFAULT_STORE, add_curve_option, add_data_options, add_eval_options,
-                              eval_spec_from, load_data, parse_tricks)
+from bench.cli.common import (DEFAULT_STORE, add_curve_option, add_data_options,
+                              add_device_option, add_eval_options, eval_spec_from, load_data,
+                              parse_tricks)
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train and score one cell")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--resolution", type=int)
-    p.add_argument("--tricks", default="", help="comma-separated trick names")
-    p.add_argument("--param", action="append", default=[], metavar="TRICK.NAME=VALUE")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=64)
+    from bench.data import dataset_names
+
+    p = sub.add_parser("train", help="train and score one cell",
+                       description="Train and score one cell. A cell already in the store is "
+                                   "returned as stored (say --force to train it again).")
+    p.add_argument("--dataset", required=True,
+                   help=f"one of: {', '.join(dataset_names())}")
+    p.add_argument("--resolution", type=int, help="image side in pixels (default: per dataset)")
+    p.add_argument("--tricks", default="", help="comma-separated trick names (see `ganbench tricks`)")
+    p.add_argument("--param", action="append", default=[], metavar="TRICK.NAME=VALUE",
+                   help="a trick parameter; repeat for several")
+    p.add_argument("--seed", type=int, default=0, help="training seed (>= 0)")
+    p.add_argument("--steps", type=int, default=2000, help="generator updates")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per batch")
     p.add_argument("--lr", type=float, help="Adam lr of both nets (default 2e-4)")
     p.add_argument("--width", type=int, help="net width (default: 128 MLP, 32 DCGAN)")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--store", default=DEFAULT_STORE)
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
+    p.add_argument("--checkpoint-every", type=int, default=500,
+                   help="steps between checkpoints (0: only at the end)")
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
+    p.add_argument("--force", action="store_true",
+                   help="train a stored cell again as a new attempt (the old record is kept "
+                        "in the new record's history)")
+    add_device_option(p)
     p.add_argument("--json", action="store_true", help="print the record as one JSON object")
     add_eval_options(p)
     add_data_options(p)
@@ -40,9 +53,29 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     opt = OptimConfig(lr=args.lr) if args.lr is not None else OptimConfig()
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=opt, d_optim=opt,
                         checkpoint_every=args.checkpoint_every)
-    net = NetConfig(**({"width": args.width} if args.width else {}))
+    # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
+    net = NetConfig(**({"width": args.width} if args.width is not None else {}))
     return CellConfig(data=DataConfig(args.dataset, args.resolution), net=net, train=train,
                       tricks=tuple(specs), seed=args.seed)
+
+
+def retire_for_retraining(store, cell: CellConfig) -> None:
+    """`--force`: the stored record goes to the store's `retired` table (the next record of the
+    cell carries it in its history, event "retrain") and the final checkpoint is removed, so the
+    cell trains from step 0 instead of resuming from its end. Checkpoint first: a crash in
+    between leaves the record in place and `--force` can simply be repeated."""
+    from bench.train.trainer import CHECKPOINT
+
+    if not store.has(cell.cell_id):
+        return
+    path = store.cell_dir(cell.cell_id) / CHECKPOINT
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        from bench.store import StoreError
+
+        raise StoreError(f"cannot remove the old checkpoint {path}: {exc.strerror or exc}") from None
+    store.retire(cell.cell_id, "retrain")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +86,15 @@ def run(args: argparse.Namespace) -> int:
     spec = eval_spec_from(args)
     load_data(args, cell)
     with Store(args.store) as store:
+        stored = store.get(cell.cell_id)
+        if stored is not None and args.force:
+            retire_for_retraining(store, cell)
+        elif stored is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.created_at))
+            print(f"ganbench: cell {cell.cell_id} is already in {args.store} ({stored.status}, "
+                  f"stored {when}); showing the stored record without training. Add --force to "
+                  f"train it again as a new attempt (the old record is kept in its history).",
+                  file=sys.stderr)
         record = run_cell(cell, store, eval_spec=spec, device=args.device,
                           progress=not args.json, curve_every=args.curve_every)
     if args.json:

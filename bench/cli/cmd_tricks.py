@@ -9,9 +9,11 @@ from bench.cli.common import CliError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("tricks", help="list registered tricks")
-    p.add_argument("pattern", nargs="?", default="*", help="wildcard filter, e.g. '*noise*'")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("tricks", help="list registered tricks",
+                       description="List registered tricks with their params, slots and every "
+                                   "conflict in either direction.")
+    p.add_argument("pattern", nargs="?", default="*", help="name or wildcard filter, e.g. '*noise*'")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--matrix", action="store_true", help="pairwise compatibility matrix")
     p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
     p.set_defaults(func=run)
@@ -39,8 +41,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'':<28} params: {params}")
         if info["slots"]:
             print(f"{'':<28} slots: {', '.join(info['slots'])}")
-        for other, why in {**info["excludes"], **info["requires"]}.items():
-            print(f"{'':<28} {'excludes' if other in info['excludes'] else 'requires'} {other}: {why}")
+        # relations in both directions: what it excludes or is excluded by, shared slots
+        for other, reasons in info["conflicts"].items():
+            print(f"{'':<28} not with {other}: {'; '.join(reasons)}")
+        for other, why in info["requires"].items():
+            print(f"{'':<28} requires {other}: {why}")
+        for other, why in info["required_by"].items():
+            print(f"{'':<28} required by {other}: {why}")
     return 0
 
 

@@ -17,6 +17,30 @@ class CliError(Exception):
     pass
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, False) or the
+    help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the suite's error contract: a usage error is one line on stderr, exit 2.
+    Sub-command parsers inherit the class, so every command gets it (and shows defaults)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"ganbench: error: {' '.join(message.split())} "
+                              f"(see '{self.prog} --help')\n")
+
+
 def input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is one line meant for the user (printed, exit 2)."""
     from bench.checkpoint import CheckpointError
@@ -40,6 +64,10 @@ def parse_value(text: str) -> Any:
 
 def parse_tricks(tricks: str, params: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     names = [n.strip() for n in tricks.split(",") if n.strip()] if tricks else []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CliError(f"--tricks names {', '.join(repr(n) for n in twice)} more than once; "
+                       f"list each trick once")
     out: dict[str, dict[str, Any]] = {n: {} for n in names}
     for item in params:
         key, sep, value = item.partition("=")
@@ -60,7 +88,7 @@ def eval_spec_from(args: argparse.Namespace):
         kw["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if getattr(args, "extractor", None):
         kw["extractor"] = args.extractor
-    if getattr(args, "n", None):
+    if getattr(args, "n", None) is not None:  # 0 is a bad value, not "unset"
         kw["num_samples"] = args.n
     for opt, field in (("inception_weights", "inception_weights"), ("ref_samples", "ref_samples"),
                        ("stacked_samples", "stacked_samples"), ("eval_seed", "seed")):
@@ -75,11 +103,36 @@ def eval_spec_from(args: argparse.Namespace):
 
 
 def load_data(args: argparse.Namespace, cell: CellConfig) -> None:
-    """Load (and cache) the data before the store is touched, so missing files write nothing."""
+    """Load (and cache) the data before the store is touched, so missing files write nothing;
+    a batch the training set cannot fill is refused here too."""
     from bench.data import load_dataset
 
-    load_dataset(cell.data.name, resolution=cell.data.resolution, root=args.data_root,
-                 download=args.download)
+    data = load_dataset(cell.data.name, resolution=cell.data.resolution, root=args.data_root,
+                        download=args.download)
+    if cell.train.batch_size > len(data.train):
+        raise CliError(f"batch size {cell.train.batch_size} is larger than the {cell.data.name} "
+                       f"training set ({len(data.train)} samples)")
+
+
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    from bench.runtime import DEVICE_CHOICES
+
+    p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
+                   help="where to train and score: auto = CUDA if present, else cpu")
+
+
+def check_common_options(args: argparse.Namespace) -> None:
+    """Values several commands share, checked before any command runs (so before any store is
+    created): the device exists, counts are positive."""
+    if getattr(args, "device", None) is not None:
+        from bench.runtime import pick_device
+
+        pick_device(args.device)
+    if (getattr(args, "curve_every", None) or 0) < 0:
+        raise CliError(f"--curve-every must be >= 0, got {args.curve_every}")
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise CliError(f"--workers must be >= 1, got {workers}")
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:

@@ -66,13 +66,40 @@ def load_mnist_like(name: str, root: Path, resolution: int, download: bool) -> D
     return _dataset(name, tr.data.unsqueeze(1), tr.targets, te.data.unsqueeze(1), te.targets, resolution)
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles plain containers, strings, numbers and numpy arrays, nothing else: a batch
+    file planted in the data folder cannot make the suite call arbitrary code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol 2 spells bytes
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR-10 batch "
+                                         f"never holds; not loaded")
+        return super().find_class(module, name)
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    with open(path, "rb") as fh:
+        entry = _ArraysOnly(fh, encoding="latin1").load()  # python-2 pickles of numpy arrays
+    if not isinstance(entry, dict) or "data" not in entry:
+        raise DataError(f"{path} is not a CIFAR-10 batch (no 'data' entry)")
+    data = entry["data"]
+    labels = entry.get("labels", entry.get("fine_labels"))
+    if not isinstance(data, np.ndarray) or data.dtype == object or not isinstance(labels, list) \
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise DataError(f"{path} is not a CIFAR-10 batch (data must be an array, labels integers)")
+    return data, labels
+
+
 def _read_cifar(folder: Path, files) -> tuple[torch.Tensor, torch.Tensor]:
     data, labels = [], []
     for f in files:
-        with open(folder / f, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")  # python-2 pickles of numpy arrays
-        data.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        x, y = _read_batch(folder / f)
+        data.append(np.asarray(x, dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(y)
     return torch.from_numpy(np.concatenate(data)), torch.as_tensor(labels, dtype=torch.int64)
 
 
@@ -93,6 +120,8 @@ def load_cifar10(root: Path, resolution: int, download: bool) -> Dataset:
     try:
         x_tr, y_tr = _read_cifar(folder, CIFAR_TRAIN_FILES)
         x_te, y_te = _read_cifar(folder, CIFAR_TEST_FILES)
+    except DataError:
+        raise
     except Exception as exc:  # truncated/foreign pickles
         raise DataError(f"cannot read cifar10 files in {folder}: {_short(exc)}") from exc
     return _dataset("cifar10", x_tr, y_tr, x_te, y_te, resolution)
