@@ -8,7 +8,8 @@ Combine rules:
 - product: the results multiply;
 - first:   the one trick that overrides it decides (the hook claims a slot, so there is at most one);
 - merge:   dicts are merged; a key returned twice is an error;
-- each:    every trick is called; results are ignored (state updates that belong to the trick).
+- each:    every trick is called; results are ignored (state updates that belong to the trick);
+- same:    every trick that overrides it must return the same value (else TrickError).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class HookSpec:
     name: str
-    combine: str  # chain | product | first | merge | each
+    combine: str  # chain | product | first | merge | each | same
     slot: str | None  # the exclusive slot that overriding this hook claims
     called: str  # when the loop calls it
     returns: str  # what it must return
@@ -44,6 +45,16 @@ HOOK_SPECS: tuple[HookSpec, ...] = (
     HookSpec("penalty", "merge", None, "each phase",
              "`{name: scalar tensor}` added to the phase's loss, logged as `<phase>_<name>`",
              "gradient penalties, weight L2, path length"),
+    HookSpec("lazy_interval", "same", None, "once per net `\"G\"`/`\"D\"`",
+             "1, or the interval N > 1 of a lazy regulariser of that net: its terms come from "
+             "`lazy_penalty` every N steps, and the net's Adam lr and betas are corrected by "
+             "c = N/(N+1) (lr*c, beta**c) for the whole run",
+             "lazy R1, path length (StyleGAN2)"),
+    HookSpec("lazy_penalty", "merge", None,
+             "every `lazy_interval` steps, after the phase's update, on a fresh minibatch",
+             "`{name: scalar tensor}`, logged as `<phase>_<name>`; the loop multiplies their sum "
+             "by the interval and takes a separate optimizer step on it",
+             "lazy R1, path length"),
     HookSpec("g_critic", "first", "g_critic", "G phase",
              "the D module (or callable) G is scored against", "unrolled GAN"),
     HookSpec("d_steps", "first", "d_steps", "once",
@@ -53,6 +64,10 @@ HOOK_SPECS: tuple[HookSpec, ...] = (
     HookSpec("lr_scale", "product", "lr_schedule", "every step",
              "a finite float > 0 multiplying the base LR (a pure function of the step)",
              "warmup, decay, cyclic"),
+    HookSpec("after_g_step", "each", None, "after each G update",
+             "nothing (update state that follows G's weights)", "EMA of G"),
+    HookSpec("sampler", "first", "sampler", "whenever G is sampled for scoring (metrics, curves)",
+             "the module to sample instead of G (same call signature)", "EMA of G"),
     HookSpec("state_dict", "each", None, "checkpoints",
              "a dict of tensors and plain values (state that is *not* a function of the step)",
              "running means"),

@@ -33,6 +33,7 @@ SLOTS = {
     "g_architecture": "replaces the generator's architecture",
     "d_architecture": "replaces the discriminator's architecture",
     "g_normalization": "adds normalization layers to G",
+    "sampler": "chooses which generator is sampled and scored (e.g. an average of G's weights)",
 }
 
 # build_order bands: replace whole nets, then insert layers, then reparametrize weights
@@ -178,6 +179,22 @@ class Trick:
     def lr_scale(self, step: int, net: str) -> float:
         """Multiplier on the base learning rate at `step`: a pure function of the step."""
         return 1.0
+
+    def lazy_interval(self, net: str) -> int:
+        """N > 1: this trick regularises net 'G' or 'D' lazily, every N steps, through
+        `lazy_penalty` (a separate update; the loop corrects that net's Adam lr and betas)."""
+        return 1
+
+    def lazy_penalty(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """The lazy regulariser's terms for ctx.phase, unscaled (the loop multiplies by N)."""
+        return {}
+
+    def after_g_step(self, nets: Nets, step: int) -> None:
+        """Called after each G update (e.g. to update an average of G's weights)."""
+
+    def sampler(self, G: nn.Module) -> nn.Module:
+        """Slot `sampler`: the module sampled and scored in G's place."""
+        return G
 
     def state_dict(self) -> dict[str, Any]:
         """Trick state that is not a function of the step (saved in checkpoints)."""

@@ -100,6 +100,30 @@ class TrickSet(Sequence):
             return out
         return spec
 
+    def lazy_interval(self, net: str) -> int:
+        """1, or the interval every trick that regularises `net` lazily agrees on."""
+        found: tuple[Trick, int] | None = None
+        for t in self.using("lazy_interval"):
+            n = t.lazy_interval(net)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise _fail(t, "lazy_interval", f"must return an integer >= 1, got {_describe(n)}")
+            if n == 1:
+                continue
+            if found is not None and found[1] != n:
+                raise TrickError(f"tricks '{found[0].name}' and '{t.name}' regularise {net} "
+                                 f"lazily every {found[1]} and {n} steps; give them one interval")
+            found = (t, n)
+        return found[1] if found else 1
+
+    def lazy_optimizer(self, net: str, spec: OptimConfig) -> OptimConfig:
+        """StyleGAN2's correction for a lazily regularised net: with c = N/(N+1), lr*c and
+        beta**c, so the main and regulariser updates together move Adam as one update would."""
+        n = self.lazy_interval(net)
+        if n == 1:
+            return spec
+        c = n / (n + 1)
+        return OptimConfig(lr=spec.lr * c, beta1=spec.beta1 ** c, beta2=spec.beta2 ** c)
+
     # -- every step -------------------------------------------------------------------------------------
     def on_step(self, step: int) -> None:
         for t in self.using("on_step"):
@@ -165,6 +189,36 @@ class TrickSet(Sequence):
                     raise _fail(t, "penalty", f"loss term '{key}' is returned twice")
                 terms[key] = _scalar(t, "penalty", value, f"term '{name}'")
         return terms
+
+    def lazy_penalties(self, ctx: StepContext) -> dict[str, torch.Tensor]:
+        """Every trick's lazy terms for ctx.phase as `<phase>_<name>` (unscaled)."""
+        terms: dict[str, torch.Tensor] = {}
+        for t in self.using("lazy_penalty"):
+            if t.lazy_interval(ctx.phase.upper()) == 1:
+                continue
+            out = t.lazy_penalty(ctx)
+            if not isinstance(out, dict):
+                raise _fail(t, "lazy_penalty", f"must return a dict of named terms, "
+                                               f"got {_describe(out)}")
+            for name, value in out.items():
+                key = f"{ctx.phase}_{name}"
+                if key in terms:
+                    raise _fail(t, "lazy_penalty", f"loss term '{key}' is returned twice")
+                terms[key] = _scalar(t, "lazy_penalty", value, f"term '{name}'")
+        return terms
+
+    def after_g_step(self, nets: Nets, step: int) -> None:
+        for t in self.using("after_g_step"):
+            t.after_g_step(nets, step)
+
+    def sampler(self, G: nn.Module) -> nn.Module:
+        """What is sampled and scored in G's place: the slot holder's module, or G."""
+        for t in self.using("sampler"):
+            out = t.sampler(G)
+            if not callable(out):
+                raise _fail(t, "sampler", f"must return a module, got {_describe(out)}")
+            return out
+        return G
 
     def g_critic(self, ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor] | None:
         for t in self.using("g_critic"):

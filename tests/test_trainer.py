@@ -176,7 +176,7 @@ def test_trick_version_enters_the_id_only_when_bumped_and_is_enforced():
     base = tiny_cell("ring8", [])
     v1 = base.replace(tricks=(TrickSpec.of("label_smoothing", version=1),))
     assert "version" not in v1.to_dict()["tricks"][0]  # version 1 leaves ids as they were
-    assert full_spec("path_length").version == 2
+    assert full_spec("path_length").version == 3
     pinned_old = base.replace(tricks=(TrickSpec.of("path_length", version=1),))
     pinned_new = base.replace(tricks=(TrickSpec.of("path_length", version=2),))
     assert pinned_old.cell_id != pinned_new.cell_id

@@ -6,11 +6,12 @@
 lambda * E(||grad D(x~)|| - 1)^2 with lambda = 10 at points near the real data: as in the authors'
 reference code, x_p = x + 0.5 * std(x) * U[0,1] (elementwise noise, std over the whole batch) and
 x~ = x + alpha * (x_p - x) with alpha ~ U[0,1] per sample.
-`interval` > 1 is lazy regularisation (Karras et al. 2020, StyleGAN2): the penalty is applied only
-at steps that are multiples of `interval`, multiplied by `interval` so its average strength is kept.
-The schedule is a function of the step, so with n D updates per step all n updates of a
-regularised step carry it (with one D update per step this is "every `interval` D updates").
-Logged as `d_r1` or `d_dragan`.
+`interval` > 1 is lazy regularisation as StyleGAN2 does it (Karras et al. 2020, section 3.1 and
+the official `training_loop.py`): the penalty is its own D update every `interval` steps, on its
+own real minibatch, its loss multiplied by `interval`, and D's Adam lr and betas are corrected by
+c = interval / (interval + 1) for the whole run (lr*c, beta**c); the loop does the update and
+the correction (hooks `lazy_interval` and `lazy_penalty`). StyleGAN2 uses 16. With `interval` 1
+the penalty is added into every D update's loss. Logged as `d_r1` or `d_dragan` (unscaled).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def dragan_points(x: torch.Tensor, scale: float) -> torch.Tensor:
 class GradientPenalty(Trick):
     name = "gradient_penalty"
     summary = "R1 zero-centred gradient penalty on real data (gamma 10), or DRAGAN; optional lazy interval"
+    version = 2  # 2: interval > 1 is a separate update with Adam's correction (StyleGAN2)
     source = "Mescheder et al. 2018 (R1); Kodali et al. 2017 (DRAGAN); Karras et al. 2020 (lazy)"
     excludes = {
         "relativistic": "it already applies zero-centred R1 and R2 penalties (its gamma)",
@@ -54,13 +56,19 @@ class GradientPenalty(Trick):
             if self.weight < 0 or self.interval < 1 or self.perturb <= 0:
                 raise ValueError("need weight >= 0, interval >= 1, perturb > 0")
 
-    def penalty(self, ctx):
-        if ctx.phase != "d" or ctx.step % self.p.interval:
-            return {}
-        scale = self.p.interval
+    def _terms(self, ctx) -> dict:
         if self.p.variant == "r1":
-            value = self.p.weight / 2 * squared_input_gradient(ctx.critic, ctx.real_in)
-            return {"r1": scale * value}
+            return {"r1": self.p.weight / 2 * squared_input_gradient(ctx.critic, ctx.real_in)}
         grad = input_gradient(ctx.critic, dragan_points(ctx.real_in, self.p.perturb))
-        value = self.p.weight * ((grad.norm(dim=1) - 1) ** 2).mean()
-        return {"dragan": scale * value}
+        return {"dragan": self.p.weight * ((grad.norm(dim=1) - 1) ** 2).mean()}
+
+    def penalty(self, ctx):
+        if ctx.phase != "d" or self.p.interval > 1:
+            return {}
+        return self._terms(ctx)
+
+    def lazy_interval(self, net):
+        return self.p.interval if net == "D" else 1
+
+    def lazy_penalty(self, ctx):
+        return self._terms(ctx) if ctx.phase == "d" else {}

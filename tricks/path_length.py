@@ -1,8 +1,11 @@
 """Path-length regularisation of G (Karras et al. 2020, "Analyzing and Improving the Image Quality
 of StyleGAN", StyleGAN2, section 3.2; defaults from its official code).
 
-In the G phase, every `interval` steps (lazy regularisation, the penalty multiplied by
-`interval`), a fresh batch of batch_size / `batch_shrink` latents z is drawn and G(z) is run
+Every `interval` steps (lazy regularisation as in StyleGAN2's `training_loop.py`: a separate G
+update whose loss is the penalty multiplied by `interval`, with G's Adam lr and betas corrected
+by c = interval / (interval + 1), lr*c and beta**c, for the whole run; the loop does the update
+and the correction through the hooks `lazy_interval` and `lazy_penalty`; `interval` 1 adds the
+penalty into every G update instead), a fresh batch of batch_size / `batch_shrink` latents z is drawn and G(z) is run
 once; w is the tensor `G.synthesis` receives (read with a forward pre-hook, so it is the
 mapping's output after G's own reshaping for its first layer, or StyleGAN's per-layer ws after
 style mixing, as in the official code), images = G.synthesis(w). With
@@ -11,7 +14,7 @@ y ~ N(0, I) / sqrt(pixels per image), J_w^T y = grad_w sum(images * y) and the p
 where a is an exponential running mean of ||J_w^T y|| (decay 0.01, updated before use as in the
 official code). With the baseline's Identity mapping, w = z. For per-layer ws [B, n, w_dim] the
 squared norm is averaged over the n layers as in StyleGAN2. The gradient flows into the mapping
-too. The running mean is trick state (checkpointed). Logged as `g_pl`.
+too. The running mean is trick state (checkpointed). Logged as `g_pl` (unscaled).
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ def _pixels(images: torch.Tensor) -> int:
 @register_trick
 class PathLength(Trick):
     name = "path_length"
-    version = 2  # 2: no NaN gradient when a sample has J = 0 (dead ReLUs)
+    # 2: no NaN gradient when a sample has J = 0 (dead ReLUs); 3: a separate lazy update with
+    # Adam's correction, as StyleGAN2 (was added into the G loss of every `interval`-th step)
+    version = 3
     summary = "StyleGAN2 path-length regularisation of G (weight 2, every 4 steps, half batch)"
     source = "Karras et al. 2020 (StyleGAN2)"
 
@@ -76,7 +81,15 @@ class PathLength(Trick):
         return sq.clamp_min(1e-12).sqrt()
 
     def penalty(self, ctx):
-        if ctx.phase != "g" or ctx.step % self.p.interval:
+        if ctx.phase != "g" or self.p.interval > 1:
+            return {}
+        return self.lazy_penalty(ctx)
+
+    def lazy_interval(self, net):
+        return self.p.interval if net == "G" else 1
+
+    def lazy_penalty(self, ctx):
+        if ctx.phase != "g":
             return {}
         batch = ctx.z.shape[0]
         n = max(min(2, batch), batch // self.p.batch_shrink)  # >= 2 so batch norm in G works
@@ -84,7 +97,7 @@ class PathLength(Trick):
         lengths = self._lengths(ctx.nets.G, z)
         self._mean += self.p.decay * (lengths.detach().mean().item() - self._mean)
         value = ((lengths - self._mean) ** 2).mean()
-        return {"pl": self.p.weight * self.p.interval * value}
+        return {"pl": self.p.weight * value}
 
     def state_dict(self):
         return {"mean": self._mean}

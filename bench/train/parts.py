@@ -49,8 +49,9 @@ class Optimizers:
 
 
 def make_optimizers(cell: CellConfig, nets: Nets, tricks: TrickSet) -> Optimizers:
-    g_spec = tricks.optimizer("G", cell.train.g_optim)
-    d_spec = tricks.optimizer("D", cell.train.d_optim)
+    # a lazily regularised net gets StyleGAN2's lr/beta correction on top of the cell's setting
+    g_spec = tricks.lazy_optimizer("G", tricks.optimizer("G", cell.train.g_optim))
+    d_spec = tricks.lazy_optimizer("D", tricks.optimizer("D", cell.train.d_optim))
     return Optimizers(g_spec, d_spec, adam(nets.G.parameters(), g_spec),
                       adam(nets.D.parameters(), d_spec))
 

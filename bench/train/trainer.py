@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +58,8 @@ class Trainer:
         self.g_spec, self.d_spec, self.g_opt, self.d_opt = (opts.g_spec, opts.d_spec,
                                                             opts.g_opt, opts.d_opt)
         self.n_d = self.tricks.d_steps()
+        # lazy regularisers: a separate update every N steps (1: none) for each net
+        self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
         self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn()
         self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device)
 
@@ -117,6 +120,37 @@ class Trainer:
         opt.step()
         self.log.add(terms)
 
+    @contextmanager
+    def _d_frozen(self):
+        """G's updates must not compute grads for D."""
+        for p in self._d_params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in self._d_params:
+                p.requires_grad_(True)
+
+    def _lazy_update(self, phase: str, real: torch.Tensor | None) -> None:
+        """A lazy regulariser's own update (StyleGAN2): every N steps, on its own minibatch (D:
+        a fresh real batch; G: fresh latents), loss = N x its terms, a separate optimizer step.
+        The terms are logged unscaled."""
+        n = self.lazy[phase]
+        if n == 1 or self.step % n:
+            return
+        if real is None:
+            real = self.stream.next()
+        batch = real
+        ctx = StepContext(phase=phase, step=self.step, steps=self.steps, nets=self.nets,
+                          critic=self.nets.D, real=batch, z=self._sample_z(len(batch)),
+                          fake=None,  # type: ignore[arg-type]
+                          real_in=lambda: self.tricks.d_input(batch, True, self.step))
+        opt = self.d_opt if phase == "d" else self.g_opt
+        with self._d_frozen() if phase == "g" else nullcontext():
+            terms = self.tricks.lazy_penalties(ctx)
+            if terms:
+                self._update(opt, n * sum(terms.values()), terms)
+
     def train_step(self) -> None:
         self.tricks.on_step(self.step)
         self._set_lr()
@@ -124,6 +158,7 @@ class Trainer:
             real, z = self.stream.next(), self._sample_z(self.cell.train.batch_size)
             loss, terms = self.d_loss(self.nets.D, real, z)
             self._update(self.d_opt, loss, terms)
+        self._lazy_update("d", None)
 
         z = self._sample_z(self.cell.train.batch_size)
         fake = self.nets.G(z)
@@ -137,14 +172,11 @@ class Trainer:
             ctx.critic = critic
         ctx.fake_in = self.tricks.d_input(fake, False, self.step)
         ctx.d_fake = ctx.critic(ctx.fake_in)
-        for p in self._d_params:  # G's update must not compute grads for D
-            p.requires_grad_(False)
-        try:
+        with self._d_frozen():
             terms = self._terms(ctx)
             self._update(self.g_opt, sum(terms.values()), terms)
-        finally:
-            for p in self._d_params:
-                p.requires_grad_(True)
+        self._lazy_update("g", real)
+        self.tricks.after_g_step(self.nets, self.step)
         logged = self.log.end_step(self.step)
         self.step += 1
         if logged and self.cell.train.stop_on == "hard":
@@ -250,7 +282,7 @@ class Trainer:
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        G = self.nets.G
+        G = self.tricks.sampler(self.nets.G)  # e.g. an average of G's weights
         was_training = G.training
         G.eval()
         try:
