@@ -199,7 +199,9 @@ def test_minibatch_discrimination_matches_formula():
         layer.bias.copy_(torch.tensor([0.5, -1.0, 0.0]))
     x = torch.randn(5, 6)
     o = layer(x)[:, 6:]
-    M = torch.einsum("na,akc->nkc", x, layer.T)
+    W = layer.theta * layer.log_scale.exp() / layer.theta.norm(dim=0)  # weight-normalised T
+    assert torch.allclose(W.norm(dim=0), layer.log_scale.exp())
+    M = torch.einsum("na,akc->nkc", x, W)
     for i in range(5):
         for b in range(3):
             expect = sum(torch.exp(-(M[i, b] - M[j, b]).abs().sum()) for j in range(5) if j != i)
@@ -207,10 +209,13 @@ def test_minibatch_discrimination_matches_formula():
     # identical samples: every other sample is at distance 0 -> o = (B - 1) + bias
     same = layer(x[:1].expand(5, 6))[:, 6:]
     assert torch.allclose(same, 4 + layer.bias.detach().expand(5, 3), atol=1e-5)
-    # conv features: o broadcast over positions as extra channels
-    conv = MinibatchDiscrimination(2 * 3 * 3, n_kernels=4, data_init=False)
-    y = conv(torch.randn(5, 2, 3, 3))
+    # conv features: computed on the globally pooled features, broadcast over positions as extra
+    # channels
+    conv = MinibatchDiscrimination(2, n_kernels=4, data_init=False)
+    fmap = torch.randn(5, 2, 3, 3)
+    y = conv(fmap)
     assert y.shape == (5, 6, 3, 3) and torch.equal(y[:, 2:, 0, 0], y[:, 2:, 2, 1])
+    assert torch.allclose(y[:, 2:, 0, 0], conv.closeness(fmap.mean(dim=(2, 3))))
 
 
 def test_minibatch_discrimination_data_init_and_resume():
