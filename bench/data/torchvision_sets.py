@@ -82,8 +82,11 @@ class _ArraysOnly(pickle.Unpickler):
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, list[int]]:
-    with open(path, "rb") as fh:
-        entry = _ArraysOnly(fh, encoding="latin1").load()  # python-2 pickles of numpy arrays
+    try:
+        with open(path, "rb") as fh:
+            entry = _ArraysOnly(fh, encoding="latin1").load()  # python-2 pickles of numpy arrays
+    except Exception as exc:  # truncated, foreign or hostile pickles
+        raise DataError(f"cannot read cifar10 batch {path}: {_short(exc)}") from None
     if not isinstance(entry, dict) or "data" not in entry:
         raise DataError(f"{path} is not a CIFAR-10 batch (no 'data' entry)")
     data = entry["data"]
