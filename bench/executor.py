@@ -1,79 +1,350 @@
 """Run many cells: in this process, or on a pool of worker processes. Stored cells are skipped
 and interrupted cells resume from their checkpoints, so a run can be restarted at any time.
-Every worker opens its own connection to the store; SQLite WAL handles the concurrency."""
+
+Fault behaviour (see the README, "When things go wrong"):
+- a cell that raises is stored `failed` (runner); the grid goes on;
+- a worker killed by the OS: its cell is retried once on a fresh worker, then stored `failed`;
+- a cell whose lease another live process holds is deferred and picked up when that process
+  stores it (or dies: the lease is then taken over);
+- Ctrl-C (SIGINT): no new cell starts, running cells checkpoint at their next step, and
+  run_cells raises KeyboardInterrupt within seconds;
+- workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
+  kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
+"""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from contextlib import contextmanager
+from multiprocessing.connection import wait as wait_any
 from pathlib import Path
-from typing import Iterable, Iterator
-
-import torch
-from tqdm.auto import tqdm
+from typing import Collection, Iterable, Iterator
 
 from bench.config import CellConfig
+from bench.data import dataset_kind
+from bench.placement import choose_device, default_cells_per_gpu, gpu_index
 from bench.record import Record
-from bench.runner import run_cell
+from bench.runner import STOP, CellBusy, failed_record, run_cell
 from bench.store import Store
+
+WORKER_DEATHS_RETRIED = 1  # a cell whose worker was killed is retried this many times
+BUSY_POLL_S = 2.0  # how often a cell leased by another process is looked at again
+STOP_GRACE_S = 30.0  # after Ctrl-C, how long running cells get to checkpoint
+
+
+def visible_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver is no GPU
+        return 0
 
 
 def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8)) if not torch.cuda.is_available() else 1
+    from bench.placement import default_workers as for_machine
+
+    return for_machine(visible_gpus())
 
 
-def _run_in_worker(cell_json: dict, store_root: str, eval_spec, device: str | None,
-                   threads: int, curve_every: int | None) -> dict:
-    torch.set_num_threads(threads)
-    with Store(store_root) as store:
-        record = run_cell(CellConfig.from_dict(cell_json), store, eval_spec=eval_spec,
-                          device=device, progress=False, curve_every=curve_every)
-    return {"cell_id": record.cell_id} if record else {}
+@contextmanager
+def _ctrl_c_stops():
+    """First Ctrl-C: set STOP (cells checkpoint and stop); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        print("\nganbench: stopping: running cells write a checkpoint (Ctrl-C again to quit "
+              "now)", file=sys.stderr, flush=True)
+
+    before = signal.signal(signal.SIGINT, handler)
+    STOP.clear()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        STOP.clear()
 
 
 def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
               eval_spec=None, device: str | None = None, progress: bool = True,
-              curve_every: int | None = None) -> Iterator[Record]:
-    """Yield each cell's record as it is stored (stored ones first, without retraining)."""
+              curve_every: int | None = None, retry: Collection[str] = (),
+              cells_per_gpu: int | None = None) -> Iterator[Record]:
+    """Yield each cell's record as it is stored (stored ones first, without retraining).
+    Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
+    Raises KeyboardInterrupt after a Ctrl-C once running cells have checkpointed."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
+    retry = tuple(retry)
     with Store(store_root) as store:
         todo = []
         for cell in cells:
             record = store.get(cell.cell_id)
-            if record is not None:
+            if record is not None and record.status not in retry:
                 yield record
             else:
                 todo.append(cell)
     if not todo:
         return
-    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not progress,
-               dynamic_ncols=True)
+    from tqdm.auto import tqdm
+
+    # disable=None: bars only on a terminal, never as kilobytes of '\r' lines in a log file
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", dynamic_ncols=True, leave=False,
+               disable=None if progress else True)
+    opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry)
     try:
-        if workers <= 1:
-            with Store(store_root) as store:
-                for cell in todo:
-                    record = run_cell(cell, store, eval_spec=eval_spec, device=device,
-                                      progress=progress, curve_every=curve_every)
-                    bar.update(1)
-                    yield record
-            return
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        ctx = mp.get_context("spawn")  # fork is unsafe with torch threads
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool, \
-                Store(store_root) as store:
-            pending = {pool.submit(_run_in_worker, c.to_dict(), str(store_root), eval_spec,
-                                   device, threads, curve_every): c for c in todo}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        cell = pending.pop(fut)
-                        fut.result()  # re-raise a worker's error here
-                        bar.update(1)
-                        yield store.get(cell.cell_id)
-            except BaseException:
-                # stop queued cells; running ones keep their checkpoints for the next run
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        with _ctrl_c_stops():
+            if workers <= 1:
+                run = _run_here(todo, Path(store_root), device, progress, opts)
+            else:
+                run = _run_pool(todo, Path(store_root), workers, device, cells_per_gpu, opts)
+            for record in run:
+                bar.update(1)
+                yield record
+            if STOP.is_set():
+                raise KeyboardInterrupt
     finally:
         bar.close()
+
+
+def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Iterator[Record]:
+    gpus = visible_gpus()
+    with Store(root) as store:
+        queue = deque(todo)
+        deferred: dict[str, tuple[CellConfig, float]] = {}
+        while (queue or deferred) and not STOP.is_set():
+            if not queue:
+                yield from _collect_deferred(store, deferred, queue)
+                continue
+            cell = queue.popleft()
+            dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                                gpu_load=[], cells_per_gpu=1)
+            try:
+                record = run_cell(cell, store, device=dev, progress=progress, wait=False,
+                                  **opts)
+            except CellBusy:
+                deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
+                continue
+            if record is not None:
+                yield record
+
+
+def _collect_deferred(store: Store, deferred: dict, queue: deque) -> Iterator[Record]:
+    """Cells leased by another process: yield the ones it stored; requeue the rest when their
+    poll time comes (the lease is taken over if its owner died)."""
+    now = time.monotonic()
+    for cid, (cell, due) in list(deferred.items()):
+        record = store.get(cid)
+        if record is not None:  # stored by the process that held the lease: final for this run
+            del deferred[cid]
+            yield record
+        elif due <= now:
+            del deferred[cid]
+            queue.append(cell)
+    if not queue and deferred:
+        time.sleep(0.2)
+
+
+# -- the worker pool ------------------------------------------------------------------------------
+def _die_with_parent(parent_pid: int) -> None:
+    """The kernel kills us when the parent dies (Linux); elsewhere, and as a backstop (the
+    signal follows the parent *thread* that started us), a watchdog checks the parent pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+
+
+def _worker_main(conn, store_root: str, parent_pid: int, opts: dict) -> None:
+    _die_with_parent(parent_pid)
+    # SIGINT (a terminal Ctrl-C reaches the whole process group, or the parent forwards it):
+    # finish the current step, checkpoint, report "stopped".
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    with Store(store_root) as store:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg is None:
+                return
+            cell_json, device = msg
+            cell = CellConfig.from_dict(cell_json)
+            try:
+                record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
+                reply = {"state": "stored" if record is not None else "stopped"}
+            except CellBusy as exc:
+                reply = {"state": "busy", "owner": exc.lease.owner}
+            except Exception as exc:  # e.g. the store itself cannot be written
+                reply = {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
+                         "error": traceback.format_exc()}
+            conn.send(reply)
+
+
+class _Worker:
+    def __init__(self, ctx, store_root: Path, opts: dict):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, daemon=True,
+                                   args=(child, str(store_root), os.getpid(), opts))
+        self.process.start()
+        child.close()
+        self.cell: CellConfig | None = None
+        self.device: str | None = None
+
+    def send(self, cell: CellConfig, device: str) -> None:
+        self.cell, self.device = cell, device
+        self.conn.send((cell.to_dict(), device))
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_per_gpu,
+              opts: dict) -> Iterator[Record]:
+    ctx = mp.get_context("spawn")  # fork is unsafe with torch threads
+    gpus = visible_gpus()
+    per_gpu = cells_per_gpu or default_cells_per_gpu(workers, gpus)
+    pool = [_Worker(ctx, root, opts) for _ in range(min(workers, len(todo)))]
+    queue: deque[CellConfig] = deque(todo)
+    deferred: dict[str, tuple[CellConfig, float]] = {}
+    deaths: Counter[str] = Counter()
+    stop_sent, stop_deadline = False, 0.0
+    with Store(root) as store:
+        try:
+            while queue or deferred or any(w.cell for w in pool):
+                if STOP.is_set():
+                    queue.clear()
+                    deferred.clear()
+                    if not stop_sent:  # a SIGINT sent to the main pid alone reaches them too
+                        stop_sent = True
+                        for w in pool:
+                            if w.cell is not None and w.process.is_alive():
+                                os.kill(w.process.pid, signal.SIGINT)
+                        stop_deadline = time.monotonic() + STOP_GRACE_S
+                    if time.monotonic() > stop_deadline:
+                        break
+                if not queue and deferred:
+                    yield from _collect_deferred(store, deferred, queue)
+                _dispatch(pool, queue, gpus, device, per_gpu)
+                busy = [w for w in pool if w.cell is not None]
+                if not busy:
+                    continue
+                ready = wait_any([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                                 timeout=1.0)
+                for w in busy:
+                    if w.conn in ready or w.process.sentinel in ready:
+                        record = _finish(w, store, deferred, deaths, queue)
+                        if record is not None:
+                            yield record
+                        if not w.process.is_alive():
+                            pool[pool.index(w)] = _Worker(ctx, root, opts)
+        finally:
+            for w in pool:
+                w.stop()
+            deadline = time.monotonic() + 5
+            for w in pool:
+                w.process.join(timeout=max(0.1, deadline - time.monotonic()))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join()
+
+
+def _dispatch(pool: list[_Worker], queue: deque, gpus: int, device, per_gpu: int) -> None:
+    load = [0] * gpus
+    for w in pool:
+        i = gpu_index(w.device) if w.cell is not None else None
+        if i is not None and i < gpus:
+            load[i] += 1
+    for w in pool:
+        if w.cell is not None or not queue:
+            continue
+        for _ in range(len(queue)):  # the first queued cell that has a device free now
+            cell = queue.popleft()
+            dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                                gpu_load=load, cells_per_gpu=per_gpu)
+            if dev is None:
+                queue.append(cell)
+                continue
+            if gpu_index(dev) is not None:
+                load[gpu_index(dev)] += 1
+            w.send(cell, dev)
+            break
+
+
+def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
+            queue: deque) -> Record | None:
+    """Handle a worker's reply or death; the record to yield, if any."""
+    cell, w.cell = w.cell, None
+    reply = None
+    try:
+        if w.conn.poll():
+            reply = w.conn.recv()
+    except (EOFError, OSError):
+        reply = None
+    if reply is None:  # the worker died mid-cell (OOM killer, kill -9, segfault)
+        w.process.join(timeout=5)
+        why = _exit_reason(w.process.exitcode)
+        deaths[cell.cell_id] += 1
+        if deaths[cell.cell_id] <= WORKER_DEATHS_RETRIED:
+            print(f"ganbench: warning: worker {why} while running cell {cell.cell_id} "
+                  f"({cell.data.name} {cell.label} seed {cell.seed}); retrying it",
+                  file=sys.stderr, flush=True)
+            queue.appendleft(cell)
+            return None
+        record = failed_record(cell, f"worker process {why} ({deaths[cell.cell_id]} times)")
+        return _store_failed(store, record)
+    state = reply["state"]
+    if state == "stored":
+        return store.get(cell.cell_id)
+    if state == "busy":
+        deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
+        return None
+    if state == "error":
+        return _store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
+    return None  # stopped by Ctrl-C: its checkpoint is on disk
+
+
+def _store_failed(store: Store, record: Record) -> Record:
+    previous = store.get(record.cell_id)
+    if previous is not None and previous.status not in ("failed", "diverged"):
+        return previous  # someone stored it meanwhile
+    if previous is not None:
+        record.history = previous.history + [{"event": "retry", "at": time.time(),
+                                              "status": previous.status,
+                                              "reason": previous.reason}]
+    store.put(record, replace=previous is not None)
+    return record

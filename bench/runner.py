@@ -1,17 +1,53 @@
-"""Run one cell end to end: skip if stored, resume from its checkpoint if interrupted, train,
-score, and write exactly one record in one transaction. The future grid scheduler calls
-`run_cell` for each cell; it is safe to call again after any interruption."""
+"""Run one cell end to end: skip if stored, take the cell's lease, resume from its checkpoint if
+interrupted, train, score, and write exactly one record in one transaction. Safe to call again
+after any interruption, and from several processes or machines at once (the lease makes sure one
+trainer runs per cell).
+
+Faults stay inside the cell: an exception becomes a `failed` record (one-line reason, traceback
+in `record.error`); an unreadable checkpoint is moved aside and the cell restarts from step 0
+(a `restart` event in `record.history`)."""
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
-from typing import Callable
+import traceback
+from pathlib import Path
+from typing import Callable, Collection
 
+import torch
+
+from bench.checkpoint import CheckpointError
 from bench.config import CellConfig
 from bench.data import dataset_kind, load_dataset
+from bench.leases import Heartbeat, Lease, Leases, my_owner
 from bench.record import Record
 from bench.registry import conflict_reasons, create_trick
-from bench.store import Store
+from bench.runtime import pick_device
+from bench.store import Store, StoreError
 from bench.train import Trainer
+
+# Set by Ctrl-C handlers and the scheduler: trainers stop at the next step, checkpoint and return
+# "interrupted". One per process (pool workers have their own).
+STOP = threading.Event()
+LEASE_POLL_S = 1.0
+
+
+class CellBusy(RuntimeError):
+    """Another live process holds the cell's lease."""
+
+    def __init__(self, lease: Lease):
+        super().__init__(f"cell {lease.cell_id} is being trained by {lease.owner}")
+        self.lease = lease
+
+
+def cell_threads() -> int:
+    """Torch threads of one cell on the CPU ($GANBENCH_CELL_THREADS, default 1). Pinned for
+    `train`, in-process `run` and pool workers alike: CPU kernels may sum in a different order
+    with another thread count, so the same cell id must always run with the same count.
+    Parallelism comes from workers."""
+    return max(1, int(os.environ.get("GANBENCH_CELL_THREADS", "1")))
 
 
 def disallowed_record(cell: CellConfig) -> Record | None:
@@ -26,6 +62,19 @@ def disallowed_record(cell: CellConfig) -> Record | None:
     return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
                   config=cell.to_dict(), status="not-applicable" if only_kind else "conflict",
                   reason="; ".join(reasons))
+
+
+def failed_record(cell: CellConfig, reason: str, error: str = "",
+                  trainer: Trainer | None = None) -> Record:
+    """A `failed` record: `reason` is one line, `error` the traceback."""
+    reason = " ".join(reason.split())[:300]
+    if trainer is not None:
+        record = trainer.make_record("failed", reason)
+    else:
+        record = Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                        config=cell.to_dict(), status="failed", reason=reason)
+    record.error = error
+    return record
 
 
 def evaluate(trainer: Trainer, eval_spec, record: Record) -> None:
@@ -58,38 +107,117 @@ def curve_interval(steps: int, curve_every: int | None) -> int:
     return curve_every
 
 
+def _put_once(store: Store, record: Record) -> Record:
+    """Store a record; when another process stored the cell first, theirs wins."""
+    try:
+        store.put(record)
+        return record
+    except StoreError:
+        existing = store.get(record.cell_id)
+        if existing is None:
+            raise
+        return existing
+
+
 def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | None = None,
              progress: bool = True, stop_after: int | None = None,
              curve_every: int | None = None,
-             on_trainer: Callable[[Trainer], None] | None = None) -> Record | None:
-    """Returns the stored record (new or existing), or None when stopped early (`stop_after`).
-    Metric curves are scored every `curve_every` steps (None: 10 points per run; 0: none)."""
+             on_trainer: Callable[[Trainer], None] | None = None,
+             retry: Collection[str] = (), wait: bool = True,
+             threads: int | None = None) -> Record | None:
+    """Returns the stored record (new or existing), or None when stopped early (`stop_after`,
+    STOP). Metric curves are scored every `curve_every` steps (None: 10 points per run; 0: none).
+    A stored record whose status is in `retry` (e.g. failed, diverged) is trained again; the old
+    one goes into `history`. When another process holds the cell's lease, wait for it to store
+    the cell (`wait`) or raise CellBusy."""
+    retry = tuple(retry)
     existing = store.get(cell.cell_id)
-    if existing is not None:
+    if existing is not None and existing.status not in retry:
         return existing
     blocked = disallowed_record(cell)
     if blocked is not None:
-        store.put(blocked)
-        return blocked
+        return existing if existing is not None else _put_once(store, blocked)
+    owner = my_owner()
+    with Leases(store.db_path) as leases:
+        while True:
+            state, lease = leases.acquire(cell.cell_id, owner, redo=retry)
+            if state == "stored":
+                return store.get(cell.cell_id)
+            if state == "taken":
+                break
+            if not wait:
+                raise CellBusy(lease)
+            time.sleep(LEASE_POLL_S)
+        try:
+            with Heartbeat(store.db_path, cell.cell_id, owner):
+                return _train_and_store(cell, store, eval_spec=eval_spec, device=device,
+                                        progress=progress, stop_after=stop_after,
+                                        curve_every=curve_every, on_trainer=on_trainer,
+                                        threads=threads or cell_threads())
+        finally:
+            leases.release(cell.cell_id, owner)
+
+
+def _restart_from_scratch(trainer: Trainer, exc: CheckpointError) -> dict:
+    """Move an unreadable checkpoint aside (kept for inspection), warn, and note the event."""
+    path = trainer.checkpoint_path()
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    print(f"ganbench: warning: {exc}; moved it to {aside}; cell {trainer.cell.cell_id} "
+          f"restarts from step 0", file=sys.stderr, flush=True)
+    return {"event": "restart", "at": time.time(), "reason": str(exc), "moved_to": str(aside)}
+
+
+def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progress, stop_after,
+                     curve_every, on_trainer, threads: int) -> Record | None:
+    previous = store.get(cell.cell_id)  # a record being retried, or None
+    history = list(previous.history) if previous else []
+    if previous is not None:
+        history.append({"event": "retry", "at": time.time(), "status": previous.status,
+                        "reason": previous.reason, "step": previous.step,
+                        "metrics": previous.metrics, "error": previous.error})
     if eval_spec is None:
         from bench.metrics import EvalSpec
 
         eval_spec = EvalSpec()
-    data = load_dataset(cell.data.name, resolution=cell.data.resolution)
-    trainer = Trainer(cell, workdir=store.cell_dir(cell.cell_id), device=device,
-                      progress=progress, dataset=data)
-    every = curve_interval(cell.train.steps, curve_every)
-    if every > 0:
-        trainer.set_probe(curve_probe(data.kind), every)
-    if on_trainer is not None:
-        on_trainer(trainer)
-    trainer.try_resume()
-    status, reason = trainer.train(stop_after=stop_after)
-    if status == "interrupted":
-        return None
-    record = trainer.make_record(status, reason)
-    if status == "done":
-        evaluate(trainer, eval_spec, record)
-    store.put(record)
-    return record
+    dev = pick_device(device)
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(threads)
+    trainer = None
+    try:
+        data = load_dataset(cell.data.name, resolution=cell.data.resolution)
 
+        def build() -> Trainer:
+            tr = Trainer(cell, workdir=store.cell_dir(cell.cell_id), device=dev,
+                         progress=progress, dataset=data)
+            every = curve_interval(cell.train.steps, curve_every)
+            if every > 0:
+                tr.set_probe(curve_probe(data.kind), every)
+            if on_trainer is not None:
+                on_trainer(tr)
+            tr.should_stop = STOP.is_set
+            return tr
+
+        trainer = build()
+        try:
+            trainer.try_resume()
+        except CheckpointError as exc:
+            history.append(_restart_from_scratch(trainer, exc))
+            trainer = build()  # nothing half-loaded survives
+        status, reason = trainer.train(stop_after=stop_after)
+        if status == "interrupted":
+            return None
+        record = trainer.make_record(status, reason)
+        if status == "done":
+            evaluate(trainer, eval_spec, record)
+    except Exception as exc:  # the cell failed; the grid goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        record = failed_record(cell, last, traceback.format_exc(), trainer)
+    finally:
+        torch.set_num_threads(threads_before)
+    record.history = history + record.history
+    if previous is not None:
+        store.put(record, replace=True)
+        return record
+    return _put_once(store, record)

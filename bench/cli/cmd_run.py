@@ -1,39 +1,110 @@
-"""`ganbench run`: train and score every cell of a grid (resumable)."""
+"""`ganbench run`: train and score every cell of a grid (resumable, lease-safe).
+
+Exit codes: 0 when every cell has a record and none failed; 1 when some cell failed (the summary
+says how many; `--retry failed` reruns them); 2 for bad input; 130 after Ctrl-C (the command
+that resumes is printed)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, add_curve_option, add_data_options, add_eval_options,
-                              eval_spec_from, load_data)
+from bench.cli.common import (DEFAULT_STORE, CliError, add_curve_option, add_data_options,
+                              add_eval_options, eval_spec_from, load_data)
+
+RETRYABLE = ("failed", "diverged")
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="train and score every cell of a grid (resumable)")
     p.add_argument("--grid", default="cpu-default", help="preset name (bench/grids/) or a .toml path")
     p.add_argument("--store", default=DEFAULT_STORE)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (default: CPU cores, at most 8)")
+    p.add_argument("--device", default="auto",
+                   help="auto: image cells on the GPUs (round-robin), 2-D cells on the CPU; "
+                        "cpu; cuda (every cell on the GPUs); cuda:N")
+    p.add_argument("--cells-per-gpu", type=int, default=None, metavar="N",
+                   help="cells training at once on each GPU (default: workers / GPUs)")
+    p.add_argument("--retry", default="", metavar="STATUSES",
+                   help="train stored cells with these statuses again, e.g. failed,diverged "
+                        "(the old record is kept in the new one's history)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the cells by design, dataset and stored status; train nothing")
     add_eval_options(p)
     add_data_options(p)
     add_curve_option(p)
     p.set_defaults(func=run)
 
 
+def parse_retry(text: str) -> tuple[str, ...]:
+    wanted = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in wanted if s not in RETRYABLE]
+    if bad:
+        raise CliError(f"--retry takes {', '.join(RETRYABLE)}, got {', '.join(bad)}")
+    return wanted
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    words = ["ganbench", "run", "--grid", args.grid, "--store", args.store]
+    if args.workers:
+        words += ["--workers", str(args.workers)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.executor import run_cells
     from bench.grid import load_grid
+    from bench.run_output import RunTable
 
+    retry = parse_retry(args.retry)
+    if args.workers is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
+    if args.cells_per_gpu is not None and args.cells_per_gpu < 1:
+        raise CliError(f"--cells-per-gpu must be >= 1, got {args.cells_per_gpu}")
     grid = load_grid(args.grid)
     cells = list(grid.cells)
+    if args.dry_run:
+        from bench.dry_run import print_dry_run
+
+        print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device)
+        return 0
     for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
         load_data(args, cell)
     spec = eval_spec_from(args)
-    workers = args.workers
-    print(f"grid '{grid.name}': {len(cells)} cells -> {args.store} ({workers} worker(s))",
-          file=sys.stderr)
-    for record in run_cells(cells, Path(args.store), workers=workers, eval_spec=spec,
-                            device=args.device, progress=True, curve_every=args.curve_every):
-        print(record.summary_line(), flush=True)
+    write_memberships(grid, Path(args.store))
+    table = RunTable(cells, sys.stdout)
+    table.header(f"grid '{grid.name}': {len(table.cells)} cells -> {args.store} "
+                 f"({args.workers} worker(s))")
+    try:
+        for record in run_cells(cells, Path(args.store), workers=args.workers, eval_spec=spec,
+                                device=args.device, progress=True,
+                                curve_every=args.curve_every, retry=retry,
+                                cells_per_gpu=args.cells_per_gpu):
+            table.add(record)
+    except KeyboardInterrupt:
+        table.flush_rest()
+        print(table.summary(args.store, len(table.cells)), file=sys.stderr)
+        print(f"ganbench: interrupted; running cells kept their checkpoints. Resume with:\n"
+              f"  {resume_command(args)}", file=sys.stderr, flush=True)
+        return 130
+    print(table.summary(args.store, len(table.cells)), flush=True)
+    failed = table.counts.get("failed", 0)
+    if failed:
+        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
+              f"ganbench show --store {args.store} --json); rerun them with "
+              f"--retry failed", file=sys.stderr)
+        return 1
     return 0
+
+
+def write_memberships(grid, store_root: Path) -> None:
+    """Which design asked for each cell, for the reports (Store.put_grid)."""
+    members = getattr(grid, "members", None)
+    if members is None:
+        return
+    from bench.store import Store
+
+    with Store(store_root) as store:
+        store.put_grid(grid.name, grid.spec, members)

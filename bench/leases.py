@@ -1,0 +1,179 @@
+"""Leases: one trainer per cell across processes and machines.
+
+Before training a cell, a process takes a lease on it in the store's SQLite file (table `leases`,
+one atomic `BEGIN IMMEDIATE` transaction): cell id, owner (`host:pid:uuid`), heartbeat time and
+the number of times the cell was handed to a trainer (`attempts`). A lease is *live* while its
+owner holds it; it can be taken over when
+
+- the owner ran on this host and its pid is gone (or a zombie): killed, crashed, OOM-killed; or
+- its heartbeat is older than the timeout (an owner on another machine that went silent).
+
+A heartbeat thread refreshes the lease while the cell trains and scores. The lease is released
+(owner cleared; the attempt count stays) when the cell is stored or stopped.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    cell_id   TEXT PRIMARY KEY,
+    owner     TEXT,            -- host:pid:uuid of the holder; NULL when released
+    heartbeat REAL NOT NULL,   -- time.time() of the holder's last sign of life
+    attempts  INTEGER NOT NULL -- how many times the cell was handed to a trainer
+);
+"""
+HEARTBEAT_S = 5.0
+
+
+def lease_timeout() -> float:
+    """Seconds of silence after which a lease is taken over ($GANBENCH_LEASE_TIMEOUT, 120)."""
+    return float(os.environ.get("GANBENCH_LEASE_TIMEOUT", "120"))
+
+
+_PROCESS_TOKEN = uuid.uuid4().hex[:8]
+
+
+def my_owner() -> str:
+    """This process's owner name. The uuid tells two processes apart that reuse a pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    try:  # a zombie (killed, not yet reaped) is dead for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def owner_alive(owner: str, heartbeat: float, now: float, timeout: float) -> bool:
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
+        return False
+    return now - heartbeat <= timeout
+
+
+@dataclass(frozen=True)
+class Lease:
+    cell_id: str
+    owner: str | None
+    heartbeat: float
+    attempts: int
+
+
+class Leases:
+    """The lease table of a store (its own connection; safe to use from any process)."""
+
+    def __init__(self, db_path: str | os.PathLike):
+        self.db_path = Path(db_path)
+        self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "Leases":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def acquire(self, cell_id: str, owner: str, *, redo: tuple[str, ...] = (),
+                timeout: float | None = None) -> tuple[str, Lease | None]:
+        """Try to take the lease. Returns ("taken", lease), ("stored", None) when the cell already
+        has a record (whose status is not in `redo`), or ("busy", the live lease)."""
+        timeout = lease_timeout() if timeout is None else timeout
+        now = time.time()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and take atomically
+        try:
+            row = db.execute("SELECT status FROM cells WHERE cell_id=?", (cell_id,)).fetchone() \
+                if self._has_cells() else None
+            if row is not None and row[0] not in redo:
+                db.execute("ROLLBACK")
+                return "stored", None
+            cur = db.execute("SELECT owner, heartbeat, attempts FROM leases WHERE cell_id=?",
+                             (cell_id,)).fetchone()
+            if cur is not None and cur[0] and cur[0] != owner \
+                    and owner_alive(cur[0], cur[1], now, timeout):
+                db.execute("ROLLBACK")
+                return "busy", Lease(cell_id, cur[0], cur[1], cur[2])
+            attempts = (cur[2] if cur else 0) + 1
+            db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
+                       (cell_id, owner, now, attempts))
+            db.execute("COMMIT")
+            return "taken", Lease(cell_id, owner, now, attempts)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _has_cells(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='cells'"
+                                ).fetchone() is not None
+
+    def heartbeat(self, cell_id: str, owner: str) -> bool:
+        """Refresh a held lease; False when it is no longer ours (taken over)."""
+        cur = self._db.execute("UPDATE leases SET heartbeat=? WHERE cell_id=? AND owner=?",
+                               (time.time(), cell_id, owner))
+        return cur.rowcount == 1
+
+    def release(self, cell_id: str, owner: str) -> None:
+        self._db.execute("UPDATE leases SET owner=NULL WHERE cell_id=? AND owner=?",
+                         (cell_id, owner))
+
+    def get(self, cell_id: str) -> Lease | None:
+        row = self._db.execute("SELECT cell_id, owner, heartbeat, attempts FROM leases "
+                               "WHERE cell_id=?", (cell_id,)).fetchone()
+        return Lease(*row) if row else None
+
+    def all(self) -> list[Lease]:
+        return [Lease(*r) for r in self._db.execute(
+            "SELECT cell_id, owner, heartbeat, attempts FROM leases ORDER BY cell_id")]
+
+    def live(self, timeout: float | None = None) -> list[Lease]:
+        timeout = lease_timeout() if timeout is None else timeout
+        now = time.time()
+        return [lease for lease in self.all()
+                if lease.owner and owner_alive(lease.owner, lease.heartbeat, now, timeout)]
+
+
+class Heartbeat:
+    """Refreshes a lease from a daemon thread (its own connection) until stopped."""
+
+    def __init__(self, db_path: Path, cell_id: str, owner: str, every: float = HEARTBEAT_S):
+        self._stop = threading.Event()
+        self._args = (db_path, cell_id, owner, every)
+        self._thread = threading.Thread(target=self._run, daemon=True, name="lease-heartbeat")
+
+    def _run(self) -> None:
+        db_path, cell_id, owner, every = self._args
+        with Leases(db_path) as leases:
+            while not self._stop.wait(every):
+                try:
+                    leases.heartbeat(cell_id, owner)
+                except sqlite3.Error:
+                    pass  # a busy database now and then is fine: the timeout is much longer
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

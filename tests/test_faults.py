@@ -1,0 +1,188 @@
+"""Faults that must not stop a grid: a raising cell, a worker killed by the OS, a corrupt
+checkpoint, kill -9 of the main process with an immediate rerun, and Ctrl-C."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from bench.cli import main
+from bench.executor import run_cells
+from bench.grid import load_grid
+from bench.runner import run_cell
+from bench.store import Store
+from bench.train import Trainer
+from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners
+from tests.tiny import tiny_cell
+
+
+@pytest.fixture
+def grid(tmp_path):
+    def make(steps):
+        path = tmp_path / f"g{steps}.toml"
+        path.write_text(TINY_GRID.format(steps=steps))
+        return path
+    return make
+
+
+def test_a_raising_cell_is_stored_failed_the_grid_goes_on_and_retry_reruns_it(
+        grid, tmp_path, capsys, monkeypatch):
+    path, store = grid(8), tmp_path / "s"
+    real_step = Trainer.train_step
+
+    def broken_step(self):
+        if self.cell.label == "label_smoothing" and self.cell.seed == 1 and self.step == 3:
+            raise RuntimeError("simulated fault\nsecond line")
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", broken_step)
+    argv = ["run", "--grid", str(path), "--store", str(store), "--workers", "1",
+            "--curve-every", "0"]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "3 done, 1 failed" in out and "1 cell(s) failed" in err
+    assert "Traceback" not in out + err
+    with Store(store) as s:
+        failed = next(s.records(status="failed"))
+    assert failed.reason == "RuntimeError: simulated fault second line"
+    assert "Traceback" in failed.error and "broken_step" in failed.error
+    assert failed.runtime["threads"] == 1 and failed.step == 3
+
+    # without --retry a rerun keeps the failed record; with it the cell trains again
+    assert main(argv) == 1
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    assert main(argv + ["--retry", "failed,diverged"]) == 0
+    with Store(store) as s:
+        redone = s.get(failed.cell_id)
+    assert redone.status == "done" and redone.step == 8
+    assert redone.history[-1]["event"] == "retry"
+    assert redone.history[-1]["status"] == "failed"
+    assert redone.history[-1]["reason"] == failed.reason
+    assert main(argv + ["--retry", "finished"]) == 2
+
+
+def test_a_corrupt_checkpoint_is_moved_aside_and_the_cell_restarts(tmp_path, capsys):
+    cell = tiny_cell(steps=6, checkpoint_every=2)
+    with Store(tmp_path / "s") as store:
+        assert run_cell(cell, store, progress=False, stop_after=4, curve_every=0) is None
+        ckpt = store.cell_dir(cell.cell_id) / "checkpoint.pt"
+        ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated by a crash or a full disk
+        capsys.readouterr()
+        record = run_cell(cell, store, progress=False, curve_every=0)
+    err = capsys.readouterr().err
+    aside = [p for p in ckpt.parent.iterdir() if p.name.startswith("checkpoint.pt.corrupt-")]
+    assert len(aside) == 1 and aside[0].stat().st_size == 100
+    assert f"checkpoint {ckpt}" in err and "restarts from step 0" in err
+    assert err.count("\n") == 1
+    assert record.status == "done" and record.step == 6
+    event = record.history[0]
+    assert event["event"] == "restart" and event["moved_to"] == str(aside[0])
+    with Store(tmp_path / "fresh") as store:
+        fresh = run_cell(cell, store, progress=False, curve_every=0)
+    assert fresh.metrics == record.metrics and fresh.curves == record.curves
+
+
+def test_a_worker_killed_by_the_os_is_retried_and_the_grid_finishes(grid, tmp_path, capsys):
+    path, store = grid(600), tmp_path / "s"
+    killed = []
+
+    def kill_first_worker():  # the OOM killer, as seen from the scheduler
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            try:
+                owners = lease_owners(store)
+            except Exception:
+                owners = []
+            if owners:
+                pid = int(owners[0].split(":")[1])
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_worker, daemon=True)
+    killer.start()
+    records = list(run_cells(load_grid(str(path)).cells, store, workers=2, progress=False,
+                             curve_every=0))
+    killer.join()
+    assert killed and {r.status for r in records} == {"done"} and len(records) == 4
+    assert "worker killed by SIGKILL" in capsys.readouterr().err
+    attempts = lease_attempts(store)
+    assert sorted(attempts.values()) == [1, 1, 1, 2]  # only the killed cell ran twice
+
+
+def _wait_for(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+def _stored(store):
+    with Store(store) as s:
+        return {r.cell_id: r for r in s.records()}
+
+
+def _pid_gone(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("moment", ["training", "after_a_record"])
+def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
+        grid, tmp_path, moment):
+    path = grid(400)
+    reference = {r.cell_id: r for r in run_cells(load_grid(str(path)).cells, tmp_path / "ref",
+                                                 progress=False, curve_every=0)}
+    store = tmp_path / "s"
+    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0")
+    main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if moment == "training":
+        assert _wait_for(lambda: len(lease_owners(store)) == 2)
+    else:
+        assert _wait_for(lambda: len(_stored(store)) >= 1)
+    owners = lease_owners(store)
+    main_proc.kill()
+    main_proc.wait()
+    # the workers die with their parent: nothing keeps training
+    assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
+    before = _stored(store)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    after = _stored(store)
+    assert set(after) == set(reference) and {r.status for r in after.values()} == {"done"}
+    attempts = lease_attempts(store)
+    assert all(attempts[cid] == 1 for cid in before)  # stored before the kill: never again
+    assert sum(attempts.values()) <= len(reference) + 2  # at most the 2 running cells resumed
+    for cid, ref in reference.items():  # resumed cells end exactly like an uninterrupted run
+        assert after[cid].metrics == ref.metrics and after[cid].curves == ref.curves
+
+
+def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_command(
+        grid, tmp_path):
+    path, store = grid(3000), tmp_path / "s"
+    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: len(lease_owners(store)) == 2)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)  # to the main process only; it forwards to the workers
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and time.monotonic() - sent < 15
+    assert "Resume with:" in err and f"--store {store}" in err
+    assert "Traceback" not in err
+    checkpoints = list(store.glob("cells/*/checkpoint.pt"))
+    assert len(checkpoints) == 2  # both running cells wrote one when they stopped
+    assert lease_owners(store) == []  # leases released

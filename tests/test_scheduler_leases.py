@@ -1,0 +1,74 @@
+"""Leases: one trainer per cell across processes. Mechanism tests on the lease table, then two
+real `ganbench run` processes on one store."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.leases import Leases, my_owner, owner_alive
+from bench.record import Record
+from bench.store import Store
+from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts
+
+
+def test_a_live_lease_is_busy_a_dead_or_silent_one_is_taken_over(tmp_path):
+    with Store(tmp_path) as store, Leases(store.db_path) as leases:
+        me = my_owner()
+        other_here = f"{socket.gethostname()}:{os.getpid()}:other"  # alive: our own pid
+        assert leases.acquire("c1", other_here)[0] == "taken"
+        state, lease = leases.acquire("c1", me)
+        assert state == "busy" and lease.owner == other_here
+        # same host, pid gone: taken over at once, and the attempt is counted
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        assert leases.acquire("c2", f"{socket.gethostname()}:{dead.pid}:x")[0] == "taken"
+        state, lease = leases.acquire("c2", me)
+        assert state == "taken" and lease.attempts == 2
+        # another machine: live until its heartbeat is older than the timeout
+        assert leases.acquire("c3", "elsewhere:1:y")[0] == "taken"
+        assert leases.acquire("c3", me, timeout=60)[0] == "busy"
+        assert leases.acquire("c3", me, timeout=0)[0] == "taken"
+        # released: free for the next taker; the count of trainings stays
+        leases.release("c3", me)
+        assert leases.acquire("c3", other_here)[0] == "taken"
+        assert leases.get("c3").attempts == 3
+        assert [lease.cell_id for lease in leases.live()] == ["c1", "c2", "c3"]
+
+
+def test_a_stored_cell_is_not_leased_unless_it_is_redone(tmp_path):
+    with Store(tmp_path) as store, Leases(store.db_path) as leases:
+        store.put(Record(cell_id="c1", variant_id="v", label="baseline",
+                         config={"data": {"name": "ring8"}, "seed": 0}, status="failed"))
+        assert leases.acquire("c1", my_owner()) == ("stored", None)
+        assert leases.acquire("c1", my_owner(), redo=("failed",))[0] == "taken"
+
+
+def test_owner_alive_rules():
+    host = socket.gethostname()
+    now = time.time()
+    assert owner_alive(f"{host}:{os.getpid()}:u", now, now, 10)
+    assert not owner_alive(f"{host}:{os.getpid()}:u", now - 11, now, 10)  # silent
+    assert owner_alive("other-host:1:u", now - 5, now, 10)
+
+
+def test_two_runs_on_one_store_train_every_cell_exactly_once(tmp_path):
+    grid = tmp_path / "g.toml"
+    grid.write_text(TINY_GRID.format(steps=150))
+    store = tmp_path / "s"
+    cmd = cli_cmd("run", "--grid", str(grid), "--store", str(store), "--workers", "1",
+                  "--curve-every", "0")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    with Store(store) as s:
+        records = list(s.records())
+    trained = [r for r in records if r.status == "done"]
+    assert len(trained) == 4 and {r.status for r in records} == {"done"}
+    assert lease_attempts(store) == {r.cell_id: 1 for r in trained}
+    # both processes report every cell: the one that did not train it picked its record up
+    for out, _ in outs:
+        assert out.count(" done ") == 4
