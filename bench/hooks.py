@@ -33,6 +33,11 @@ HOOK_SPECS: tuple[HookSpec, ...] = (
     HookSpec("on_step", "each", None, "before each G step",
              "nothing (update state that is a pure function of the step)",
              "fade-in, annealing"),
+    HookSpec("condition", "each", None,
+             "labelled data only: with the class labels `y` of every real batch, before G or D "
+             "runs on it (G's fakes of that step share them), and with uniformly drawn labels "
+             "before G is sampled for scoring",
+             "nothing (the trick's modules read the labels)", "class-conditional G and D"),
     HookSpec("d_input", "chain", None, "every batch on its way into D (both phases)",
              "the batch, same shape", "instance noise"),
     HookSpec("targets", "chain", None, "D phase",

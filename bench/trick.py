@@ -62,6 +62,8 @@ class BuildContext:
     device: torch.device
     # Deterministic real samples that do not touch the training data stream (e.g. references).
     real_samples: Callable[[int], torch.Tensor]
+    # classes of a labelled dataset (one label per sample); None when the data has none
+    num_classes: int | None = None
 
 
 class StepContext:
@@ -142,6 +144,9 @@ class Trick:
 
     def on_step(self, step: int) -> None:
         """Called before each G step; for state that is a function of the step (fade-in, anneal)."""
+
+    def condition(self, y: torch.Tensor) -> None:
+        """Labelled data: the class labels of the batch G and D are about to see."""
 
     def d_input(self, x: torch.Tensor, is_real: bool, step: int) -> torch.Tensor:
         """Transform a batch on its way into D (both phases)."""

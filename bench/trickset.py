@@ -138,6 +138,15 @@ class TrickSet(Sequence):
             scale *= s
         return scale
 
+    @property
+    def wants_labels(self) -> bool:
+        """A trick conditions on class labels (the loop then carries them)."""
+        return bool(self.using("condition"))
+
+    def condition(self, y: torch.Tensor) -> None:
+        for t in self.using("condition"):
+            t.condition(y)
+
     def d_input(self, x: torch.Tensor, is_real: bool, step: int) -> torch.Tensor:
         for t in self.using("d_input"):
             out = t.d_input(x, is_real, step)

@@ -35,7 +35,7 @@ def make_nets(cell: CellConfig, data: Dataset, tricks: TrickSet, device: torch.d
     nets = Nets(nets.G.to(device), nets.D.to(device))
     ctx = BuildContext(kind=data.kind, shape=data.shape, net=cell.net, steps=cell.train.steps,
                        batch_size=cell.train.batch_size, seed=cell.seed, device=device,
-                       real_samples=real_samples)
+                       real_samples=real_samples, num_classes=class_count(data))
     nets = tricks.build(nets, ctx)
     return Nets(nets.G.to(device), nets.D.to(device))
 
@@ -54,6 +54,12 @@ def make_optimizers(cell: CellConfig, nets: Nets, tricks: TrickSet) -> Optimizer
     d_spec = tricks.lazy_optimizer("D", tricks.optimizer("D", cell.train.d_optim))
     return Optimizers(g_spec, d_spec, adam(nets.G.parameters(), g_spec),
                       adam(nets.D.parameters(), d_spec))
+
+
+def class_count(data: Dataset) -> int | None:
+    """Classes of a dataset with one label per sample; None otherwise (2-D, stacked sets)."""
+    labels = data.train_labels
+    return data.num_classes if labels is not None and labels.dim() == 1 and data.num_classes else None
 
 
 def param_count(module: torch.nn.Module) -> int:

@@ -22,7 +22,8 @@ from bench.record import Record
 from bench.runtime import pick_device, rng_state, seed_everything, set_rng_state, versions
 from bench.stream import BatchStream
 from bench.train.losslog import LossLog
-from bench.train.parts import make_nets, make_optimizers, make_tricks, param_count
+from bench.train.parts import (class_count, make_nets, make_optimizers, make_tricks,
+                               param_count)
 from bench.train.state import check_state, load_trainer_state, trainer_state
 from bench.trick import StepContext
 
@@ -61,7 +62,10 @@ class Trainer:
         # lazy regularisers: a separate update every N steps (1: none) for each net
         self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
         self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn()
-        self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device)
+        # class labels travel with the batches only when a trick conditions on them
+        self.num_classes = class_count(self.data) if self.tricks.wants_labels else None
+        self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device,
+                                  labels=self.data.train_labels if self.num_classes else None)
 
         self.step = 0
         self.log = LossLog(cell.train.log_every, self.steps, self.n_d)
@@ -107,6 +111,14 @@ class Trainer:
         terms = self._terms(ctx)
         return sum(terms.values()), terms
 
+    def _next_batch(self) -> torch.Tensor:
+        """The next real batch; its labels (labelled data, a trick that wants them) condition
+        G and D until the next batch, so the step's fakes share them row by row."""
+        real, y = self.stream.next()
+        if y is not None:
+            self.tricks.condition(y)
+        return real
+
     def _sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.cell.net.z_dim, device=self.device)
 
@@ -139,7 +151,7 @@ class Trainer:
         if n == 1 or self.step % n:
             return
         if real is None:
-            real = self.stream.next()
+            real = self._next_batch()
         batch = real
         ctx = StepContext(phase=phase, step=self.step, steps=self.steps, nets=self.nets,
                           critic=self.nets.D, real=batch, z=self._sample_z(len(batch)),
@@ -155,7 +167,7 @@ class Trainer:
         self.tricks.on_step(self.step)
         self._set_lr()
         for _ in range(self.n_d):
-            real, z = self.stream.next(), self._sample_z(self.cell.train.batch_size)
+            real, z = self._next_batch(), self._sample_z(self.cell.train.batch_size)
             loss, terms = self.d_loss(self.nets.D, real, z)
             self._update(self.d_opt, loss, terms)
         self._lazy_update("d", None)
@@ -287,6 +299,10 @@ class Trainer:
         G.eval()
         try:
             z = torch.randn(n, self.cell.net.z_dim, generator=generator, device=generator.device)
+            if self.num_classes:  # uniform labels, so class coverage stays comparable
+                y = torch.randint(self.num_classes, (n,), generator=generator,
+                                  device=generator.device)
+                self.tricks.condition(y.to(self.device))
             return G(z.to(self.device))
         finally:
             G.train(was_training)
