@@ -108,3 +108,26 @@ def upsample(x: torch.Tensor, factor: int, mode: str = "nearest") -> torch.Tenso
 def downsample(x: torch.Tensor, factor: int) -> torch.Tensor:
     """Average pooling by `factor` (the box filter ProGAN uses)."""
     return x if factor == 1 else F.avg_pool2d(x, factor)
+
+
+def param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def matched_width(count_at, target: int, limit: int, what: str) -> int:
+    """The width in [1, limit] whose parameter count `count_at(width)` is nearest `target` (counts
+    grow with width, so a bisection); raises if even that one is more than 10% away. Used by the
+    `capacity = "matched"` options, which compare a trick's net with the cell's baseline net."""
+    lo, hi = 1, limit
+    while lo < hi:  # smallest width whose count reaches the target
+        mid = (lo + hi) // 2
+        if count_at(mid) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    best = min({max(1, lo - 1), lo}, key=lambda w: abs(count_at(w) - target))
+    if abs(count_at(best) - target) > 0.1 * target:
+        from bench.trick import TrickError
+        raise TrickError(f"{what}: no width within 10% of the baseline's {target:,} parameters "
+                         f"(nearest: width {best}, {count_at(best):,})")
+    return best

@@ -126,8 +126,10 @@ class ProgressiveDiscriminator(_Grows, Discriminator):
 
 
 def progressive_nets(z_dim: int, width: int, shape: tuple[int, int, int], *, pixel_norm: bool,
-                     equalized: bool, output: str) -> tuple[Generator, ProgressiveDiscriminator]:
-    """G and D for `shape` (C, H, W), fully grown (set the shared `G.synthesis.growth`)."""
+                     equalized: bool, output: str, d_width: int | None = None
+                     ) -> tuple[Generator, ProgressiveDiscriminator]:
+    """G and D for `shape` (C, H, W), fully grown (set the shared `G.synthesis.growth`). D has
+    `d_width` channels at full resolution (default: `width`, like G)."""
     c, res, _ = shape
     plan = resolution_plan(res)
     ch = channel_plan(width, len(plan))
@@ -146,6 +148,7 @@ def progressive_nets(z_dim: int, width: int, shape: tuple[int, int, int], *, pix
     to_rgb = [conv(ch[k], c, 1, equalized=eq, gain=1.0) for k in range(len(plan))]
     G = Generator(ProgressiveSynthesis(g_blocks, to_rgb, growth, output), z_dim, shape)
 
+    ch = channel_plan(d_width or width, len(plan))
     from_rgb = [nn.Sequential(conv(c, ch[k], 1, equalized=eq), nn.LeakyReLU(0.2))
                 for k in range(len(plan))]
     d_blocks = []

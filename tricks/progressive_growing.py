@@ -25,16 +25,26 @@ shared Adam(2e-4, 0.5, 0.999) it scored FID 4.9, against 8.7 with `equalized_lr=
 baseline (one seed, the suite's classifier features). G's output is linear (paper; metrics clip
 to [-1, 1]); `output="tanh"` matches the baseline. Minibatch stddev is not built in: combine
 with `minibatch_stddev` for the paper's full D. Not applicable to 2-D data.
+
+Capacity: at the cell's width ProGAN's nets are much larger than the DCGAN baseline's (3x3 conv
+pairs per resolution, a dense head): digits 16 px (width 32) G 98,817 -> 419,363 (4.2x), D 34,305
+-> 548,961 (16x); 32 px width 64: G 5.7x, D 13.4x. `capacity = "matched"` picks G's and D's
+full-resolution widths separately (the nearest parameter count to the cell's baseline G and D,
+which must land within +-10%): digits 16 px widths 13 / 8 (G 1.03x, D 1.01x), 32 px width 64
+cells 25 / 17 (G 1.00x, D 0.95x). `tests/test_capacity.py` checks the band.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
+from bench.config import OPTIONAL, _prune_optional
+from bench.nets import build_nets
 from tricks import REPLACE, Nets, Trick, register_trick
-from tricks._karras_layers import downsample, resolution_plan, upsample
+from tricks._karras_layers import (downsample, matched_width, param_count, resolution_plan,
+                                   upsample)
 from tricks._progressive_nets import GrowthState, progressive_nets
 
 
@@ -42,7 +52,8 @@ from tricks._progressive_nets import GrowthState, progressive_nets
 class ProgressiveGrowing(Trick):
     name = "progressive_growing"
     summary = ("G and D grow from 4x4 (7x7 at 28 px) to full resolution, each new resolution "
-               "faded in linearly (ProGAN G/D with pixel norm)")
+               "faded in linearly (ProGAN G/D with pixel norm); G ~4x, D ~16x the baseline's "
+               "parameters unless capacity=matched")
     source = "Karras et al. 2018 (ProGAN)"
     slots = ("g_architecture", "d_architecture")
     applies_to = frozenset({"image"})
@@ -54,6 +65,8 @@ class ProgressiveGrowing(Trick):
         pixel_norm: bool = True
         equalized_lr: bool = True
         output: Literal["linear", "tanh"] = "linear"
+        # added after cells were stored: enters the cell id only when not "free"
+        capacity: Literal["free", "matched"] = field(default="free", metadata=OPTIONAL)
 
         def validate(self) -> None:
             if not 0.0 <= self.fade_fraction <= 1.0:
@@ -67,10 +80,31 @@ class ProgressiveGrowing(Trick):
     def claimed_slots(self) -> tuple[str, ...]:
         return self.slots + (("g_normalization",) if self.p.pixel_norm else ())
 
-    def build(self, nets, ctx):
-        G, D = progressive_nets(ctx.net.z_dim, ctx.net.resolved_width(ctx.kind), ctx.shape,
+    def _nets(self, ctx, width: int, d_width: int):
+        return progressive_nets(ctx.net.z_dim, width, ctx.shape, d_width=d_width,
                                 pixel_norm=self.p.pixel_norm, equalized=self.p.equalized_lr,
                                 output=self.p.output)
+
+    def widths(self, ctx) -> tuple[int, int]:
+        """G's and D's full-resolution channels: the cell's width, or with capacity="matched"
+        the widths whose parameter counts are nearest the cell's baseline G and D."""
+        width = ctx.net.resolved_width(ctx.kind)
+        if self.p.capacity == "free":
+            return width, width
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # counts only
+            base = build_nets(ctx.net, ctx.kind, ctx.shape)
+            g = matched_width(lambda w: param_count(self._nets(ctx, w, 1)[0]),
+                              param_count(base.G), 2 * width, f"{self.name} G")
+            d = matched_width(lambda w: param_count(self._nets(ctx, 1, w)[1]),
+                              param_count(base.D), 2 * width, f"{self.name} D")
+        return g, d
+
+    @property
+    def params(self):
+        return _prune_optional(self.p, super().params)
+
+    def build(self, nets, ctx):
+        G, D = self._nets(ctx, *self.widths(ctx))
         self._steps, self._levels = ctx.steps, len(resolution_plan(ctx.shape[1]))
         self._growth = G.synthesis.growth
         self.on_step(0)
