@@ -24,6 +24,7 @@ Cells whose tricks do not apply to the data kind are kept: the runner stores the
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GRID_DIR = Path(__file__).resolve().parent / "grids"  # presets ship inside the package
+GRID_DIR = Path(str(resources.files("bench") / "grids"))  # presets: package data (the wheel ships them)
 TOP_KEYS = {"description", "seeds", "design", "tricks", "data"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "exclude",
              "z_dim", "width", "depth", "log_every", "checkpoint_every"}

@@ -143,3 +143,19 @@ def test_valid_edges_are_accepted():
     assert OptimConfig(lr=1, beta1=0.0, beta2=0.0).lr == 1
     cell = CellConfig(DataConfig("ring8"), train=TrainConfig(batch_size=2, checkpoint_every=0))
     assert CellConfig.from_dict(cell.to_dict()).cell_id == cell.cell_id
+
+
+def test_help_shows_defaults_choices_and_a_full_description(capsys):
+    from bench.data import dataset_names
+    from ganbench import __version__
+
+    assert main(["--help"]) == 0
+    top = capsys.readouterr().out
+    assert "Benchmark GAN training tricks:" in top and "exit code 2." in top
+    assert main(["train", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--steps STEPS generator updates (default: 2000)" in text
+    assert "--device {auto,cpu,cuda,cuda:N}" in text
+    assert "one of: " + ", ".join(dataset_names()) in text
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"ganbench {__version__}\n"

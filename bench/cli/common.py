@@ -23,7 +23,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        d = action.default
+        if d is None or d is False or d is argparse.SUPPRESS or d == "" or d == [] \
+                or "default" in text:
             return text
         return super()._get_help_string(action)
 
