@@ -1,7 +1,7 @@
 """The hook rules as data (pluggy's hookspecs are the model): for every hook, when the loop calls
 it, how the results of several tricks combine, which exclusive slot overriding it claims, and what
 a valid result looks like. `TrickSet` (bench/trickset.py) applies these rules; the README's hook
-table is generated from them (`ganbench hooks --markdown`).
+table is generated from them (`ganbench tricks --hooks`).
 
 Combine rules:
 - chain:   each trick's result is the next trick's input (canonical name order);
@@ -56,7 +56,8 @@ HOOK_SPECS: tuple[HookSpec, ...] = (
              "c = N/(N+1) (lr*c, beta**c) for the whole run",
              "lazy R1, path length (StyleGAN2)"),
     HookSpec("lazy_penalty", "merge", None,
-             "every `lazy_interval` steps, after the phase's update, on a fresh minibatch",
+             "at steps that are multiples of `lazy_interval`, after the phase's main update, "
+             "on its own minibatch (D: a fresh real batch; G: fresh latents)",
              "`{name: scalar tensor}`, logged as `<phase>_<name>`; the loop multiplies their sum "
              "by the interval and takes a separate optimizer step on it",
              "lazy R1, path length"),
@@ -85,11 +86,21 @@ HOOKS: tuple[str, ...] = tuple(h.name for h in HOOK_SPECS)
 SLOT_HOOKS: dict[str, str] = {h.slot: h.name for h in HOOK_SPECS if h.slot}
 
 
+def signature(name: str) -> str:
+    """`build(nets, ctx)`: the hook as a trick overrides it (from `Trick`'s default)."""
+    import inspect
+
+    from bench.trick import Trick  # bench.trick imports this module: import when asked
+
+    params = list(inspect.signature(getattr(Trick, name)).parameters)[1:]  # without self
+    return f"{name}({', '.join(params)})"
+
+
 def markdown_table() -> str:
-    """The README's hook table."""
+    """The README's hook table (`ganbench tricks --hooks`; a test keeps the README in step)."""
     rows = ["| hook | called | returns | combines | claims slot | examples |",
             "|---|---|---|---|---|---|"]
     for h in HOOK_SPECS:
-        rows.append(f"| `{h.name}` | {h.called} | {h.returns} | {h.combine} | "
+        rows.append(f"| `{signature(h.name)}` | {h.called} | {h.returns} | {h.combine} | "
                     f"{('`' + h.slot + '`') if h.slot else '–'} | {h.examples or '–'} |")
     return "\n".join(rows)

@@ -16,11 +16,19 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--matrix", action="store_true", help="pairwise compatibility matrix")
     p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
+    p.add_argument("--hooks", action="store_true",
+                   help="the README's table of hooks (how each is called and combined)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from bench.registry import describe, list_tricks
+
+    if args.hooks:
+        from bench.hooks import markdown_table as hook_table
+
+        print(hook_table())
+        return 0
 
     names = list_tricks(args.pattern)
     if not names:
