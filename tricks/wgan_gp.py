@@ -1,13 +1,21 @@
 """WGAN-GP: Wasserstein critic loss (no sigmoid: D's raw output is the critic value) with a
 gradient penalty lambda * (||grad D(x_hat)|| - 1)^2 at random interpolates x_hat between real and
 fake samples, 5 critic updates per G update and Adam(1e-4, betas (0, 0.9)).
-Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1."""
+Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1.
+
+The paper's optimizer is part of the method and stays the default (`optimizer = "paper"`: lr,
+beta1, beta2 below, for G and D). `optimizer = "cell"` keeps the cell's own LR and betas (the
+cell's `g_optim` / `d_optim`, or an LR sweep's value), so a comparison with the baseline at the
+same LR isolates the loss, penalty and critic steps from the LR change (on ring8 the grid's base
+LR is 1e-3, ten times the paper's)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
+from bench.config import OPTIONAL, _prune_optional
 from tricks import Trick, register_trick
 
 
@@ -26,7 +34,8 @@ def input_gradient(critic, x: torch.Tensor) -> torch.Tensor:
 @register_trick
 class WGANGP(Trick):
     name = "wgan_gp"
-    summary = "Wasserstein loss + gradient penalty at interpolates, 5 critic steps, Adam(1e-4, (0, .9))"
+    summary = ("Wasserstein loss + gradient penalty at interpolates, 5 critic steps, Adam(1e-4, "
+               "(0, .9)) (optimizer=cell: the cell's LR and betas)")
     source = "Gulrajani et al. 2017"
     slots = ("adversarial_loss", "d_steps", "optimizer")
     excludes = {
@@ -44,10 +53,16 @@ class WGANGP(Trick):
         lr: float = 1e-4
         beta1: float = 0.0
         beta2: float = 0.9
+        # added after cells were stored: enters the cell id only when not "paper"
+        optimizer: Literal["paper", "cell"] = field(default="paper", metadata=OPTIONAL)
 
         def validate(self) -> None:
             if self.n_critic < 1 or self.gp_weight < 0 or self.lr <= 0:
                 raise ValueError("need n_critic >= 1, gp_weight >= 0, lr > 0")
+
+    @property
+    def params(self):
+        return _prune_optional(self.p, super().params)
 
     def adversarial_loss(self, ctx):
         if ctx.phase == "d":
@@ -64,4 +79,6 @@ class WGANGP(Trick):
         return self.p.n_critic
 
     def optimizer(self, net, spec):
+        if self.p.optimizer == "cell":
+            return spec
         return type(spec)(lr=self.p.lr, beta1=self.p.beta1, beta2=self.p.beta2)
