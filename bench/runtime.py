@@ -5,7 +5,9 @@ import os
 import platform
 import random
 import re
-from typing import Any
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -43,6 +45,38 @@ def seed_everything(seed: int, device: torch.device) -> None:
     # CPU kernels are deterministic outright; on CUDA a few ops have no deterministic
     # version, so warn there instead of crashing a long run.
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+
+
+_NONDETERMINISTIC = " does not have a deterministic implementation"
+
+
+@contextmanager
+def watch_nondeterminism(found: set[str]) -> Iterator[None]:
+    """Collect into `found` the ops torch warns about as nondeterministic (on CUDA, where
+    `seed_everything` sets warn_only): such a cell is reproducible only up to those kernels.
+    Every other warning is passed on (once per message and place) when the block ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            others = {}
+            for w in caught:
+                text = str(w.message)
+                if _NONDETERMINISTIC in text:
+                    found.add(text.split(_NONDETERMINISTIC)[0].strip())
+                else:
+                    others.setdefault((w.category, text, w.filename, w.lineno), w)
+    for w in others.values():
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def determinism(found: set[str]) -> dict[str, Any]:
+    """For a record's `runtime`: whether deterministic algorithms were enforced (CPU) or only
+    warned about (CUDA), and which ops warned while the cell trained in this process."""
+    return {"deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "nondeterministic_ops": sorted(found)}
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

@@ -4,11 +4,32 @@
   on how many cores the CI machine has.
 - A private metrics cache ($GANBENCH_CACHE): tests never read or write the user's cache; the
   digit classifier is trained once per session and shared by every test.
+- Device mode: $GANBENCH_TEST_DEVICE (cpu by default; cuda on a GPU box) is where `tiny.py`
+  trainers and the `device` fixture train. Tests marked `cuda` need a CUDA device and are
+  skipped, with the reason, where none is visible.
 """
 import os
 
 import pytest
 import torch
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is visible (run on a GPU box, "
+                                   "e.g. with GANBENCH_TEST_DEVICE=cuda)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device():
+    """The device under test ($GANBENCH_TEST_DEVICE, default cpu); skips when it is absent."""
+    from tests.tiny import device_under_test
+
+    return device_under_test()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,6 +1,14 @@
-"""Tiny cells and trainers for mechanism tests: small nets, few steps, no store."""
+"""Tiny cells and trainers for mechanism tests: small nets, few steps, no store.
+
+Trainers run on the device named by $GANBENCH_TEST_DEVICE (default cpu), so the same trainer,
+trick, pair and resume tests run on a GPU with `GANBENCH_TEST_DEVICE=cuda pytest`; a test that
+would need an absent CUDA device is skipped with the reason.
+"""
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
 
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
@@ -24,9 +32,27 @@ def tiny_cell(dataset: str = "ring8", tricks=(), *, steps: int = 5, batch_size: 
         tricks=specs, seed=seed)
 
 
+TEST_DEVICE_ENV = "GANBENCH_TEST_DEVICE"
+
+
+def device_under_test() -> torch.device:
+    """The device tests train on: $GANBENCH_TEST_DEVICE (cpu, cuda, cuda:N), default cpu.
+    Asking for CUDA on a machine without it skips the calling test, saying why."""
+    from bench.config import ConfigError
+    from bench.runtime import pick_device
+
+    name = os.environ.get(TEST_DEVICE_ENV, "cpu")
+    try:
+        return pick_device(name)
+    except ConfigError as exc:
+        pytest.skip(f"{TEST_DEVICE_ENV}={name}: {exc}")
+
+
 def tiny_trainer(dataset: str = "ring8", tricks=(), **kw) -> Trainer:
     workdir = kw.pop("workdir", None)
-    return Trainer(tiny_cell(dataset, tricks, **kw), workdir=workdir, device="cpu", progress=False)
+    device = kw.pop("device", None) or device_under_test()
+    return Trainer(tiny_cell(dataset, tricks, **kw), workdir=workdir, device=device,
+                   progress=False)
 
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:

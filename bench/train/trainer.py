@@ -19,7 +19,8 @@ from bench.config import CellConfig
 from bench.data import Dataset, load_dataset
 from bench.flags import detect_flags, hard_flags
 from bench.record import Record
-from bench.runtime import pick_device, rng_state, seed_everything, set_rng_state, versions
+from bench.runtime import (determinism, pick_device, rng_state, seed_everything, set_rng_state,
+                           versions, watch_nondeterminism)
 from bench.stream import BatchStream
 from bench.train.losslog import LossLog
 from bench.train.parts import (class_count, make_nets, make_optimizers, make_tricks,
@@ -73,6 +74,7 @@ class Trainer:
         self.probe: Callable[[Trainer], dict[str, float]] | None = None
         self.probe_every = 0
         self.probe_seconds = 0.0  # curve scoring, kept out of train_seconds
+        self.nondeterministic_ops: set[str] = set()  # CUDA ops that warned (runtime record)
         # Checked between steps (Ctrl-C, scheduler shutdown): stop, checkpoint, "interrupted".
         self.should_stop: Callable[[], bool] | None = None
 
@@ -241,6 +243,10 @@ class Trainer:
     def train(self, stop_after: int | None = None) -> tuple[str, str]:
         """Train to the budget (or until `stop_after` steps, to simulate an interruption).
         Returns (status, reason)."""
+        with watch_nondeterminism(self.nondeterministic_ops):
+            return self._train(stop_after)
+
+    def _train(self, stop_after: int | None) -> tuple[str, str]:
         end = self.steps if stop_after is None else min(self.steps, stop_after)
         every = self.cell.train.checkpoint_every
         bar = tqdm(total=self.steps, initial=self.step, disable=not self.progress,
@@ -321,6 +327,7 @@ class Trainer:
                    "D": {"lr": self.d_spec.lr, "beta1": self.d_spec.beta1,
                          "beta2": self.d_spec.beta2},
                    "d_steps": self.n_d},
-            runtime={"device": str(self.device), "threads": torch.get_num_threads()},
+            runtime={"device": str(self.device), "threads": torch.get_num_threads(),
+                     **determinism(self.nondeterministic_ops)},
             flags=self.flags(),
             versions=versions(), device=str(self.device))
