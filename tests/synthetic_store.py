@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.config import CellConfig, DataConfig, OptimConfig, TrainConfig, TrickSpec
 from bench.record import Record
+from bench.report.versions import installed_trick_versions
 from bench.store import Store
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -29,6 +30,7 @@ INTERACTION = {("instance_noise", "spectral_norm"): 0.06}
 LR_EFFECT = {("baseline", 5e-4): -0.10, ("spectral_norm", 5e-4): 0.10}
 BASE_LR = 1e-3
 FACTORS = ("instance_noise", "label_flip", "spectral_norm")
+VERSIONS = installed_trick_versions()  # records of the installed versions (the report's default)
 
 
 def noise(label: str, seed: int, lr: float, scale: float = 0.01) -> float:
@@ -62,7 +64,8 @@ def cell(dataset: str, tricks, seed: int, lr: float = BASE_LR) -> CellConfig:
     opt = OptimConfig(lr=lr)
     return CellConfig(data=DataConfig(dataset), train=TrainConfig(steps=500, batch_size=64,
                       g_optim=opt, d_optim=opt),
-                      tricks=tuple(TrickSpec.of(t) for t in tricks), seed=seed)
+                      tricks=tuple(TrickSpec.of(t, version=VERSIONS.get(t, 1)) for t in tricks),
+                      seed=seed)
 
 
 class SyntheticStore:

@@ -59,24 +59,28 @@ def test_current_versions_and_protocols(tmp_path):
     from bench.config import TrickSpec
 
     with Store(tmp_path) as store:
-        old = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("path_length", {}, 1),))
-        new = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("path_length", {"weight": 3.0}, 2),))
+        # a trick whose source is not installed: its newest stored version counts as current
+        old = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("ext_trick", {}, 1),))
+        new = cell("ring8", (), 0).replace(tricks=(TrickSpec.of("ext_trick", {"weight": 3.0}, 2),))
+        installed_pl = installed_trick_versions()["path_length"]
+        stale = cell("ring8", (), 3).replace(
+            tricks=(TrickSpec.of("path_length", {}, installed_pl - 1),))
+        _put(store, stale)
         _put(store, old)
         _put(store, new)
         # same dataset, a different metric protocol on one record only: not comparable
         _put(store, cell("ring8", (), 1))
         _put(store, cell("ring8", (), 2), protocol={"kind": "2d", "n": 100})
-    installed = installed_trick_versions()
-    assert installed["path_length"] == 2
     df = load_records(tmp_path)
-    assert list(df[df.label == "path_length"].trick_versions) == [{"path_length": 2}]
-    assert list(df[df.label == "path_length"]["path_length.weight"]) == [3.0]
+    assert list(df[df.label == "ext_trick"].trick_versions) == [{"ext_trick": 2}]
+    assert list(df[df.label == "ext_trick"]["ext_trick.weight"]) == [3.0]
+    assert "path_length" not in set(df.label)  # an older version than the installed source
     assert 2 not in set(df.seed)  # the odd protocol is dropped by default
     everything = load_records(tmp_path, current_versions=False)
-    assert len(everything) == 4 and everything.current.sum() == 2
+    assert len(everything) == 5 and everything.current.sum() == 2
     # versions may be passed in (e.g. by a caller that has the registry loaded)
-    pinned = load_records(tmp_path, trick_versions={"path_length": 1})
-    assert list(pinned[pinned.label == "path_length"].trick_versions) == [{"path_length": 1}]
+    pinned = load_records(tmp_path, trick_versions={"ext_trick": 1})
+    assert list(pinned[pinned.label == "ext_trick"].trick_versions) == [{"ext_trick": 1}]
 
 
 def test_versions_read_from_source_without_import():

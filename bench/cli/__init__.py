@@ -14,31 +14,56 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.cli import (cmd_eval, cmd_run, cmd_show, cmd_status, cmd_train, cmd_tricks,
-                       cmd_weights)
+from bench.cli import (cmd_eval, cmd_report, cmd_run, cmd_show, cmd_status, cmd_train,
+                       cmd_tricks, cmd_weights)
 from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
 
-COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_status, cmd_show, cmd_eval, cmd_weights)
+COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_status, cmd_show, cmd_eval, cmd_weights,
+            cmd_report)
 
 DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "
                "into a resumable store, alone or as grids, and list the tricks and their "
                "conflicts. Every bad input ends with one line on stderr and exit code 2.")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    from ganbench import __version__
+class _VersionAction(argparse.Action):
+    """--version, importing `ganbench` (which imports torch) only when asked: `ganbench report`
+    must run where torch cannot be imported."""
 
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ganbench import __version__
+
+        print(f"ganbench {__version__}")
+        parser.exit()
+
+
+# Commands that must run where torch cannot be imported: when one of them is named, only its
+# parser is built (other commands' parsers import torch-backed modules for their choices).
+TORCH_FREE = ("report",)
+
+
+def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     ap = Parser(prog="ganbench", description=DESCRIPTION)
-    ap.add_argument("--version", action="version", version=f"ganbench {__version__}")
+    ap.add_argument("--version", action=_VersionAction)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
-        command.register(sub)
+        if only is None or command.__name__.endswith(f".cmd_{only}"):
+            command.register(sub)
     return ap
+
+
+def _torch_free_command(argv: Sequence[str] | None) -> str | None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in TORCH_FREE else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = make_parser().parse_args(argv)
+        args = make_parser(_torch_free_command(argv)).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:

@@ -1,0 +1,47 @@
+"""`ganbench report`: tables, figures and index.md from a store. Imports no torch."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from bench.cli.common import DEFAULT_STORE
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), figures and index.md from a store")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--out", help="output folder (default: <store>/report)")
+    p.add_argument("--grid", help="only the cells this grid asked for")
+    p.add_argument("--bootstrap", action="store_true",
+                   help="percentile bootstrap CIs (scipy.stats.bootstrap) instead of paired t")
+    p.add_argument("--no-samples", action="store_true", help="skip the per-cell sample figures")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.store import StoreError
+
+    # Errors are printed here: the CLI's shared error list imports torch-backed modules.
+    try:
+        return _report(args)
+    except StoreError as exc:
+        print(f"ganbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bench.report.build import write_report
+    from bench.store import Store
+
+    Store(args.store, create=False).close()  # a missing store is an input error, before writing
+    out = Path(args.out) if args.out else Path(args.store) / "report"
+    command = "ganbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+    report = write_report(args.store, out, grid=args.grid, bootstrap=args.bootstrap,
+                          command=command if "report" in command else "",
+                          samples=not args.no_samples)
+    print(f"{len(report.tables)} tables, {len(report.figures)} figures, "
+          f"{len(report.samples)} sample figures -> {out / 'index.md'}")
+    return 0

@@ -1,0 +1,185 @@
+"""`write_report`: every table and figure of a store, and an index.md that links them and states
+the protocol. Reads records only through `bench.results.load_records`; imports no torch."""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import figures, views
+from bench.report.tables import Table, num
+from bench.results import headline_metrics, kind_of, load_records
+
+FACTORIAL = ("factorial", "fractional-factorial")
+
+
+@dataclass
+class Report:
+    out: Path
+    tables: list[Table] = field(default_factory=list)
+    figures: list[tuple[Path, str]] = field(default_factory=list)  # (png, one line)
+    samples: list[tuple[Path, str]] = field(default_factory=list)
+    df: pd.DataFrame | None = None
+
+
+def _slug(*parts: str) -> str:
+    return "-".join(p.replace("/", "_").replace(" ", "_") for p in parts if p)
+
+
+def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
+                  metrics: list[str], headline: list[str], spec: dict,
+                  bootstrap: bool) -> list[Table]:
+    design = part["design"].iloc[0]
+    out = []
+    if design == "leave-one-out":
+        out.append(views.delta_table(stem, title, part, pool, metrics, headline,
+                                     reference=views.all_of, reverse=True,
+                                     row_name=views.leave_one_out_name(part),
+                                     delta_label="Δ(all − row)", bootstrap=bootstrap,
+                                     notes=["Δ(all − row): what the missing trick adds on top "
+                                            "of the others (positive = the metric is higher "
+                                            "with it)."] + ([f"Conflict resolution: "
+                                            f"{json.dumps(spec['resolution'])}"]
+                                            if spec.get("resolution") else [])))
+    else:
+        out.append(views.delta_table(stem, title, part, pool, metrics, headline,
+                                     reference=views.baseline_of, bootstrap=bootstrap))
+    if design == "pairs":
+        out.append(views.pairs_table(f"{stem}-interactions", f"{title}: interactions", part, pool,
+                                     headline, bootstrap=bootstrap))
+    if design in FACTORIAL:
+        effects = views.factorial_table(f"{stem}-effects", f"{title}: effects", part, headline, spec)
+        if effects is not None:
+            out.append(effects)
+    if part["tune_lr"].notna().any():
+        tuned = views.tuned_table(f"{stem}-tuned", f"{title}: each variant at its best LR", part,
+                                  headline, bootstrap=bootstrap)
+        if tuned is not None:
+            out.append(tuned)
+    return out
+
+
+def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False,
+                 command: str = "", samples: bool = True) -> Report:
+    started = time.perf_counter()
+    df = load_records(store, grid=grid)
+    out = Path(out)
+    report = Report(out, df=df)
+    metrics = df.attrs.get("metrics", [])
+    specs = df.attrs.get("grids", {})
+    summary_panels = []
+    for (grid_name, dataset), pool in df.groupby(["grid", "dataset"], sort=False):
+        spec = specs.get(grid_name, {})
+        headline = headline_metrics(pool)
+        for design, part in pool.groupby("design", sort=False):
+            stem = _slug(grid_name or "store", dataset, design)
+            title = f"{dataset}, {design}" + (f" (grid {grid_name})" if grid_name else "")
+            tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
+            report.tables += tables
+            main = tables[0].numbers
+            fig_dir = out / "figures"
+            for path in figures.forest(main, headline, fig_dir / f"forest-{stem}", title,
+                                       label="Δ(all − row)" if design == "leave-one-out"
+                                       else "Δ vs baseline"):
+                if path.suffix == ".png":
+                    report.figures.append((path, f"forest plot of Δ with 95% CIs, {title}"))
+            if design in ("add-one", "baseline", "cells"):
+                summary_panels.append((title, main, headline))
+            for t in tables:
+                if t.name.endswith("-interactions") and headline:
+                    for path in figures.interaction_heatmap(t.numbers, headline[0],
+                                                            fig_dir / f"interactions-{stem}", title):
+                        if path.suffix == ".png":
+                            report.figures.append((path, f"pair interactions on {headline[0]}, {title}"))
+        curve_stem = out / "figures" / f"curves-{_slug(grid_name or 'store', dataset)}"
+        rows = pool.drop_duplicates("cell_id")
+        where = f"{dataset}" + (f" (grid {grid_name})" if grid_name else "")
+        for path in figures.metric_curves(rows, curve_stem, where):
+            if path.suffix == ".png":
+                report.figures.append((path, f"{path.stem.rsplit('-eval_', 1)[-1]} vs step per "
+                                             f"variant, band over seeds, {where}"))
+        for path in figures.loss_curves(rows, out / "figures" / f"losses-{_slug(grid_name or 'store', dataset)}", where):
+            if path.suffix == ".png":
+                report.figures.append((path, f"loss terms vs step per variant, {where}"))
+    for path in figures.summary(summary_panels, out / "figures" / "summary"):
+        if path.suffix == ".png":
+            report.figures.insert(0, (path, "summary: Δ vs baseline of every trick on every "
+                                            "headline metric, per dataset"))
+    for t in report.tables:
+        t.write(out / "tables")
+    if samples:
+        for _, r in df.drop_duplicates("cell_id").iterrows():
+            f = Path(r["cell_dir"]) / "samples.npz"
+            if r["status"] == "done" and f.exists():
+                title = f"{r['dataset']} {r['row_label']} seed {r['seed']}"
+                for path in figures.sample_figure(f, out / "samples" / f"{r['cell_id']}", title):
+                    report.samples.append((path, title))
+    write_index(report, command=command, seconds=time.perf_counter() - started)
+    return report
+
+
+def _protocol_lines(df: pd.DataFrame) -> list[str]:
+    lines = []
+    for dataset, rows in df.drop_duplicates("cell_id").groupby("dataset", sort=False):
+        done = rows[rows["status"] == "done"]
+        proto = done["protocol"].iloc[0] if len(done) else {}
+        budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, lr {num(lr)}"
+                                   for s, b, lr in zip(rows["steps"], rows["batch_size"], rows["lr"])
+                                   if pd.notna(s)}))
+        seeds = sorted(set(int(s) for s in rows["seed"]))
+        extractor = proto.get("extractor", "PacGAN 2-D mode protocol" if kind_of(rows) == "2d" else "?")
+        n = proto.get("num_generated", "?")
+        ref = proto.get("num_reference")
+        lines.append(f"- **{dataset}** ({kind_of(rows)}): {budget}; seeds {seeds}; "
+                     f"{len(rows)} cells ({', '.join(f'{k} {v}' for k, v in Counter(rows['status']).items())}); "
+                     f"metrics by {extractor}, N = {n}" + (f" vs {ref} reference" if ref else "") + ".")
+    return lines
+
+
+def write_index(report: Report, *, command: str, seconds: float) -> Path:
+    df = report.df
+    out = report.out
+    cells = df.drop_duplicates("cell_id") if len(df) else df
+    lines = ["# ganbench report", ""]
+    if command:
+        lines += [f"Made with `{command}`.", ""]
+    if cells.empty:
+        lines += ["The store holds no current records.", ""]
+    else:
+        train = cells[["train_s", "eval_s", "curve_s"]].fillna(0).to_numpy().sum()
+        span = cells["created_at"].max() - cells["created_at"].min()
+        versions = Counter(json.dumps(v, sort_keys=True) for v in cells["versions"])
+        trick_versions = sorted({f"{k} v{v}" for tv in cells["trick_versions"] for k, v in tv.items()
+                                 if v != 1})
+        lines += ["## Protocol", ""] + _protocol_lines(df) + [
+            f"- Compute in the records: {train / 60:.1f} min of train + eval + curve time over "
+            f"{len(cells)} cells; first to last record {span / 60:.1f} min of wall time.",
+            f"- Versions: {', '.join(f'{k} {v}' for k, v in json.loads(versions.most_common(1)[0][0]).items())}"
+            + (f"; tricks not at version 1: {', '.join(trick_versions)}" if trick_versions else "")
+            + ". Only records of the installed trick versions and each dataset's prevailing "
+              "metric protocol are shown.",
+            f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(cells['device']).items())}.",
+            f"- This report took {seconds:.1f} s to build.", ""]
+    lines += ["## Figures", ""]
+    for png, what in report.figures:
+        rel = png.relative_to(out)
+        lines.append(f"- [{rel}]({rel}) (+ .pdf): {what}.")
+    lines += ["", "## Tables", "",
+              "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
+              "number unformatted).", ""]
+    for t in report.tables:
+        lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
+    if report.samples:
+        lines += ["", "## Samples", "",
+                  "One figure per scored cell from the sample file it wrote when it was scored "
+                  "(images: 64 samples; 2-D: the points it was scored on, red × = mode centres).",
+                  ""]
+        lines += [f"- [{p.relative_to(out)}]({p.relative_to(out)}): {what}" for p, what in report.samples]
+    path = out / "index.md"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

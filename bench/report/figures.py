@@ -1,0 +1,230 @@
+"""Figures of the report (seaborn on matplotlib's Agg backend; PNG and PDF, modest size).
+
+Each function writes `<stem>.png` and `<stem>.pdf` (sample grids: PNG only, one per cell) and
+returns the paths it wrote, or [] when the data has nothing to plot."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from bench.results import direction  # noqa: E402
+
+DPI = 90
+sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
+plt.rcParams["figure.constrained_layout.use"] = True  # titles and long labels never overlap
+
+
+def _save(fig, stem: Path, pdf: bool = True) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png")]
+    fig.savefig(paths[0], dpi=DPI)
+    if pdf:
+        paths.append(stem.with_suffix(".pdf"))
+        fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
+           prefix: str = "d", label: str = "Δ vs baseline") -> list[Path]:
+    """Δ with its 95% CI per variant (one panel per headline metric); filled = CI excludes 0."""
+    metrics = [m for m in metrics if f"{prefix}_{m}" in numbers and numbers[f"{prefix}_{m}"].notna().any()]
+    if not metrics:
+        return []
+    names = numbers["variant"] if "variant" in numbers else numbers.iloc[:, 0]
+    keep = numbers[[f"{prefix}_{m}" for m in metrics]].notna().any(axis=1)
+    rows, names = numbers[keep], list(names[keep])
+    height = 0.8 + 0.22 * len(rows)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), height), sharey=True,
+                             squeeze=False)
+    y = np.arange(len(rows))[::-1]
+    for ax, m in zip(axes[0], metrics):
+        d, lo, hi = (rows[f"{prefix}_{m}{s}"].to_numpy(float) for s in ("", "_lo", "_hi"))
+        good = 1 if direction(m) != "down" else -1
+        sig = np.isfinite(lo) & ((lo > 0) | (hi < 0))
+        colour = np.where(sig & (good * d > 0), "tab:green", np.where(sig, "tab:red", "tab:gray"))
+        for yi, di, l, h, c, s in zip(y, d, lo, hi, colour, sig):
+            if np.isfinite(l):
+                ax.plot([l, h], [yi, yi], color=c, lw=1.4)
+            ax.plot([di], [yi], "o", color=c, ms=4, mfc=c if s else "white")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_title(f"{m} ({'↑' if good > 0 else '↓'})", fontsize=8)
+        ax.set_xlabel(label, fontsize=7)
+    axes[0][0].set_yticks(y, names, fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, stem)
+
+
+def _long_curves(rows: pd.DataFrame, prefix: str | None = None, names=None) -> pd.DataFrame:
+    out = []
+    for _, r in rows.drop_duplicates("cell_id").iterrows():
+        for name, points in (r["curves"] or {}).items():
+            if (prefix and not name.startswith(prefix)) or (names and name not in names):
+                continue
+            for step, value in points:
+                out.append({"variant": r["row_label"], "seed": r["seed"], "curve": name,
+                            "step": step, "value": value})
+    return pd.DataFrame(out)
+
+
+def metric_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Each eval_* curve per variant (one panel each), mean over seeds with a ±1 sd band; the
+    baseline in grey in every panel."""
+    data = _long_curves(rows, prefix="eval_")
+    if data.empty:
+        return []
+    paths = []
+    for curve, part in data.groupby("curve"):
+        base = part[part["variant"] == "baseline"]
+        variants = [v for v in dict.fromkeys(part["variant"]) if v != "baseline"] or ["baseline"]
+        cols = min(6, len(variants))
+        nrows = math.ceil(len(variants) / cols)
+        fig, axes = plt.subplots(nrows, cols, figsize=(1.7 * cols, 1.3 * nrows + 0.4),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax, v in zip(axes.flat, variants):
+            for sub, colour in ((base, "0.6"), (part[part["variant"] == v], "tab:blue")):
+                if sub.empty:
+                    continue
+                g = sub.groupby("step")["value"].agg(["mean", "std"]).fillna(0)
+                ax.plot(g.index, g["mean"], color=colour, lw=1)
+                ax.fill_between(g.index, g["mean"] - g["std"], g["mean"] + g["std"],
+                                color=colour, alpha=0.25, lw=0)
+            ax.set_title(v, fontsize=6)
+            ax.tick_params(labelsize=5)
+        for ax in list(axes.flat)[len(variants):]:
+            ax.axis("off")
+        fig.suptitle(f"{title}: {curve[5:]} vs step (grey: baseline; band: ±1 sd over seeds)",
+                     fontsize=8)
+        paths += _save(fig, stem.with_name(f"{stem.name}-{curve}"))
+    return paths
+
+
+def loss_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Every logged loss term per variant, mean over seeds."""
+    data = _long_curves(rows)
+    data = data[~data["curve"].str.startswith("eval_")] if not data.empty else data
+    if data.empty:
+        return []
+    variants = list(dict.fromkeys(data["variant"]))
+    cols = min(6, len(variants))
+    nrows = math.ceil(len(variants) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.7 * cols, 1.3 * nrows + 0.6), sharex=True,
+                             squeeze=False)
+    terms = sorted(data["curve"].unique())
+    palette = dict(zip(terms, sns.color_palette("tab10", len(terms))))
+    for ax, v in zip(axes.flat, variants):
+        g = data[data["variant"] == v].groupby(["curve", "step"])["value"].mean()
+        for term in g.index.get_level_values(0).unique():
+            s = g.loc[term]
+            ax.plot(s.index, s.to_numpy(), lw=0.8, color=palette[term], label=term)
+        ax.set_title(v, fontsize=6)
+        ax.tick_params(labelsize=5)
+    for ax in list(axes.flat)[len(variants):]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=palette[t], label=t) for t in terms]
+    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(terms)), fontsize=6,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{title}: loss terms vs step (mean over seeds)", fontsize=8)
+    return _save(fig, stem)
+
+
+def interaction_heatmap(numbers: pd.DataFrame, metric: str, stem: Path, title: str) -> list[Path]:
+    """Interaction Δ(a+b) − Δ(a) − Δ(b) of the pairs, as a symmetric trick × trick matrix."""
+    col = f"i_{metric}"
+    if numbers.empty or col not in numbers or numbers[col].notna().sum() == 0:
+        return []
+    tricks = sorted(set(numbers["a"]) | set(numbers["b"]))
+    mat = pd.DataFrame(np.nan, index=tricks, columns=tricks)
+    notes = pd.DataFrame("", index=tricks, columns=tricks)
+    for _, r in numbers.iterrows():
+        v = r[col]
+        sig = np.isfinite(r[f"{col}_lo"]) and (r[f"{col}_lo"] > 0 or r[f"{col}_hi"] < 0)
+        for a, b in ((r["a"], r["b"]), (r["b"], r["a"])):
+            mat.loc[a, b] = v
+            notes.loc[a, b] = "" if not np.isfinite(v) else f"{v:+.2g}{'*' if sig else ''}"
+    size = 1.2 + 0.45 * len(tricks)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
+    cmap = "RdBu" if direction(metric) != "down" else "RdBu_r"
+    sns.heatmap(mat, annot=notes, fmt="", cmap=cmap, vmin=-lim, vmax=lim, ax=ax,
+                annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7})
+    ax.tick_params(labelsize=6)
+    ax.set_title(f"{title}: interaction on {metric} (* CI excludes 0)", fontsize=8)
+    return _save(fig, stem)
+
+
+def summary(panels: list[tuple[str, pd.DataFrame, list[str]]], stem: Path) -> list[Path]:
+    """One figure a reader sees first: per dataset, Δ vs baseline of each variant on each
+    headline metric, coloured by improvement (green better, red worse; scaled per column),
+    annotated with Δ and * where the CI excludes 0."""
+    panels = [(t, n, [m for m in ms if f"d_{m}" in n and n[f"d_{m}"].notna().any()])
+              for t, n, ms in panels]
+    panels = [(t, n[n[[f"d_{m}" for m in ms]].notna().any(axis=1)], ms) for t, n, ms in panels if ms]
+    panels = [p for p in panels if len(p[1])]
+    if not panels:
+        return []
+    height = max(2.0, 0.2 * max(len(n) for _, n, _ in panels) + 1)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), height), squeeze=False)
+    for ax, (title, n, ms) in zip(axes[0], panels):
+        good = pd.DataFrame({m: n[f"d_{m}"].to_numpy(float) * (1 if direction(m) != "down" else -1)
+                             for m in ms}, index=list(n["variant"]))
+        scaled = good / good.abs().max().replace(0, 1)
+        text = pd.DataFrame({m: [("" if not np.isfinite(d) else f"{d:+.2g}")
+                                 + ("*" if np.isfinite(lo) and (lo > 0 or hi < 0) else "")
+                                 for d, lo, hi in zip(n[f"d_{m}"], n[f"d_{m}_lo"], n[f"d_{m}_hi"])]
+                             for m in ms}, index=good.index)
+        sns.heatmap(scaled, annot=text, fmt="", cmap="RdYlGn", vmin=-1, vmax=1, cbar=False, ax=ax,
+                    annot_kws={"fontsize": 5.5})
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("Δ vs baseline (paired over seeds; green = better, * = 95% CI excludes 0)",
+                 fontsize=8)
+    return _save(fig, stem)
+
+
+def sample_figure(sample_file: Path, stem: Path, title: str = "") -> list[Path]:
+    """A cell's samples as a PNG written straight from pixels (fast for hundreds of cells): an
+    image grid (2x nearest upscaling), or for 2-D points a 160x160 density image of the points
+    (dark) over the square that holds the mode centres (red)."""
+    with np.load(sample_file) as z:
+        data = {k: z[k] for k in z.files}
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    path = stem.with_suffix(".png")
+    if "images" in data:
+        imgs = data["images"][:64]  # N, C, H, W uint8
+        n, c, h, w = imgs.shape
+        cols = int(math.ceil(math.sqrt(n)))
+        rows = int(math.ceil(n / cols))
+        grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, dtype=np.uint8)
+        for i, img in enumerate(imgs):
+            r, k = divmod(i, cols)
+            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + k * (w + 1):1 + k * (w + 1) + w] = \
+                img.transpose(1, 2, 0)
+        grid = grid.repeat(2, 0).repeat(2, 1)
+        plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
+        return [path]
+    if "points" not in data:
+        return []
+    pts = np.asarray(data["points"], dtype=float)
+    centres = np.asarray(data.get("centres", pts[:0]), dtype=float)
+    ref = centres if len(centres) else pts
+    lim = 1.25 * float(np.abs(ref).max()) if len(ref) else 1.0
+    size = 160
+    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
+    shade = 1 - np.clip(np.log1p(hist) / max(np.log1p(hist).max(), 1e-9), 0, 1) * 0.9
+    rgb = np.repeat(shade[::-1, :, None], 3, axis=2)
+    for x, y in centres:
+        i = int((lim - y) / (2 * lim) * size)
+        j = int((x + lim) / (2 * lim) * size)
+        rgb[max(i - 2, 0):i + 3, j, :] = (0.85, 0.1, 0.1)
+        rgb[i, max(j - 2, 0):j + 3, :] = (0.85, 0.1, 0.1)
+    plt.imsave(path, rgb)
+    return [path]

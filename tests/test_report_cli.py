@@ -1,0 +1,107 @@
+"""`ganbench report`: every table in three formats, figures, index, and no torch import."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from tests.synthetic_store import build
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    build(root).store.close()
+    out = root / "report"
+    assert main(["report", "--store", str(root), "--out", str(out)]) == 0
+    return root, out
+
+
+def test_tables_per_dataset_and_design(report):
+    _, out = report
+    names = {p.stem for p in (out / "tables").glob("*.md")}
+    assert {"synth-ring8-add-one", "synth-ring8-pairs", "synth-ring8-pairs-interactions",
+            "synth-ring8-factorial", "synth-ring8-factorial-effects",
+            "synth-ring8-leave-one-out", "synth-digits-add-one", "synth-tune-ring8-add-one",
+            "synth-tune-ring8-add-one-tuned"} <= names
+    for stem in names:
+        for ext in (".md", ".tex", ".csv"):
+            assert (out / "tables" / f"{stem}{ext}").stat().st_size > 0
+    md = (out / "tables" / "synth-ring8-add-one.md").read_text()
+    lines = [l for l in md.splitlines() if l.startswith("| ")]
+    assert lines[1].startswith("| baseline |")  # baseline first
+    assert "**0.51 ± 0.0359 (5)**" in md  # the true best high_quality in bold
+    assert "high_quality ↑" in md and "reverse_kl ↓" in md
+    digits = (out / "tables" / "synth-digits-add-one.md").read_text()
+    for m in ("Δ fid", "Δ kid_mean", "Δ precision", "Δ recall", "Δ modes"):
+        assert m in digits
+
+
+def test_latex_fragment_balanced_with_right_column_count(report):
+    _, out = report
+    for tex in (out / "tables").glob("*.tex"):
+        text = tex.read_text()
+        body = text.replace(r"\{", "").replace(r"\}", "")
+        assert body.count("{") == body.count("}"), tex.name
+        spec = re.search(r"\\begin\{tabular\}\{([lrc]+)\}", text).group(1)
+        assert "\\toprule" in text and "\\bottomrule" in text
+        rows = [l for l in text.splitlines() if l.endswith(r"\\")]
+        for row in rows:  # every row has as many cells as the column spec
+            assert len(re.split(r"(?<!\\)&", row)) == len(spec), (tex.name, row)
+
+
+def test_every_figure_exists_is_small_and_indexed(report):
+    _, out = report
+    index = (out / "index.md").read_text()
+    pngs = sorted((out / "figures").glob("*.png"))
+    kinds = {p.name.split("-")[0] for p in pngs}
+    assert {"summary.png", "forest", "curves", "losses", "interactions"} <= kinds | {"summary.png"}
+    assert (out / "figures" / "summary.png").exists()
+    for png in pngs:
+        assert 0 < png.stat().st_size <= 150_000, png.name
+        assert png.with_suffix(".pdf").stat().st_size > 0
+        assert f"figures/{png.name}" in index
+    for md in (out / "tables").glob("*.md"):
+        assert f"tables/{md.name}" in index
+    samples = list((out / "samples").glob("*.png"))
+    assert len(samples) == 58  # every scored cell has one
+    assert all(0 < p.stat().st_size <= 150_000 for p in samples)
+    assert "seeds [0, 1, 2, 3, 4]" in index and "N = 2500" in index
+    assert "diverged 1" in index and "not-applicable" in index
+
+
+def test_report_runs_with_torch_unimportable(report, tmp_path):
+    root, _ = report
+    stub = tmp_path / "stub"
+    (stub / "torch").mkdir(parents=True)
+    (stub / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(stub), str(ROOT)])}
+    code = ("import sys; from bench.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'torch' not in sys.modules or sys.modules['torch'] is None; sys.exit(rc)")
+    out = tmp_path / "r"
+    res = subprocess.run([sys.executable, "-c", code, "report", "--store", str(root), "--out",
+                          str(out), "--grid", "synth-tune"], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert (out / "index.md").exists() and list((out / "samples").glob("*.png"))
+    res = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True)
+    assert res.returncode != 0  # the stub really blocks torch
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
+    assert main(["report", "--store", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ganbench: error: no store")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "none").exists()
+
+
+def test_unknown_grid_is_an_error(report, tmp_path, capsys):
+    root, _ = report
+    assert main(["report", "--store", str(root), "--grid", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert "no grid 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
