@@ -85,6 +85,10 @@ def evaluate(trainer: Trainer, eval_spec, record: Record) -> None:
     metrics, protocol = evaluate_samples(trainer.sample, trainer.data, eval_spec, trainer.device)
     record.metrics, record.protocol = metrics, protocol
     record.timings["eval_s"] = round(time.perf_counter() - started, 3)
+    if trainer.workdir is not None:  # the report's samples, so it needs no torch (bench/samples.py)
+        from bench.samples import write_samples
+
+        write_samples(trainer.sample, trainer.data, trainer.workdir, eval_spec, trainer.device)
 
 
 CURVE_POINTS = 10  # default number of metric-curve points per run

@@ -16,8 +16,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.results import direction  # noqa: E402
+from bench.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
 
-DPI = 90
+DPI = 80
+MAX_PNG_BYTES = 150_000
 sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
 plt.rcParams["figure.constrained_layout.use"] = True  # titles and long labels never overlap
 
@@ -25,7 +27,11 @@ plt.rcParams["figure.constrained_layout.use"] = True  # titles and long labels n
 def _save(fig, stem: Path, pdf: bool = True) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png")]
-    fig.savefig(paths[0], dpi=DPI)
+    dpi = DPI
+    fig.savefig(paths[0], dpi=dpi)
+    while paths[0].stat().st_size > MAX_PNG_BYTES and dpi > 40:  # big grids: fewer pixels
+        dpi = int(dpi * 0.8)
+        fig.savefig(paths[0], dpi=dpi)
     if pdf:
         paths.append(stem.with_suffix(".pdf"))
         fig.savefig(paths[1])
@@ -199,17 +205,9 @@ def sample_figure(sample_file: Path, stem: Path, title: str = "") -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     path = stem.with_suffix(".png")
     if "images" in data:
-        imgs = data["images"][:64]  # N, C, H, W uint8
-        n, c, h, w = imgs.shape
-        cols = int(math.ceil(math.sqrt(n)))
-        rows = int(math.ceil(n / cols))
-        grid = np.full((rows * (h + 1) + 1, cols * (w + 1) + 1, c), 255, dtype=np.uint8)
-        for i, img in enumerate(imgs):
-            r, k = divmod(i, cols)
-            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + k * (w + 1):1 + k * (w + 1) + w] = \
-                img.transpose(1, 2, 0)
-        grid = grid.repeat(2, 0).repeat(2, 1)
-        plt.imsave(path, grid[..., 0] if c == 1 else grid, cmap="gray" if c == 1 else None)
+        grid = tile_images(data["images"][:IMAGE_SAMPLES])
+        plt.imsave(path, grid[..., 0] if grid.shape[2] == 1 else grid,
+                   cmap="gray" if grid.shape[2] == 1 else None, vmin=0, vmax=255)
         return [path]
     if "points" not in data:
         return []
