@@ -14,54 +14,67 @@ import torch
 import torch.nn.functional as F
 
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
-from bench.data import load_dataset
+from bench.data import Dataset, load_dataset
 from bench.nets import build_nets
 from bench.train import Trainer
 
 
-def harness_ms(cell: CellConfig, steps: int) -> float:
-    trainer = Trainer(cell, device="cpu", progress=False)
-    for _ in range(10):  # warm-up
-        trainer.train_step()
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":  # CUDA kernels run asynchronously: wait before reading the clock
+        torch.cuda.synchronize(device)
+
+
+def timed_ms(step, steps: int, device: torch.device, warmup: int = 10) -> float:
+    """Milliseconds per call of `step(i)`, after `warmup` calls."""
+    for i in range(warmup):
+        step(i)
+    _sync(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
+    for i in range(steps):
+        step(warmup + i)
+    _sync(device)
     return 1000 * (time.perf_counter() - start) / steps
 
 
-def plain_ms(cell: CellConfig, steps: int) -> float:
-    data = load_dataset(cell.data.name).train
+def harness_ms(cell: CellConfig, steps: int, device: str | torch.device = "cpu",
+               data: Dataset | None = None, warmup: int = 10) -> float:
+    device = torch.device(device)
+    trainer = Trainer(cell, device=device, progress=False, dataset=data)
+    return timed_ms(lambda i: trainer.train_step(), steps, device, warmup)
+
+
+def plain_ms(cell: CellConfig, steps: int, device: str | torch.device = "cpu",
+             data: Dataset | None = None, warmup: int = 10) -> float:
+    """The same GAN step written as a plain PyTorch loop (no hooks, no trick set)."""
+    device = torch.device(device)
+    train = (data or load_dataset(cell.data.name, resolution=cell.data.resolution)).train.to(device)
     torch.manual_seed(cell.seed)
-    nets = build_nets(cell.net, "2d" if data.dim() == 2 else "image", tuple(data.shape[1:]))
-    G, D = nets.G, nets.D
+    nets = build_nets(cell.net, "2d" if train.dim() == 2 else "image", tuple(train.shape[1:]))
+    G, D = nets.G.to(device), nets.D.to(device)
     opt = cell.train.g_optim
     g_opt = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     d_opt = torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     B, zd = cell.train.batch_size, cell.net.z_dim
-    perm = torch.randperm(len(data))
+    perm = torch.randperm(len(train), device=device)
 
     def step(i: int) -> None:
-        real = data[perm[(i * B) % (len(data) - B):][:B]]
+        start = (i * B) % (len(train) - B + 1)
+        real = train[perm[start:start + B]]
         with torch.no_grad():
-            fake = G(torch.randn(B, zd))
+            fake = G(torch.randn(B, zd, device=device))
         d_real, d_fake = D(real), D(fake)
         d_loss = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                   + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
-        out = D(G(torch.randn(B, zd)))
+        out = D(G(torch.randn(B, zd, device=device)))
         g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
 
-    for i in range(10):
-        step(i)
-    start = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    return 1000 * (time.perf_counter() - start) / steps
+    return timed_ms(step, steps, device, warmup)
 
 
 def main() -> None:
