@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.cli import (cmd_eval, cmd_report, cmd_run, cmd_samples, cmd_show, cmd_status,
+from bench.cli import (cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples, cmd_show, cmd_status,
                        cmd_train, cmd_tricks, cmd_weights)
 from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
 
-COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_status, cmd_show, cmd_eval, cmd_weights,
+COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_designs, cmd_status, cmd_show, cmd_eval, cmd_weights,
             cmd_report, cmd_samples)
 
 DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "

@@ -1,0 +1,188 @@
+"""Grid files: sweeps, trick params, LR tuning, several designs, plug-ins and `*`, strict types,
+memberships stored at run start, and --dry-run."""
+import json
+
+import pytest
+
+from bench.cli import main
+from bench.grid import load_grid
+from bench.registry import register_trick, unregister_trick
+from bench.store import Store
+from bench.trick import Trick
+
+
+def write(tmp_path, text, name="g.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+DATA = """
+[[data]]
+name = "ring8"
+steps = 5
+batch_size = 16
+width = 8
+"""
+
+
+def test_a_list_is_a_sweep_axis_for_params_and_base_keys(tmp_path):
+    grid = load_grid(write(tmp_path, """
+design = "add-one"
+tricks = ["historical_averaging", "label_smoothing"]
+[params]
+"historical_averaging.weight" = [0.1, 0.3]
+"label_smoothing.real" = 0.8
+[[data]]
+name = "ring8"
+steps = [5, 7]
+batch_size = 16
+"""))
+    by_variant = {}
+    for m in grid.members:
+        by_variant.setdefault((m["info"]["label"], json.dumps(m["info"]["sweep"])), m)
+    # baseline, label_smoothing: 2 step points; historical_averaging: 2 x 2 points
+    assert len(by_variant) == 2 + 2 + 4 == len(grid.cells)
+    ha = [m for m in grid.members if m["info"]["label"] == "historical_averaging"]
+    assert {(m["info"]["sweep"]["steps"], m["info"]["sweep"]["historical_averaging.weight"])
+            for m in ha} == {(5, 0.1), (5, 0.3), (7, 0.1), (7, 0.3)}
+    assert len({m["variant_id"] for m in ha}) == 4  # each point is its own variant
+    cells = {c.cell_id: c for c in grid.cells}
+    for m in ha:
+        cell = cells[m["cell_id"]]
+        assert cell.train.steps == m["info"]["sweep"]["steps"]
+        assert cell.tricks[0].param_dict["weight"] == m["info"]["sweep"][
+            "historical_averaging.weight"]
+    ls = next(c for c in grid.cells if c.label == "label_smoothing")
+    assert ls.tricks[0].param_dict["real"] == 0.8  # a scalar param is set, not swept
+    assert grid.spec["base_lr"] == {"ring8": 2e-4}
+
+
+def test_tune_lr_trains_every_variant_at_each_lr_with_the_same_seeds(tmp_path):
+    grid = load_grid(write(tmp_path, """
+design = "add-one"
+tricks = ["spectral_norm"]
+seeds = [0, 1]
+[tune]
+lr = [1e-4, 1e-3]
+""" + DATA))
+    assert len(grid.cells) == 2 * 2 * 2
+    assert grid.spec["tune"] == {"lr": [1e-4, 1e-3]}
+    seen = {(m["info"]["label"], m["info"]["tune"]["lr"]) for m in grid.members}
+    assert seen == {(v, lr) for v in ("baseline", "spectral_norm") for lr in (1e-4, 1e-3)}
+    cells = {c.cell_id: c for c in grid.cells}
+    for m in grid.members:
+        c = cells[m["cell_id"]]
+        assert c.train.g_optim.lr == c.train.d_optim.lr == m["info"]["tune"]["lr"]
+    with pytest.raises(Exception, match="both swept .* and tuned"):
+        load_grid(write(tmp_path, '[tune]\nlr = [1e-4]\n' + DATA.replace("steps = 5",
+                                                                          "lr = [1e-3, 2e-3]")))
+
+
+def test_several_designs_share_cells_and_record_the_leave_one_out_resolution(tmp_path):
+    grid = load_grid(write(tmp_path, """
+design = ["add-one", "leave-one-out", "pairs"]
+tricks = ["label_smoothing", "one_sided_label_smoothing", "spectral_norm"]
+""" + DATA))
+    designs = {}
+    for m in grid.members:
+        designs.setdefault(m["design"], []).append(m["info"]["label"])
+    assert designs["add-one"] == ["baseline", "label_smoothing", "one_sided_label_smoothing",
+                                  "spectral_norm"]
+    res = grid.spec["resolution"]["ring8"]
+    assert res["kept"] == ["label_smoothing", "spectral_norm"]
+    assert "one_sided_label_smoothing" in res["dropped"]
+    assert designs["leave-one-out"] == ["baseline", "label_smoothing+spectral_norm",
+                                        "spectral_norm", "label_smoothing"]
+    assert len(designs["pairs"]) == 1 + 3
+    # a cell asked for by several designs is trained once
+    assert len(grid.cells) == len({m["cell_id"] for m in grid.members}) == 7
+
+
+def test_star_means_builtin_tricks_plugins_join_when_named_or_included(tmp_path):
+    class PluginTrick(Trick):
+        name = "zz_plugin_for_test"
+        summary = "a plug-in"
+
+    PluginTrick.__module__ = "somebody_elses_package.tricks"
+    register_trick(PluginTrick)
+    try:
+        star = load_grid(write(tmp_path, 'design = "add-one"\n' + DATA))
+        assert "zz_plugin_for_test" not in {c.label for c in star.cells}
+        named = load_grid(write(tmp_path, 'tricks = ["zz_plugin_for_test"]\n' + DATA))
+        included = load_grid(write(tmp_path, 'include_plugins = true\n' + DATA))
+        for grid in (named, included):
+            assert "zz_plugin_for_test" in {c.label for c in grid.cells}
+    finally:
+        unregister_trick("zz_plugin_for_test")
+
+
+@pytest.mark.parametrize("line, key, allowed", [
+    ("seeds = 3", "seeds = 3", "a non-empty list of integers >= 0"),
+    ('seeds = ["a"]', "seeds = ['a']", "a non-empty list of integers >= 0"),
+    ('design = "triples"', None, "unknown design 'triples'"),
+    ("include_plugins = 1", "include_plugins = 1", "true or false"),
+    ('colour = "red"', None, "unknown key(s) colour"),
+    ('[tune]\nlr = "fast"', "[tune] lr = 'fast'", "a non-empty list of positive numbers"),
+    ('[params]\n"spectral_norm" = 1', '[params] "spectral_norm" = 1', '"trick.param"'),
+])
+def test_bad_top_level_values_are_one_line_errors_naming_file_key_value(
+        tmp_path, capsys, line, key, allowed):
+    path = write(tmp_path, line + "\n" + DATA if not line.startswith("[") else DATA + line)
+    assert main(["run", "--grid", path, "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"ganbench: error: {path}: ")
+    assert allowed in err and (key is None or key in err)
+    assert not (tmp_path / "s").exists()  # nothing written before validation passes
+
+
+@pytest.mark.parametrize("line, shown", [
+    ('steps = "100"', "[[data]] #1 steps = '100': expected an integer >= 1"),
+    ('lr = "fast"', "[[data]] #1 lr = 'fast': expected a positive number"),
+    ("batch_size = [16, 1]", "[[data]] #1 batch_size = [16, 1]: expected a non-empty list"),
+])
+def test_bad_data_values_name_the_table(tmp_path, capsys, line, shown):
+    text = DATA.replace("steps = 5", line) if line.startswith("steps") else DATA + line + "\n"
+    path = write(tmp_path, text.replace("batch_size = 16\n", "") if "batch_size" in line
+                 else text)
+    assert main(["run", "--grid", path, "--store", str(tmp_path / "s")]) == 2
+    assert shown in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('description = "caf\xe9"\n'.encode("latin-1") + DATA.encode())
+    assert main(["run", "--grid", str(path), "--store", str(tmp_path / "s")]) == 2
+    assert "not UTF-8 text (byte 18" in capsys.readouterr().err
+
+
+def test_run_stores_memberships_and_dry_run_shows_statuses_and_resolution(tmp_path, capsys):
+    path = write(tmp_path, """
+description = "memberships"
+design = ["add-one", "leave-one-out"]
+tricks = ["label_smoothing", "one_sided_label_smoothing"]
+""" + DATA)
+    store = str(tmp_path / "s")
+    assert main(["run", "--grid", path, "--store", store, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "ring8            add-one                3 to train" in out
+    assert "full set (rule: grid order, first kept): label_smoothing" in out
+    assert "dropped one_sided_label_smoothing: label_smoothing excludes" in out
+    assert not (tmp_path / "s").exists()  # a dry run writes nothing
+    assert main(["run", "--grid", path, "--store", store, "--workers", "1",
+                 "--curve-every", "0", "--metrics", "modes"]) == 0
+    capsys.readouterr()
+    with Store(store) as s:
+        spec = s.grids()["g"]
+        members = s.members("g")
+        timed = next(s.records()).timings["ms_per_step"]
+    assert spec["designs"] == {"ring8": ["add-one", "leave-one-out"]}
+    assert spec["resolution"]["ring8"]["kept"] == ["label_smoothing"]
+    assert {(m["design"], m["info"]["role"]) for m in members} == {
+        ("add-one", "baseline"), ("add-one", "variant"), ("leave-one-out", "baseline"),
+        ("leave-one-out", "all")}
+    assert timed > 0
+    assert main(["run", "--grid", path, "--store", store, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "ring8            add-one                3 done" in out
+    assert "nothing to train" in out
