@@ -1,0 +1,56 @@
+"""`ganbench status`: counts by dataset x design x status, live leases, failed cells with their
+reason, the slowest cells and what a grid still lacks, from a store built by hand."""
+import json
+
+from bench.cli import main
+from bench.grid import load_grid
+from bench.leases import Leases, my_owner
+from bench.record import Record
+from bench.store import Store
+
+GRID = """
+design = ["add-one", "pairs"]
+tricks = ["label_smoothing", "spectral_norm"]
+[[data]]
+name = "ring8"
+steps = 5
+batch_size = 16
+"""
+
+
+def test_status_shows_counts_leases_failures_slowest_and_what_a_grid_lacks(tmp_path, capsys):
+    path = tmp_path / "g.toml"
+    path.write_text(GRID)
+    grid = load_grid(str(path))
+    cells = {c.label: c for c in grid.cells}
+    assert sorted(cells) == ["baseline", "label_smoothing", "label_smoothing+spectral_norm",
+                             "spectral_norm"]
+    store_root = tmp_path / "s"
+    with Store(store_root) as store:
+        store.put_grid(grid.name, grid.spec, list(grid.members))
+        for label, status, train_s in (("baseline", "done", 3.0),
+                                       ("label_smoothing", "failed", 1.0),
+                                       ("spectral_norm", "done", 9.0)):
+            c = cells[label]
+            store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label=label,
+                             config=c.to_dict(), status=status,
+                             reason="RuntimeError: boom" if status == "failed" else "",
+                             timings={"train_s": train_s, "eval_s": 0.5, "ms_per_step": 1.0}))
+        with Leases(store.db_path) as leases:  # someone trains the pair right now
+            pair = cells["label_smoothing+spectral_norm"].cell_id
+            assert leases.acquire(pair, my_owner())[0] == "taken"
+    assert main(["status", "--store", str(store_root), "--grid", grid.name, "--json",
+                 "--slowest", "1"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    rows = {(r["design"], r["status"]): r["cells"] for r in info["by_dataset_design"]}
+    # the baseline belongs to both designs; the pair is missing from 'pairs' only
+    assert rows == {("add-one", "done"): 2, ("add-one", "failed"): 1,
+                    ("pairs", "done"): 1, ("pairs", "missing"): 1}
+    assert [lease["cell_id"] for lease in info["live_leases"]] == [pair]
+    assert info["failed"][0]["reason"] == "RuntimeError: boom"
+    assert [s["label"] for s in info["slowest"]] == ["spectral_norm"]
+    assert [m["cell_id"] for m in info["missing"]] == [pair]
+    assert main(["status", "--store", str(store_root), "--grid", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "being trained now (live leases):" in text and "lacks 1 cell(s):" in text
+    assert "RuntimeError: boom" in text
