@@ -44,6 +44,17 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
             if close:
                 raise TrickError(f"trick '{name}' defines '{attr}', which is not a hook; "
                                  f"did you mean '{close[0]}'?")
+    for attr, value in vars(cls).items():
+        # An overridden hook must accept what the loop passes (a missing argument would be a
+        # raw TypeError in the middle of training).
+        if attr in HOOKS and inspect.isfunction(value):
+            _check_hook_signature(name, attr, value)
+    for attr in ("excludes", "requires"):
+        decl = getattr(cls, attr)
+        if not (isinstance(decl, typing.Mapping)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in decl.items())):
+            raise TrickError(f"trick '{name}': {attr} must map trick names to one-line reasons, "
+                             f"e.g. {{'other_trick': 'why'}}, got {decl!r}")
     if not isinstance(cls.version, int) or isinstance(cls.version, bool) or cls.version < 1:
         raise TrickError(f"trick '{name}': version must be an integer >= 1")
     if not dataclasses.is_dataclass(cls.Params):
@@ -55,6 +66,17 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
         raise TrickError(f"trick '{name}': applies_to must be a non-empty subset of {{'2d', 'image'}}")
     _REGISTRY[name] = cls
     return cls
+
+
+def _check_hook_signature(name: str, hook: str, fn: Any) -> None:
+    expected = inspect.signature(getattr(Trick, hook))
+    try:
+        expected.bind(*expected.parameters)  # self plus the loop's positional arguments
+        inspect.signature(fn).bind(*expected.parameters)
+    except TypeError:
+        wanted = ", ".join(expected.parameters)
+        raise TrickError(f"trick '{name}' hook '{hook}' must accept ({wanted}); it is defined as "
+                         f"{hook}{inspect.signature(fn)}") from None
 
 
 def unregister_trick(name: str) -> None:

@@ -216,3 +216,35 @@ def test_plugin_api_is_public_and_the_old_import_still_works():
         assert hasattr(ganbench, name), name
     assert ganbench.Trick is tricks.Trick and ganbench.register_trick is tricks.register_trick
     assert isinstance(ganbench.__version__, str) and ganbench.__version__
+
+
+def test_a_hook_with_the_wrong_signature_is_refused_at_registration():
+    class TooFewArgs(Trick):
+        name = "test_too_few_args"
+
+        def d_input(self, x):
+            return x
+
+    with pytest.raises(TrickError) as exc:
+        register_trick(TooFewArgs)
+    assert str(exc.value) == ("trick 'test_too_few_args' hook 'd_input' must accept "
+                              "(self, x, is_real, step); it is defined as d_input(self, x)")
+    assert "test_too_few_args" not in reg.list_tricks()
+
+    class Flexible(Trick):  # extra optional or catch-all parameters are fine
+        name = "test_flexible_args"
+
+        def d_input(self, x, *args, scale=1.0, **kw):
+            return x * scale
+
+    register_trick(Flexible)
+    unregister_trick("test_flexible_args")
+
+
+def test_excludes_must_give_reasons():
+    class ListExcludes(Trick):
+        name = "test_list_excludes"
+        excludes = ["wgan_gp"]  # a list instead of {name: reason}
+
+    with pytest.raises(TrickError, match="excludes must map trick names to one-line reasons"):
+        register_trick(ListExcludes)
