@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.cli import (cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples, cmd_show, cmd_status,
-                       cmd_train, cmd_tricks, cmd_weights)
+from bench.cli import (cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
+                       cmd_show, cmd_status, cmd_train, cmd_tricks, cmd_weights)
 from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
 
 COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_designs, cmd_status, cmd_show, cmd_eval, cmd_weights,
-            cmd_report, cmd_samples)
+            cmd_report, cmd_samples, cmd_compare)
 
 DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "
                "into a resumable store, alone or as grids, and list the tricks and their "

@@ -101,3 +101,23 @@ def to_latex(t: Table) -> str:
         lines.append(" & ".join(_tex_cell(c) for c in row) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def to_text(t: Table, columns: list[str] | None = None, max_width: int = 44) -> str:
+    """Aligned plain text for a terminal (bold shown as a trailing '^'; long cells cut with …)."""
+    keep = [i for i, c in enumerate(t.columns) if columns is None or c in columns]
+
+    def cut(text: str) -> str:
+        return text if len(text) <= max_width else text[:max_width - 1] + "…"
+    cells = [[t.columns[i] for i in keep]]
+    for row in t.rows:
+        cells.append([cut(row[i].text + ("^" if row[i].bold and row[i].text != "–" else ""))
+                      for i in keep])
+    widths = [max(len(r[j]) for r in cells) for j in range(len(keep))]
+    lines = []
+    for n, r in enumerate(cells):
+        lines.append("  ".join(v.ljust(w) if j <= 1 else v.rjust(w)
+                               for j, (v, w) in enumerate(zip(r, widths))).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join([t.title] + lines)

@@ -131,7 +131,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     best = {}
     for m in shown:
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
-        if direction(m) and col.notna().any():
+        if direction(m) and col.notna().any() and col.dropna().nunique() > 1:  # no bold for ties
             best[m] = col.max() if direction(m) == "up" else col.min()
     columns = (["variant", "status", "n", "G / D params", "lr G/D"]
                + [f"{m} {ARROWS.get(direction(m), '')}".rstrip() for m in shown]

@@ -1,0 +1,116 @@
+"""`ganbench compare`: the "add a trick and compare" workflow in one command.
+
+Takes each dataset's baseline cells of a grid as templates, adds each named trick alone (every
+param at its default, the installed version pinned), trains what the store lacks with paired
+seeds, records the cells as grid `compare:<tricks>@<grid>` (design add-one) so the report can
+select exactly them, prints the comparison (mean ± std, Δ vs baseline with a paired 95% CI), and
+writes the full report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.cli.common import (DEFAULT_STORE, CliError, add_curve_option, add_data_options,
+                              load_data)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="train (or reuse) the baseline and the named trick(s) "
+                                       "with paired seeds; print Δ with CIs; write the report")
+    p.add_argument("--trick", required=True, metavar="NAME[,NAME...]",
+                   help="trick(s) to compare with the baseline, each alone")
+    p.add_argument("--grid", default="cpu-default",
+                   help="preset or .toml whose baseline cells are the templates (datasets, "
+                        "budgets, seeds)")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="seeds 0..N-1 instead of the grid's")
+    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--out", help="report folder (default: <store>/compare-<tricks>)")
+    p.add_argument("--bootstrap", action="store_true", help="bootstrap CIs instead of paired t")
+    add_data_options(p)
+    add_curve_option(p)
+    p.set_defaults(func=run)
+
+
+def compare_cells(grid, tricks: list[str], seeds: int | None):
+    """(cells, members, spec): the grid's baseline cells (re-seeded when asked) and each trick
+    added to each of them."""
+    from bench.grid import full_spec
+
+    templates = [c for c in grid.cells if not c.tricks]
+    if not templates:
+        raise CliError(f"grid '{grid.name}' has no baseline cells to compare against")
+    if seeds is not None:
+        by_variant = {c.variant_id: c for c in templates}
+        templates = [c.replace(seed=s) for c in by_variant.values() for s in range(seeds)]
+    specs = [full_spec(t) for t in tricks]
+    cells, members = [], []
+    for base in templates:
+        for spec in [None] + specs:
+            cell = base if spec is None else base.replace(tricks=(spec,))
+            cells.append(cell)
+            members.append({"design": "add-one", "dataset": cell.data.name,
+                            "cell_id": cell.cell_id, "variant_id": cell.variant_id,
+                            "info": {"label": cell.label, "tricks": list(cell.trick_names),
+                                     "factors": {}, "sweep": {}, "tune": {},
+                                     "role": "baseline" if spec is None else "variant"}})
+    spec = {"description": f"ganbench compare {','.join(tricks)} on grid {grid.name}",
+            "designs": {c.data.name: "add-one" for c in templates}, "tune": {},
+            "base_lr": {c.data.name: c.train.g_optim.lr for c in templates},
+            "template_grid": grid.name}
+    return cells, members, spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.executor import run_cells
+    from bench.grid import load_grid
+    from bench.registry import get_trick_class
+    from bench.run_output import RunTable
+    from bench.store import Store
+
+    tricks = [t.strip() for t in args.trick.split(",") if t.strip()]
+    if not tricks:
+        raise CliError("--trick needs at least one trick name")
+    if len(set(tricks)) != len(tricks):
+        raise CliError(f"--trick lists a trick twice: {args.trick}")
+    if args.seeds is not None and args.seeds < 1:
+        raise CliError(f"--seeds must be >= 1, got {args.seeds}")
+    for t in tricks:
+        get_trick_class(t)  # unknown names fail here, with suggestions
+    grid = load_grid(args.grid)
+    cells, members, spec = compare_cells(grid, tricks, args.seeds)
+    for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
+        load_data(args, cell)
+    name = f"compare:{'+'.join(tricks)}@{grid.name}"
+    with Store(args.store) as store:
+        store.put_grid(name, spec, members)
+    table = RunTable(cells, sys.stdout)
+    table.header(f"compare {', '.join(tricks)} with the baseline of grid '{grid.name}': "
+                 f"{len(table.cells)} cells -> {args.store} ({args.workers} worker(s))")
+    for record in run_cells(cells, Path(args.store), workers=args.workers, device=args.device,
+                            progress=sys.stderr.isatty(), curve_every=args.curve_every):
+        table.add(record)
+    print(table.summary(args.store, len(table.cells)), flush=True)
+    out = Path(args.out) if args.out else Path(args.store) / f"compare-{'+'.join(tricks)}"
+    print_comparison(args.store, name, out, bootstrap=args.bootstrap)
+    return 0
+
+
+def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> None:
+    from bench.report.build import write_report
+    from bench.report.tables import to_text
+
+    report = write_report(store, out, grid=grid_name, bootstrap=bootstrap,
+                          command="ganbench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
+    for t in report.tables:
+        if t.name.endswith("-add-one"):
+            heads = {c.split(" ")[1] for c in t.columns if c.startswith("Δ ")}
+            shown = [c for c in t.columns if c in ("variant", "status", "n")
+                     or c.startswith("Δ ") or c.split(" ")[0] in heads]
+            print()
+            print(to_text(t, shown))
+    print(f"\nΔ: paired over seeds, 95% {'bootstrap' if bootstrap else 't'} CI; * = excludes 0; "
+          f"^ = best mean. Report: {out / 'index.md'}")

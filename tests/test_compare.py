@@ -1,0 +1,57 @@
+"""`ganbench compare`: baseline + named tricks with paired seeds, reused when stored."""
+import pytest
+
+from bench.cli import main
+from bench.results import load_records
+from bench.store import Store
+
+TINY = """description = "tiny compare grid"
+seeds = [0, 1]
+
+[[data]]
+name = "ring8"
+steps = 12
+batch_size = 32
+lr = 1e-3
+"""
+
+
+@pytest.fixture
+def grid(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_compare_trains_pairs_prints_and_reuses(grid, tmp_path, capsys):
+    store = tmp_path / "s"
+    args = ["compare", "--trick", "label_flip,self_attention", "--grid", str(grid), "--store",
+            str(store), "--workers", "1", "--seeds", "3", "--curve-every", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Δ modes [95% CI]" in out and "label_flip" in out and "not-applicable" in out
+    with Store(store) as s:
+        records = list(s.records())
+        members = s.members("compare:label_flip+self_attention@tiny")
+    # 3 seeds x (baseline, label_flip, self_attention); every variant has seeds 0, 1, 2
+    assert len(records) == 9 and len(members) == 9
+    df = load_records(store, grid="compare:label_flip+self_attention@tiny")
+    assert sorted(df.groupby("label").seed.apply(sorted).tolist()) == [[0, 1, 2]] * 3
+    assert set(df[df.label == "baseline"].role) == {"baseline"}
+    assert (tmp_path / "s" / "compare-label_flip+self_attention" / "index.md").exists()
+    # a second compare reuses every stored cell: nothing is trained again
+    before = {r.cell_id: r.created_at for r in records}
+    assert main(args) == 0
+    with Store(store) as s:
+        assert {r.cell_id: r.created_at for r in s.records()} == before
+
+
+def test_compare_bad_input_is_one_line_and_writes_nothing(grid, tmp_path, capsys):
+    store = tmp_path / "s"
+    for bad, words in ((["--trick", "spectral_nrom"], "did you mean"),
+                       (["--trick", "label_flip", "--seeds", "0"], "--seeds"),
+                       (["--trick", "label_flip,label_flip"], "twice")):
+        assert main(["compare", *bad, "--grid", str(grid), "--store", str(store)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("ganbench: error:") and words in err[0]
+    assert not store.exists()
