@@ -1,0 +1,35 @@
+"""GPU placement as a pure function, tested on the CPU with fake GPU counts."""
+from bench.placement import (choose_device, default_cells_per_gpu, default_workers, plan)
+
+
+def test_without_gpus_everything_runs_on_the_cpu():
+    assert plan(["2d", "image", "image"], gpus=0, device=None, cells_per_gpu=1) == ["cpu"] * 3
+
+
+def test_image_cells_share_gpus_round_robin_and_2d_cells_stay_on_the_cpu():
+    kinds = ["image", "2d", "image", "image", "2d", "image"]
+    assert plan(kinds, gpus=2, device=None, cells_per_gpu=4) == [
+        "cuda:0", "cpu", "cuda:1", "cuda:0", "cpu", "cuda:1"]
+
+
+def test_device_option_overrides():
+    kinds = ["2d", "image", "2d"]
+    assert plan(kinds, gpus=2, device="cpu", cells_per_gpu=1) == ["cpu"] * 3
+    assert plan(kinds, gpus=2, device="cuda", cells_per_gpu=1) == ["cuda:0", "cuda:1", "cuda:0"]
+    assert plan(kinds, gpus=2, device="cuda:1", cells_per_gpu=1) == ["cuda:1"] * 3
+
+
+def test_cells_per_gpu_caps_what_runs_at_once_on_each_gpu():
+    # two GPUs, two cells each: the fifth image cell waits (None) until one ends
+    load = [2, 1]
+    assert choose_device("image", gpus=2, device=None, gpu_load=load, cells_per_gpu=2) == "cuda:1"
+    assert choose_device("image", gpus=2, device=None, gpu_load=[2, 2],
+                         cells_per_gpu=2) is None
+    assert choose_device("2d", gpus=2, device=None, gpu_load=[2, 2], cells_per_gpu=2) == "cpu"
+
+
+def test_default_workers_and_cells_per_gpu():
+    assert default_workers(gpus=1, cores=16) == 8  # several workers share the GPU
+    assert default_workers(gpus=0, cores=2) == 2
+    assert default_cells_per_gpu(workers=8, gpus=1) == 8
+    assert default_cells_per_gpu(workers=8, gpus=3) == 3
