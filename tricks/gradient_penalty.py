@@ -10,7 +10,9 @@ x~ = x + alpha * (x_p - x) with alpha ~ U[0,1] per sample.
 the official `training_loop.py`): the penalty is its own D update every `interval` steps, on its
 own real minibatch, its loss multiplied by `interval`, and D's Adam lr and betas are corrected by
 c = interval / (interval + 1) for the whole run (lr*c, beta**c); the loop does the update and
-the correction (hooks `lazy_interval` and `lazy_penalty`). StyleGAN2 uses 16. With `interval` 1
+the correction (hooks `lazy_interval` and `lazy_penalty`). StyleGAN2 uses 16. Steps are G steps:
+with n D updates per step (WGAN-GP's critic) the regulariser runs once per `interval` of them,
+after the step's n main D updates. With `interval` 1
 the penalty is added into every D update's loss. Logged as `d_r1` or `d_dragan` (unscaled).
 """
 from __future__ import annotations
