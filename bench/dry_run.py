@@ -108,6 +108,9 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
     workers = max(1, workers)
     line = (f"\nto train: {len(todo)} cells; estimated {seconds / workers / 60:.1f} min with "
             f"{workers} worker(s)")
-    if unknown:
+    if todo and unknown == len(todo):
+        line = (f"\nto train: {len(todo)} cells; no estimate (no comparable cell is stored: "
+                f"same dataset and batch size)")
+    elif unknown:
         line += f" ({unknown} cells without a comparable stored cell are not counted)"
     print(line + "." if todo else "\nnothing to train: every cell is stored.")

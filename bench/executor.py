@@ -130,8 +130,9 @@ def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Ite
             dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
                                 gpu_load=[], cells_per_gpu=1)
             try:
-                record = run_cell(cell, store, device=dev, progress=progress, wait=False,
-                                  **opts)
+                # per-step bars only on a terminal: a log file gets no '\r' lines
+                record = run_cell(cell, store, device=dev, wait=False,
+                                  progress=progress and sys.stderr.isatty(), **opts)
             except CellBusy:
                 deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
                 continue
