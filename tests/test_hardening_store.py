@@ -133,12 +133,11 @@ def test_row_and_record_ids_must_agree(store_copy):
 def test_invalid_record_json_is_one_line_naming_the_file(capsys, store_copy):
     root, _ = store_copy
     _plant_row(root, "00000000000000aa", "{not json")
-    for argv in (["show", "--store", root], ["eval", "--store", root, "--cell", "00000000"]):
+    for argv in (["show", "--store", root], ["eval", "--store", root, "--cell", "00000000"],
+                 ["status", "--store", root]):
         code, out, err = cli(capsys, *argv)
         assert code == 2 and str(root / "results.sqlite") in one_error_line(err)
         assert "00000000000000aa" in err
-    code, out, _ = cli(capsys, "status", "--store", root)  # counting needs no record text
-    assert code == 0 and "total" in out
 
 
 def test_record_of_the_wrong_shape_is_one_line(capsys, store_copy):
