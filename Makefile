@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 # e.g. `make run TORCH_SPEC="torch torchvision"`.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 RUN_ARGS ?=
+# `make run` trains GRID into STORE, then writes the report (tables, figures, index.md) into
+# results/<GRID>/.
+GRID ?= cpu-default
+STORE ?= runs/default
 
 .PHONY: install run test clean-venv
 
@@ -17,8 +21,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# The report is written even when some cells failed (run exits 1; the tables show them as
+# failed), but not after Ctrl-C (130); make's exit status is run's.
 run: install
-	$(VENV)/bin/ganbench run $(RUN_ARGS)
+	status=0; $(VENV)/bin/ganbench run --grid $(GRID) --store $(STORE) $(RUN_ARGS) || status=$$?; \
+	if [ $$status -ne 130 ]; then \
+	  $(VENV)/bin/ganbench report --store $(STORE) --grid $(GRID) --out results/$(GRID) || exit $$?; \
+	fi; exit $$status
 
 test: install
 	$(PY) -m pytest -q

@@ -155,14 +155,17 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
         versions = Counter(json.dumps(v, sort_keys=True) for v in cells["versions"])
         trick_versions = sorted({f"{k} v{v}" for tv in cells["trick_versions"] for k, v in tv.items()
                                  if v != 1})
-        lines += ["## Protocol", ""] + _protocol_lines(df) + [
+        grid_lines = [f"- Grid `{g}`: {spec.get('description', '')} (designs: "
+                      f"{', '.join(f'{d} {n}' for d, n in (spec.get('designs') or {}).items())})."
+                      for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
+        lines += ["## Protocol", ""] + grid_lines + _protocol_lines(df) + [
             f"- Compute in the records: {train / 60:.1f} min of train + eval + curve time over "
             f"{len(cells)} cells; first to last record {span / 60:.1f} min of wall time.",
             f"- Versions: {', '.join(f'{k} {v}' for k, v in json.loads(versions.most_common(1)[0][0]).items())}"
             + (f"; tricks not at version 1: {', '.join(trick_versions)}" if trick_versions else "")
             + ". Only records of the installed trick versions and each dataset's prevailing "
               "metric protocol are shown.",
-            f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(cells['device']).items())}.",
+            f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
     lines += ["## Figures", ""]
     for png, what in report.figures:
