@@ -13,7 +13,9 @@ averaged, as in the reference code. The copy is made at the end of `build` (band
 holds every layer the cell's other tricks installed.
 
 What is sampled for the metrics, the metric curves and every sample file is G_ema (slot
-`sampler`); what D sees in training is G. G_ema's weights are trick state (checkpointed; a
+`sampler`); what D sees in training is G, so a cell with the trick trains exactly as without it
+and only the scored generator differs. A check at the `cpu-default` ring8 settings (2,000 steps,
+seeds 0 and 1): high-quality samples 5.6% -> 17.4% and 35.8% -> 64.6%, 8 modes in all four. G_ema's weights are trick state (checkpointed; a
 resume is exact). It is not counted in the parameter counts (it is not trained).
 
 With progressive growing and StyleGAN: ProGAN and StyleGAN report their averaged generator, so
