@@ -21,6 +21,9 @@ uniformly drawn labels before G is sampled for scoring, so class coverage stays 
 unconditional cells. A G batch smaller than the label batch (path length's half batch) uses the
 first rows' labels.
 
+A check on digits 16x16 (800 steps, batch 64, seed 0): of 100 samples drawn for each class,
+69% are classified as that class by the suite's digit classifier (chance: 10%).
+
 Applies to images with one label per sample (digits, MNIST, Fashion-MNIST, CIFAR-10); not to
 2-D mixtures, and a stacked set (three labels per image) fails at build with a one-line error.
 Builds after the layer tricks (so it sees batch norm and wraps the head that minibatch layers
