@@ -80,10 +80,13 @@ def _ctrl_c_stops():
 def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
               eval_spec=None, device: str | None = None, progress: bool = True,
               curve_every: int | None = None, retry: Collection[str] = (),
-              cells_per_gpu: int | None = None) -> Iterator[Record]:
+              cells_per_gpu: int | None = None, executor: str = "local",
+              address: str | None = None) -> Iterator[Record]:
     """Yield each cell's record as it is stored (stored ones first, without retraining).
     Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
-    Raises KeyboardInterrupt after a Ctrl-C once running cells have checkpointed."""
+    Raises KeyboardInterrupt after a Ctrl-C once running cells have checkpointed.
+    `executor="ray"` runs each cell as a Ray task (bench/ray_executor.py; `address` of a
+    cluster, or None for a local Ray)."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
     retry = tuple(retry)
     with Store(store_root) as store:
@@ -104,7 +107,12 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
     opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry)
     try:
         with _ctrl_c_stops():
-            if workers <= 1:
+            if executor == "ray":
+                from bench.ray_executor import run_ray
+
+                run = run_ray(todo, Path(store_root), address=address, device=device,
+                              cells_per_gpu=cells_per_gpu, opts=opts)
+            elif workers <= 1:
                 run = _run_here(todo, Path(store_root), device, progress, opts)
             else:
                 run = _run_pool(todo, Path(store_root), workers, device, cells_per_gpu, opts)
@@ -327,7 +335,7 @@ def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
             queue.appendleft(cell)
             return None
         record = failed_record(cell, f"worker process {why} ({deaths[cell.cell_id]} times)")
-        return _store_failed(store, record)
+        return store_failed(store, record)
     state = reply["state"]
     if state == "stored":
         return store.get(cell.cell_id)
@@ -335,11 +343,13 @@ def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
         deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
         return None
     if state == "error":
-        return _store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
+        return store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
     return None  # stopped by Ctrl-C: its checkpoint is on disk
 
 
-def _store_failed(store: Store, record: Record) -> Record:
+def store_failed(store: Store, record: Record) -> Record:
+    """Store a `failed` record unless someone stored the cell meanwhile (a retried record goes
+    into its history)."""
     previous = store.get(record.cell_id)
     if previous is not None and previous.status not in ("failed", "diverged"):
         return previous  # someone stored it meanwhile

@@ -30,6 +30,10 @@ def register(sub) -> None:
     p.add_argument("--retry", default="", metavar="STATUSES",
                    help="train stored cells with these statuses again, e.g. failed,diverged "
                         "(the old record is kept in the new one's history)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: a pool of worker processes; ray: each cell a Ray task "
+                        "(pip install 'ganbench[ray]'; the store must be on a shared path)")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells by design, dataset and stored status; train nothing")
     add_eval_options(p)
@@ -48,6 +52,8 @@ def parse_retry(text: str) -> tuple[str, ...]:
 
 def resume_command(args: argparse.Namespace) -> str:
     words = ["ganbench", "run", "--grid", args.grid, "--store", args.store]
+    if args.executor == "ray":
+        words += ["--executor", "ray"] + (["--address", args.address] if args.address else [])
     if args.workers:
         words += ["--workers", str(args.workers)]
     return " ".join(shlex.quote(w) for w in words)
@@ -63,6 +69,12 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--workers must be >= 1, got {args.workers}")
     if args.cells_per_gpu is not None and args.cells_per_gpu < 1:
         raise CliError(f"--cells-per-gpu must be >= 1, got {args.cells_per_gpu}")
+    if args.address and args.executor != "ray":
+        raise CliError("--address is for --executor ray")
+    if args.executor == "ray":
+        from bench.ray_executor import _import_ray
+
+        _import_ray()  # a missing extra fails before anything is written
     grid = load_grid(args.grid)
     cells = list(grid.cells)
     if args.dry_run:
@@ -81,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         for record in run_cells(cells, Path(args.store), workers=args.workers, eval_spec=spec,
                                 device=args.device, progress=True,
                                 curve_every=args.curve_every, retry=retry,
-                                cells_per_gpu=args.cells_per_gpu):
+                                cells_per_gpu=args.cells_per_gpu,
+                                executor=args.executor, address=args.address):
             table.add(record)
     except KeyboardInterrupt:
         table.flush_rest()
