@@ -33,3 +33,32 @@ def test_default_workers_and_cells_per_gpu():
     assert default_workers(gpus=0, cores=2) == 2
     assert default_cells_per_gpu(workers=8, gpus=1) == 8
     assert default_cells_per_gpu(workers=8, gpus=3) == 3
+
+
+class FakeWorker:
+    def __init__(self):
+        self.cell = self.device = None
+
+    def send(self, cell, device):
+        self.cell, self.device = cell, device
+
+
+def test_the_pool_dispatcher_follows_the_placement_and_the_per_gpu_cap():
+    from collections import deque
+
+    from bench.executor import _dispatch
+    from tests.tiny import tiny_cell
+
+    images = [tiny_cell("digits", seed=s) for s in range(3)]
+    flat = tiny_cell("ring8")
+    queue = deque(images + [flat])
+    pool = [FakeWorker() for _ in range(4)]
+    _dispatch(pool, queue, gpus=1, device=None, per_gpu=2)
+    placed = {w.cell.cell_id: w.device for w in pool if w.cell is not None}
+    # two image cells share the GPU, the 2-D cell takes a CPU worker, the third image waits
+    assert placed == {images[0].cell_id: "cuda:0", images[1].cell_id: "cuda:0",
+                      flat.cell_id: "cpu"}
+    assert list(queue) == [images[2]]
+    pool[0].cell = None  # an image cell ends: the waiting one gets the GPU
+    _dispatch(pool, queue, gpus=1, device=None, per_gpu=2)
+    assert pool[0].cell is images[2] and pool[0].device == "cuda:0" and not queue
