@@ -70,3 +70,31 @@ def test_resume_restores_the_average_exactly(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
     state = _ema(resumed).state_dict()
     assert all(torch.is_tensor(v) for v in state["G_ema"].values())  # weights_only loads it
+
+
+def test_with_every_compatible_trick_the_average_starts_as_g_and_is_its_own_copy():
+    """After step 0 (beta = 0) G_ema samples what G samples; afterwards nothing done to G's
+    weights or buffers changes what G_ema samples (no module, hook or buffer is shared by
+    mistake). Step-state shared on purpose (growth, labels) is read, never written, by G."""
+    from bench.registry import conflict_reasons, create_trick, list_tricks
+
+    ema = create_trick("ema_generator")
+    for ds, kind in (("ring8", "2d"), ("digits", "image")):
+        for other in list_tricks():
+            if other == "ema_generator" or conflict_reasons([ema, create_trick(other)], kind):
+                continue
+            t = tiny_trainer(ds, ["ema_generator", other], steps=1, batch_size=8)
+            t.train()
+            x = t.sample(8, torch.Generator().manual_seed(0))
+            tr = _ema(t)
+            tr.G_ema, copy = t.nets.G, tr.G_ema
+            assert torch.allclose(x, t.sample(8, torch.Generator().manual_seed(0)),
+                                  atol=1e-6), (ds, other)
+            tr.G_ema = copy
+            with torch.no_grad():
+                for p in t.nets.G.parameters():
+                    p.add_(1.0)
+                for b in t.nets.G.buffers():
+                    if b.is_floating_point():
+                        b.add_(1.0)
+            assert torch.equal(x, t.sample(8, torch.Generator().manual_seed(0))), (ds, other)
