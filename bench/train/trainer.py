@@ -152,12 +152,10 @@ class Trainer:
         n = self.lazy[phase]
         if n == 1 or self.step % n:
             return
-        if real is None:
-            real = self._next_batch()
-        batch = real
+        batch = self._next_batch() if real is None else real
         ctx = StepContext(phase=phase, step=self.step, steps=self.steps, nets=self.nets,
                           critic=self.nets.D, real=batch, z=self._sample_z(len(batch)),
-                          fake=None,  # type: ignore[arg-type]
+                          fake=None,  # type: ignore[arg-type]  # no fakes in a lazy update
                           real_in=lambda: self.tricks.d_input(batch, True, self.step))
         opt = self.d_opt if phase == "d" else self.g_opt
         with self._d_frozen() if phase == "g" else nullcontext():
