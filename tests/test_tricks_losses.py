@@ -251,7 +251,7 @@ def test_weight_penalty_is_lambda_sum_of_squared_weights():
     ws = [p for p in D.parameters() if p.dim() > 1]
     assert 0 < len(ws) < len(list(D.parameters()))  # biases are left out
     out = create_trick("weight_penalty").penalty(make_ctx("d", critic=D))
-    assert out["l2"].item() == pytest.approx(0.01 * sum(p.square().sum().item() for p in ws), rel=1e-6)
+    assert out["l2"].item() == pytest.approx(0.001 * sum(p.square().sum().item() for p in ws), rel=1e-6)
     all_p = create_trick("weight_penalty", lam=1.0, include_biases=True).penalty(make_ctx("d", critic=D))
     assert all_p["l2"].item() == pytest.approx(sum(p.square().sum().item() for p in D.parameters()), rel=1e-6)
     assert create_trick("weight_penalty").penalty(make_ctx("g", critic=D)) == {}
