@@ -26,6 +26,7 @@ seeds = [0, 1, 2]           # optional per-dataset override
 tricks = ["*"]              # optional per-dataset override
 exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
 width = 128                 # optional NetConfig overrides: z_dim, width, depth
+stop_on = "hard"            # optional: end a cell early on a hard failure flag (bench/flags.py)
 ```
 
 Every design also trains the baseline. Cells whose tricks do not apply to the data kind or may
@@ -55,7 +56,7 @@ GRID_DIR = Path(__file__).resolve().parent / "grids"  # presets ship inside the 
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "exclude",
-             "z_dim", "width", "depth", "log_every", "checkpoint_every"}
+             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}
 
@@ -283,6 +284,9 @@ def load_grid(name_or_path: str) -> Grid:
         fixed = {k: check.int_(table[k], where, k, 1 if k != "checkpoint_every" else 0)
                  for k in ("z_dim", "width", "depth", "log_every", "checkpoint_every")
                  if k in table}
+        stop_on = check.str_(table["stop_on"], where, "stop_on") if "stop_on" in table else ""
+        if stop_on not in ("", "hard"):
+            raise ConfigError(f"{path}: {where}stop_on must be \"\" or \"hard\", got {stop_on!r}")
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
         net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed})
@@ -310,7 +314,7 @@ def load_grid(name_or_path: str) -> Grid:
                         train = TrainConfig(
                             steps=point["_data"].get("steps", TrainConfig.steps),
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
-                            g_optim=opt, d_optim=opt,
+                            g_optim=opt, d_optim=opt, stop_on=stop_on,
                             **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         for seed in seeds:

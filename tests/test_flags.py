@@ -124,3 +124,17 @@ def test_stop_on_hard_ends_the_cell_at_the_log_point_that_shows_the_flag():
     plain = _collapsing("")  # off by default: the same run trains to the budget
     assert plain.train() == ("done", "") and plain.step == 30
     assert F.hard_flags(plain.make_record("done").flags)
+
+
+def test_a_grid_can_set_stop_on_and_a_bad_value_is_one_line(tmp_path):
+    from bench.grid import load_grid
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('design = "baseline"\nseeds = [0]\n[[data]]\nname = "ring8"\nsteps = 5\n'
+                    'stop_on = "hard"\n')
+    cells = load_grid(str(grid)).cells
+    assert cells and all(c.train.stop_on == "hard" for c in cells)
+    grid.write_text('design = "baseline"\n[[data]]\nname = "ring8"\nstop_on = "soft"\n')
+    with pytest.raises(ConfigError, match=r"g\.toml: \[\[data\]\] #1 stop_on must be") as err:
+        load_grid(str(grid))
+    assert "\n" not in str(err.value)
