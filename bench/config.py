@@ -37,17 +37,22 @@ def _prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
     return d
 
 
+MAX_SEED = 2**32 - 1  # numpy's seed range; seeds are stored as SQLite integers
+
+
 class ConfigError(ValueError):
     """A config value is invalid; the message is one line meant for the user."""
 
 
 # -- value checks: every frozen config validates itself, so the CLI, grids and records share them.
 # Each raises ConfigError naming the key, the value and what is allowed.
-def check_int(key: str, value: Any, minimum: int) -> None:
+def check_int(key: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{key} must be <= {maximum}, got {value!r}")
 
 
 def check_number(key: str, value: Any, *, low: float, high: float = math.inf,
@@ -183,7 +188,7 @@ class CellConfig:
             raise ConfigError(f"trick {', '.join(repr(n) for n in twice)} is listed twice; "
                               f"list each trick once")
         object.__setattr__(self, "tricks", ordered)
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, MAX_SEED)
 
     @property
     def trick_names(self) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ CASES = [
     ("width-zero", TRAIN + ["--width", "0"], "width must be >= 1, got 0"),
     ("width-negative", TRAIN + ["--width", "-4"], "width must be >= 1, got -4"),
     ("seed-negative", TRAIN + ["--seed", "-1"], "seed must be >= 0, got -1"),
+    ("seed-huge", TRAIN + ["--seed", str(10**23)], f"seed must be <= {2**32 - 1}"),
     ("steps-zero", TRAIN + ["--steps", "0"], "steps must be >= 1, got 0"),
     ("steps-float", TRAIN + ["--steps", "1.5"], "invalid int value: '1.5'"),
     ("batch-one", TRAIN + ["--batch-size", "1"], "batch_size must be >= 2, got 1"),
