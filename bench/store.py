@@ -280,6 +280,7 @@ class Store:
 
     def resolve_id(self, prefix: str) -> str:
         """A full cell id from a unique prefix (hex digits only: no SQL wildcards)."""
+        prefix = prefix.strip().lower() if isinstance(prefix, str) else prefix
         if not isinstance(prefix, str) or not re.fullmatch(r"[0-9a-f]{1,16}", prefix):
             raise StoreError(f"--cell expects a cell id or its prefix (hex digits), got {prefix!r}")
         rows = self._query("SELECT cell_id FROM cells WHERE substr(cell_id, 1, ?) = ?",

@@ -122,6 +122,16 @@ def test_a_record_cannot_point_outside_the_store(capsys, store_copy, tmp_path, r
             store.cell_dir("../../x")
 
 
+def test_a_record_whose_config_is_not_a_cell_is_refused_in_one_line(capsys, store_copy):
+    root, cell_id = store_copy
+    record = json.loads(Store(root).get(cell_id).to_json())
+    record["config"]["train"]["steps"] = "many"
+    _plant_row(root, "00000000000000cc", json.dumps({**record, "cell_id": "00000000000000cc"}))
+    code, _, err = cli(capsys, "eval", "--store", root, "--cell", "00000000000000cc")
+    assert code == 2 and "invalid record for cell '00000000000000cc'" in one_error_line(err)
+    assert "steps must be an integer >= 1, got 'many'" in err
+
+
 def test_row_and_record_ids_must_agree(store_copy):
     root, cell_id = store_copy
     record = json.loads(Store(root).get(cell_id).to_json())
@@ -182,6 +192,7 @@ def test_cell_prefix_is_not_a_sql_pattern(store_copy):
     root, cell_id = store_copy
     with Store(root) as store:
         assert store.resolve_id(cell_id[:3]) == cell_id
+        assert store.resolve_id(cell_id[:4].upper()) == cell_id
         for pattern in ("%", "_", cell_id[:2] + "%", "'; DROP TABLE cells; --"):
             with pytest.raises(StoreError, match="--cell expects"):
                 store.resolve_id(pattern)
