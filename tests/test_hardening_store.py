@@ -295,3 +295,25 @@ def test_a_retired_record_survives_a_crash_before_the_new_one_is_stored(tmp_path
         again = store.get(cell.cell_id)
     assert again.metrics == {"modes": 6.0}
     assert [(h["event"], h["metrics"]) for h in again.history] == [("retrain", {"modes": 4.0})]
+
+
+def test_checkpoint_temp_files_are_unique_per_write(tmp_path, monkeypatch):
+    """Two writers of one checkpoint (say, a worker taken over after a timeout) never share a
+    temporary file: each write goes through its own, then atomically replaces the checkpoint."""
+    import os
+
+    temps = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        temps.append(Path(src))
+        assert Path(src).is_file() and Path(src).parent == Path(dst).parent
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "checkpoint.pt"
+    for step in range(3):
+        checkpoint.save_atomic({"step": torch.tensor(step)}, path)
+    assert len(set(temps)) == 3 and not any(t.exists() for t in temps)
+    assert int(checkpoint.load(path)["step"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
