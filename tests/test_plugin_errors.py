@@ -2,7 +2,6 @@
 trick (and hook), and a broken plug-in never takes the other tricks down with it."""
 import importlib
 import sys
-import types
 
 import pytest
 import torch
