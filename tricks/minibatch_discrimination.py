@@ -18,10 +18,15 @@ batch. Without it o ~ B-1 for every sample (all distances ~0 at init) and D star
 constant logit. A buffer `calibrated` records that this happened (so a resumed run does not redo
 it); `reset_parameters()` clears it.
 
-The L1 distances are a broadcast |M_i - M_j| summed over C, computed in blocks of rows to bound
-the temporary memory, not `torch.cdist`: cdist has no double backward on CUDA, and gradient
-penalties (gradient_penalty, relativistic, wgan_gp) differentiate D's input gradient. Autograd
-keeps the B x B x kernels x C differences for the backward (about 8 MB for a batch of 64).
+L1 distances: gradient penalties (gradient_penalty, relativistic, wgan_gp) differentiate D's input
+gradient, and `torch.cdist`'s backward has no derivative on CUDA. So the distances are a custom
+autograd function (`_L1Distances`): cdist computes the forward only, and the backward is the
+explicit formula grad M_i = sum_j (g_ij + g_ji) sign(M_i - M_j) written in plain ops (in blocks
+of rows, bounding the temporary B x B x kernels x C signs), which autograd can differentiate
+again on every device. Only M is kept for the backward. The layer's forward + backward at batch
+256 on 128 features (ring8's D), one CPU thread, measured under load: 349 ms, against 571 ms for
+version 1 (cdist with its own backward) and 834 ms for a plain broadcast |M_i - M_j| (which also
+has a double backward but keeps every difference for it).
 
 Conv features [B, C, H, W]: o is broadcast over the H x W positions as B extra channels, so the
 conv head (a conv whose kernel covers the whole final map) reads it like any other channel. MLP
@@ -51,13 +56,31 @@ from tricks import Trick, register_trick
 _BLOCK_ELEMENTS = 1 << 22  # differences materialised per block of rows (16 MB in float32)
 
 
+class _L1Distances(torch.autograd.Function):
+    """[K, N, C] -> [K, N, N] pairwise L1 distances. Forward: torch.cdist (fast; its own backward
+    is never used). Backward: the explicit formula grad m_i = sum_j (g_ij + g_ji) sign(m_i - m_j)
+    in plain ops, in blocks of rows, so it is itself differentiable: a double backward exists on
+    every device (torch.cdist's backward has none on CUDA) and only m is kept for it."""
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        return torch.cdist(m, m, p=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (m,) = ctx.saved_tensors
+        both = grad + grad.transpose(1, 2)
+        k, n, c = m.shape
+        rows = max(1, _BLOCK_ELEMENTS // max(1, k * n * c))
+        return torch.cat([torch.einsum("kij,kijc->kic", both[:, i:i + rows],
+                                       torch.sign(m[:, i:i + rows, None] - m[:, None]))
+                          for i in range(0, n, rows)], dim=1)
+
+
 def l1_distances(m: torch.Tensor) -> torch.Tensor:
-    """m [N, K, C] -> ||m_i,k - m_j,k||_1 as [N, N, K]. Plain broadcast ops, so every device has
-    a double backward (torch.cdist has none on CUDA); computed in blocks of rows."""
-    n, k, c = m.shape
-    rows = max(1, _BLOCK_ELEMENTS // max(1, n * k * c))
-    return torch.cat([(m[i:i + rows, None] - m[None]).abs().sum(dim=-1)
-                      for i in range(0, n, rows)], dim=0)
+    """m [N, K, C] -> ||m_i,k - m_j,k||_1 as [N, N, K], with a double backward on every device."""
+    return _L1Distances.apply(m.permute(1, 0, 2).contiguous()).permute(1, 2, 0)
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -98,9 +121,9 @@ class MinibatchDiscrimination(nn.Module):
 
     def closeness(self, x: torch.Tensor) -> torch.Tensor:
         """o(x_i) for every sample: [B, n_kernels]."""
-        b = x.shape[0]
-        others = 1.0 - torch.eye(b, device=x.device, dtype=x.dtype)   # exclude j == i
-        return (torch.exp(-self._distances(x)) * others.unsqueeze(2)).sum(dim=1) + self.bias
+        # j == i is excluded by subtracting its term: the distance of a row to itself is exactly
+        # 0 (cdist sums |a - a|), so exp(-0) = 1, with zero gradient (sign(0) = 0)
+        return torch.exp(-self._distances(x)).sum(dim=1) - 1.0 + self.bias
 
     @torch.no_grad()
     def _calibrate(self, x: torch.Tensor) -> None:
