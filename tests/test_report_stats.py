@@ -141,3 +141,12 @@ def test_tuned_view_chooses_each_variants_best_lr(df):
     diffs = [high_quality(("spectral_norm",), s, 5e-4) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
     assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(np.mean(diffs))
     assert "same seeds" in t.notes[0]
+
+
+def test_run_lost_to_a_conflict_leaves_an_effect_unestimable():
+    f = pd.DataFrame({"A": [0, 1, 0, 1], "B": [0, 0, 1, 1]})
+    y = [1.0, 3.0, 2.0, float("nan")]  # the (A, B) run was a conflict: no score
+    res = stats.factorial_effects(f, y)
+    assert res.unestimable == ["A:B"] and res.dof == 0
+    assert res.table.loc["A", "effect"] == pytest.approx(2.0)  # 3 - 1 with B at its low level
+    assert math.isnan(res.table.loc["A", "se"])  # no residual degrees of freedom left

@@ -34,6 +34,7 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                   metrics: list[str], headline: list[str], spec: dict,
                   bootstrap: bool) -> list[Table]:
     design = part["design"].iloc[0]
+    resolution = views.for_dataset(spec.get("resolution"), part["dataset"].iloc[0])
     out = []
     if design == "leave-one-out":
         out.append(views.delta_table(stem, title, part, pool, metrics, headline,
@@ -43,8 +44,7 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                                      notes=["Δ(all − row): what the missing trick adds on top "
                                             "of the others (positive = the metric is higher "
                                             "with it)."] + ([f"Conflict resolution: "
-                                            f"{json.dumps(spec['resolution'])}"]
-                                            if spec.get("resolution") else [])))
+                                            f"{json.dumps(resolution)}"] if resolution else [])))
     else:
         out.append(views.delta_table(stem, title, part, pool, metrics, headline,
                                      reference=views.baseline_of, bootstrap=bootstrap))

@@ -40,6 +40,8 @@ def num(x, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
     x = float(x)
+    if abs(x) < 1e-12:  # least-squares round-off (e.g. 3e-16) is zero
+        x = 0.0
     if abs(x) >= 1000:
         text = f"{x:+,.0f}" if signed else f"{x:,.0f}"
     elif x == int(x) and abs(x) >= 1:

@@ -304,10 +304,20 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
                      "are missing from the fit.")
     if first.unestimable:
         notes.append("Not estimable from the runs that remain: " + ", ".join(first.unestimable) + ".")
-    for key in ("generators", "aliases"):
-        if spec.get(key):
-            notes.append(f"Grid {key}: {json.dumps(spec[key])}")
+    dataset = part["dataset"].iloc[0]
+    for key in ("letters", "generators", "aliases"):
+        value = for_dataset(spec.get(key), dataset)
+        if value:
+            text = value if isinstance(value, str) else json.dumps(value)
+            notes.append(f"Design {key}: {text}")
     return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+
+
+def for_dataset(value, dataset: str):
+    """Grid spec entries are stored per dataset ({dataset: value}); older specs hold the value."""
+    if isinstance(value, dict) and dataset in value:
+        return value[dataset]
+    return value
 
 
 def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
