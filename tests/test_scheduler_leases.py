@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from bench.leases import Leases, my_owner, owner_alive
 from bench.record import Record
