@@ -5,6 +5,7 @@ returns the paths it wrote, or [] when the data has nothing to plot."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -21,13 +22,18 @@ from bench.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free 
 DPI = 80
 MAX_PNG_BYTES = 150_000
 sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
-plt.rcParams["figure.constrained_layout.use"] = True  # titles and long labels never overlap
 
 
 def _save(fig, stem: Path, pdf: bool = True) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png")]
     dpi = DPI
+    with warnings.catch_warnings():  # one layout pass; constrained layout costs twice as much
+        warnings.simplefilter("error", UserWarning)
+        try:
+            fig.tight_layout()
+        except UserWarning:  # tight layout gave up (crowded figure): the slower, surer engine
+            fig.set_layout_engine("constrained")
     fig.savefig(paths[0], dpi=dpi)
     while paths[0].stat().st_size > MAX_PNG_BYTES and dpi > 40:  # big grids: fewer pixels
         dpi = int(dpi * 0.8)
@@ -136,8 +142,11 @@ def loss_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
     for ax in list(axes.flat)[len(variants):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], color=palette[t], label=t) for t in terms]
-    fig.legend(handles=handles, loc="lower center", ncol=min(6, len(terms)), fontsize=6,
-               bbox_to_anchor=(0.5, -0.02))
+    spare = list(axes.flat)[len(variants):]
+    if spare:  # the legend goes into the first empty panel, else into the first one
+        spare[0].legend(handles=handles, loc="center", fontsize=6, frameon=False)
+    else:
+        axes.flat[0].legend(handles=handles, fontsize=5, loc="best")
     fig.suptitle(f"{title}: loss terms vs step (mean over seeds)", fontsize=8)
     return _save(fig, stem)
 
