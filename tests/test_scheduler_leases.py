@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-
 from bench.leases import Leases, my_owner, owner_alive
 from bench.record import Record
 from bench.store import Store
