@@ -141,6 +141,13 @@ def test_tuned_view_chooses_each_variants_best_lr(df):
     diffs = [high_quality(("spectral_norm",), s, 5e-4) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
     assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(np.mean(diffs))
     assert "same seeds" in t.notes[0]
+    # the common-LR view beside it: every variant at the baseline's best LR (1e-3)
+    assert n.loc["spectral_norm", "common_lr"] == pytest.approx(1e-3)
+    common = [high_quality(("spectral_norm",), s, 1e-3) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
+    assert n.loc["spectral_norm", "common_d_high_quality"] == pytest.approx(np.mean(common))
+    at_base = views.tuned_table("t", "t", df[df.grid == "synth-tune"], ["high_quality"],
+                                base_lr=5e-4).numbers.set_index("variant")
+    assert at_base.loc["spectral_norm", "common_lr"] == pytest.approx(5e-4)
 
 
 def test_run_lost_to_a_conflict_leaves_an_effect_unestimable():

@@ -321,8 +321,10 @@ def for_dataset(value, dataset: str):
 
 
 def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
-                bootstrap: bool = False, metric: str | None = None) -> Table | None:
-    """Each variant at the LR with the best mean (over seeds) of `metric`."""
+                bootstrap: bool = False, metric: str | None = None,
+                base_lr: float | None = None) -> Table | None:
+    """Each variant at the LR with the best mean (over seeds) of `metric`, beside the common-LR
+    view: every variant at one LR (`base_lr` when it was tried, else the baseline's best)."""
     tuned = part[part["tune_lr"].notna()].drop_duplicates("cell_id")
     if tuned.empty:
         return None
@@ -338,31 +340,44 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
         finite = {lr: v for lr, v in means.items() if math.isfinite(v)}
         if finite:
             lr = max(finite, key=lambda x: sign * finite[x])
-            chosen[k] = (lr, rows[rows["tune_lr"] == lr], means)
-    base_key = next((k for k, (_, r, _) in chosen.items() if r["tricks"].iloc[0] == ()), None)
+            chosen[k] = (lr, rows[rows["tune_lr"] == lr], means, rows)
+    base_key = next((k for k, c in chosen.items() if c[1]["tricks"].iloc[0] == ()), None)
+    tried = set(tuned["tune_lr"])
+    common = base_lr if base_lr in tried else (chosen[base_key][0] if base_key else None)
+    base_at_common = (chosen[base_key][3][chosen[base_key][3]["tune_lr"] == common]
+                      if base_key is not None else None)
     records, rows_out = [], []
     heads = [m for m in headline if m in tuned]
-    for k, (lr, rows, means) in chosen.items():
-        rec = {"variant": rows["label"].iloc[0], "best_lr": lr,
+    for k, (lr, rows, means, every_lr) in chosen.items():
+        rec = {"variant": rows["label"].iloc[0], "best_lr": lr, "common_lr": common,
                "lrs_tried": ", ".join(num(x) for x in sorted(means))}
         cells = [Cell(rec["variant"]), Cell(num(lr)), Cell(rec["lrs_tried"])]
+        at_common = every_lr[every_lr["tune_lr"] == common]
         for m in heads:
             mean, sd, n = stats.mean_std(by_seed(rows, m))
             rec.update({f"{m}_mean": mean, f"{m}_std": sd, f"{m}_n": n})
+            d = c = stats.NO_DELTA
             if base_key is not None and k != base_key:
                 d = stats.paired_delta(by_seed(rows, m), by_seed(chosen[base_key][1], m),
                                        bootstrap=bootstrap)
-            else:
-                d = stats.NO_DELTA
-            rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi})
+                c = stats.paired_delta(by_seed(at_common, m), by_seed(base_at_common, m),
+                                       bootstrap=bootstrap)
+            rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
+                        f"common_d_{m}": c.delta, f"common_d_{m}_lo": c.lo,
+                        f"common_d_{m}_hi": c.hi})
             cells.append(Cell(f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else num(mean)))
             cells.append(Cell(_delta_text(d)))
+            cells.append(Cell(_delta_text(c)))
         records.append(rec)
         rows_out.append(cells)
     columns = ["variant", "best lr", "lrs tried"]
     for m in heads:
-        columns += [f"{m} {ARROWS.get(direction(m), '')}".rstrip(), f"Δ {m} vs tuned baseline"]
-    notes = [f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`; the "
-             "choice and the score use the same seeds, so these numbers are optimistic (most for "
-             "noisy variants). The common-LR view is the design table, one row per LR."]
+        columns += [f"{m} {ARROWS.get(direction(m), '')}".rstrip(), f"Δ {m} (both tuned)",
+                    f"Δ {m} at lr {num(common)}"]
+    notes = [f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
+             "its paired Δ against the baseline at the baseline's own best LR; the choice and the "
+             "score use the same seeds, so these numbers are optimistic (most for noisy "
+             f"variants). Beside it the common-LR view: every variant and the baseline at lr "
+             f"{num(common)} ({'the grid base LR' if common == base_lr else 'the baseline best LR'}"
+             "). The design table holds every LR as its own row."]
     return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
