@@ -4,7 +4,7 @@ import pytest
 
 from bench.executor import run_cells
 from bench.grid import load_grid
-from tests.scheduler_util import TINY_GRID, lease_attempts
+from tests.scheduler_util import ROOT, TINY_GRID, lease_attempts
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ganbench[ray]'")
 
@@ -16,8 +16,7 @@ def test_ray_runs_a_grid_into_the_store_like_the_local_pool(tmp_path):
     here = {r.cell_id: r for r in run_cells(cells, tmp_path / "local", progress=False,
                                             curve_every=0)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(__import__("tests").__path__[0]
-                                                         + "/..")}})
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     try:
         remote = {r.cell_id: r for r in run_cells(cells, tmp_path / "ray", executor="ray",
                                                   progress=False, curve_every=0)}
