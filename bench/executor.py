@@ -224,7 +224,10 @@ class _Worker:
 
     def send(self, cell: CellConfig, device: str) -> None:
         self.cell, self.device = cell, device
-        self.conn.send((cell.to_dict(), device))
+        try:
+            self.conn.send((cell.to_dict(), device))
+        except OSError:
+            pass  # it died just now: its sentinel fires and the cell is retried
 
     def stop(self) -> None:
         try:
@@ -268,6 +271,9 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                         break
                 if not queue and deferred:
                     yield from _collect_deferred(store, deferred, queue)
+                for i, w in enumerate(pool):  # an idle worker killed meanwhile is replaced
+                    if w.cell is None and not w.process.is_alive():
+                        pool[i] = _Worker(ctx, root, opts)
                 _dispatch(pool, queue, gpus, device, per_gpu)
                 busy = [w for w in pool if w.cell is not None]
                 if not busy:
