@@ -55,3 +55,17 @@ def test_compare_bad_input_is_one_line_and_writes_nothing(grid, tmp_path, capsys
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("ganbench: error:") and words in err[0]
     assert not store.exists()
+
+
+def test_compare_keeps_a_tuned_grids_lrs_apart(tmp_path, capsys):
+    grid = tmp_path / "tuned.toml"
+    grid.write_text(TINY.replace('seeds = [0, 1]', 'seeds = [0]\n\n[tune]\nlr = [1e-3, 5e-4]')
+                    .replace("lr = 1e-3\n", ""))
+    store = tmp_path / "s"
+    assert main(["compare", "--trick", "label_flip", "--grid", str(grid), "--store", str(store),
+                 "--workers", "1", "--curve-every", "0"]) == 0
+    df = load_records(store, grid="compare:label_flip@tuned")
+    assert sorted(df.tune_lr) == [5e-4, 5e-4, 1e-3, 1e-3]
+    assert len(set(df.row_label)) == 4  # e.g. "label_flip [lr=0.0005]"
+    tuned = (store / "compare-label_flip" / "tables" / "compare_label_flip_tuned-ring8-add-one-tuned.md")
+    assert "each variant at its best LR" in tuned.read_text()

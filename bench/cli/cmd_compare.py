@@ -47,19 +47,27 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
         by_variant = {c.variant_id: c for c in templates}
         templates = [c.replace(seed=s) for c in by_variant.values() for s in range(seeds)]
     specs = [full_spec(t) for t in tricks]
+    # the template's swept / tuned values (e.g. its LR in a tune.lr grid) carry over to the
+    # variants made from it, so the report keeps LRs apart and can show the tuned view
+    template_info = {m["variant_id"]: m.get("info", {}) for m in getattr(grid, "members", ())}
     cells, members = [], []
     for base in templates:
+        info = template_info.get(base.variant_id, {})
         for spec in [None] + specs:
             cell = base if spec is None else base.replace(tricks=(spec,))
             cells.append(cell)
             members.append({"design": "add-one", "dataset": cell.data.name,
                             "cell_id": cell.cell_id, "variant_id": cell.variant_id,
                             "info": {"label": cell.label, "tricks": list(cell.trick_names),
-                                     "factors": {}, "sweep": {}, "tune": {},
+                                     "factors": {}, "sweep": dict(info.get("sweep", {})),
+                                     "tune": dict(info.get("tune", {})),
                                      "role": "baseline" if spec is None else "variant"}})
+    grid_spec = getattr(grid, "spec", {}) or {}
     spec = {"description": f"ganbench compare {','.join(tricks)} on grid {grid.name}",
-            "designs": {c.data.name: "add-one" for c in templates}, "tune": {},
-            "base_lr": {c.data.name: c.train.g_optim.lr for c in templates},
+            "designs": {c.data.name: "add-one" for c in templates},
+            "tune": grid_spec.get("tune", {}),
+            "base_lr": grid_spec.get("base_lr") or {c.data.name: c.train.g_optim.lr
+                                                    for c in templates},
             "template_grid": grid.name}
     return cells, members, spec
 

@@ -3,6 +3,7 @@ the protocol. Reads records only through `bench.results.load_records`; imports n
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ class Report:
 
 
 def _slug(*parts: str) -> str:
-    return "-".join(p.replace("/", "_").replace(" ", "_") for p in parts if p)
+    """A portable file stem: characters other than letters, digits and . _ + - become _."""
+    return "-".join(re.sub(r"[^A-Za-z0-9._+-]", "_", p) for p in parts if p)
 
 
 def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
