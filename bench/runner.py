@@ -142,6 +142,7 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
         return existing if existing is not None else _put_once(store, blocked)
     owner = my_owner()
     with Leases(store.db_path) as leases:
+        said = False
         while True:
             state, lease = leases.acquire(cell.cell_id, owner, redo=retry)
             if state == "stored":
@@ -150,6 +151,10 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
                 break
             if not wait:
                 raise CellBusy(lease)
+            if not said:  # waiting silently would look like a hang
+                print(f"ganbench: cell {cell.cell_id} is being trained by {lease.owner}; "
+                      f"waiting for its record", file=sys.stderr, flush=True)
+                said = True
             time.sleep(LEASE_POLL_S)
         try:
             with Heartbeat(store.db_path, cell.cell_id, owner):

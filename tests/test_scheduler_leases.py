@@ -70,3 +70,31 @@ def test_two_runs_on_one_store_train_every_cell_exactly_once(tmp_path):
     # both processes report every cell: the one that did not train it picked its record up
     for out, _ in outs:
         assert out.count(" done ") == 4
+
+
+def test_run_cell_waits_for_a_live_lease_and_returns_the_holders_record(tmp_path, capsys):
+    import threading
+
+    from bench.runner import run_cell
+    from tests.tiny import tiny_cell
+
+    cell = tiny_cell(steps=3)
+    holder = f"{socket.gethostname()}:{os.getpid()}:holder"  # alive: our own pid
+    with Store(tmp_path) as store, Leases(store.db_path) as leases:
+        assert leases.acquire(cell.cell_id, holder)[0] == "taken"
+
+        def finish():  # the holder stores the cell a moment later
+            time.sleep(1.5)
+            with Store(tmp_path) as other, Leases(other.db_path) as theirs:
+                other.put(Record(cell_id=cell.cell_id, variant_id=cell.variant_id,
+                                 label=cell.label, config=cell.to_dict(), status="done",
+                                 reason="stored by the holder"))
+                theirs.release(cell.cell_id, holder)
+
+        thread = threading.Thread(target=finish)
+        thread.start()
+        record = run_cell(cell, store, progress=False, curve_every=0)
+        thread.join()
+    assert record.reason == "stored by the holder"  # not trained a second time
+    assert lease_attempts(tmp_path)[cell.cell_id] == 1  # only the holder's attempt
+    assert f"is being trained by {holder}; waiting" in capsys.readouterr().err
