@@ -176,6 +176,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 def test_second_order_k5_memory_on_a_32px_cell():
     """32 px DCGAN (width 64, batch 64), one step, peak RSS growth in a fresh process. Measured
     (CPU, under load): plain ~100 MiB, second order k=5 ~480 MiB; bound: 4x plain + 1 GiB."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -184,7 +185,8 @@ def test_second_order_k5_memory_on_a_32px_cell():
 
     def grow(mode):
         out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, mode], cwd=root, check=True,
-                             capture_output=True, text=True, env={"PYTHONPATH": str(root)})
+                             capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root)})
         return float(out.stdout.strip().splitlines()[-1])
 
     plain, unrolled = grow("plain"), grow("unrolled")
