@@ -9,7 +9,8 @@ one row per design (filter on `design` / `grid` to avoid counting it twice). A r
 asked for (e.g. from `ganbench train`) gets one row with grid "" and design "add-one", its role
 inferred from its label. Columns:
 
-- ids: cell_id, variant_id, grid, design, dataset, resolution, label, row_label (label plus the
+- ids: cell_id, variant_id, grid, design, dataset, resolution, data (dataset, plus "@<N>px"
+  when a resolution was asked for: what tables are grouped by), label, row_label (label plus the
   swept values), tricks (tuple of names), trick_params {trick: {param: value}}, trick_versions
   {trick: version}, one `<trick>.<param>` column per trick param, seed, steps, batch_size, lr
   (the cell's base LR, G's), role (baseline | variant | all), factors, sweep, tune, tune_lr;
@@ -25,8 +26,8 @@ inferred from its label. Columns:
 
 Which records are current: a trick's installed version is read from its source without
 importing it (`bench.report.versions`); a trick whose source cannot be read (an unusual plug-in)
-counts its newest stored version as current. The prevailing protocol of a dataset is the protocol
-hash of most of its scored records (ties: the newest). `current_versions=True` (the default)
+counts its newest stored version as current. The prevailing protocol of a dataset (at one resolution) is the
+protocol hash of most of its scored records (ties: the newest). `current_versions=True` (the default)
 returns only current rows; pass False for all, with the `current` column saying which."""
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
     row: dict[str, Any] = {
         "cell_id": r.cell_id, "variant_id": r.variant_id,
         "dataset": cfg["data"]["name"], "resolution": cfg["data"].get("resolution"),
+        # the data a table is about: the name, plus the resolution when one was asked for
+        "data": cfg["data"]["name"] + (f"@{cfg['data']['resolution']}px"
+                                       if cfg["data"].get("resolution") else ""),
         "label": r.label, "tricks": tuple(t["name"] for t in tricks),
         "trick_params": {t["name"]: dict(t.get("params", {})) for t in tricks},
         "trick_versions": {t["name"]: int(t.get("version", 1)) for t in tricks},
@@ -133,12 +137,12 @@ def _current_flags(df: pd.DataFrame, installed: Mapping[str, int]) -> pd.Series:
     # the prevailing protocol per dataset among scored records (most common; ties: newest)
     scored = df[df["protocol_hash"] != ""]
     prevailing: dict[str, str] = {}
-    for dataset, part in scored.groupby("dataset"):
+    for data, part in scored.groupby("data"):
         counts = Counter(part["protocol_hash"])
         newest_at = part.groupby("protocol_hash")["created_at"].max()
-        prevailing[dataset] = max(counts, key=lambda h: (counts[h], newest_at[h]))
+        prevailing[data] = max(counts, key=lambda h: (counts[h], newest_at[h]))
     ok_protocol = [(h == "" or prevailing.get(d, h) == h)
-                   for d, h in zip(df["dataset"], df["protocol_hash"])]
+                   for d, h in zip(df["data"], df["protocol_hash"])]
     return ok_versions & pd.Series(ok_protocol, index=df.index)
 
 
@@ -178,8 +182,8 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
         rows.extend(_membership(base, m) for m in cell_members)
     df = pd.DataFrame(rows)
     if df.empty:
-        df = pd.DataFrame(columns=["cell_id", "variant_id", "grid", "design", "dataset", "label",
-                                   "row_label", "seed", "status", "role", "current"])
+        df = pd.DataFrame(columns=["cell_id", "variant_id", "grid", "design", "dataset", "data",
+                                   "label", "row_label", "seed", "status", "role", "current"])
     else:
         from bench.report.versions import installed_trick_versions
 

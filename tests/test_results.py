@@ -107,3 +107,21 @@ def test_records_without_membership_count_as_add_one(tmp_path):
 def test_missing_store_is_an_error(tmp_path):
     with pytest.raises(StoreError, match="no store"):
         load_records(tmp_path / "nothing")
+
+
+def test_each_resolution_has_its_own_prevailing_protocol(tmp_path):
+    from bench.config import DataConfig
+
+    with Store(tmp_path) as store:
+        for seed in (0, 1):
+            _put(store, cell("digits", (), seed), protocol={"kind": "image", "n": 2000})
+            _put(store, cell("digits", (), seed).replace(data=DataConfig("digits", 8)),
+                 protocol={"kind": "image", "n": 500})
+    df = load_records(tmp_path)
+    assert sorted(df.data) == ["digits", "digits", "digits@8px", "digits@8px"]
+
+
+def test_empty_store_gives_an_empty_frame(tmp_path):
+    Store(tmp_path).close()
+    df = load_records(tmp_path)
+    assert df.empty and {"cell_id", "data", "status"} <= set(df.columns)

@@ -76,7 +76,7 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
     metrics = df.attrs.get("metrics", [])
     specs = df.attrs.get("grids", {})
     summary_panels = []
-    for (grid_name, dataset), pool in df.groupby(["grid", "dataset"], sort=False):
+    for (grid_name, dataset), pool in df.groupby(["grid", "data"], sort=False):
         spec = specs.get(grid_name, {})
         headline = headline_metrics(pool)
         for design, part in pool.groupby("design", sort=False):
@@ -128,7 +128,7 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
 
 def _protocol_lines(df: pd.DataFrame) -> list[str]:
     lines = []
-    for dataset, rows in df.drop_duplicates("cell_id").groupby("dataset", sort=False):
+    for dataset, rows in df.drop_duplicates("cell_id").groupby("data", sort=False):
         done = rows[rows["status"] == "done"]
         proto = done["protocol"].iloc[0] if len(done) else {}
         budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, lr {num(lr)}"
