@@ -77,3 +77,13 @@ def test_capacity_option_keeps_existing_cell_ids(name):
     assert "capacity" not in full_spec(name).param_dict
     assert full_spec(name, {"capacity": "matched"}).param_dict["capacity"] == "matched"
     assert full_spec(name, {"capacity": "free"}) == full_spec(name)
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("name", ["batch_norm", "virtual_batch_norm", "minibatch_stddev",
+                                  "spectral_norm", "dropout"])
+def test_other_build_tricks_stay_inside_the_band(cell, name):
+    """The remaining build tricks add at most a few normalization gains or one head channel."""
+    g0, d0 = counts(cell)
+    g, d = counts(cell, [(name, {})])
+    assert abs(g / g0 - 1) <= 0.01 and abs(d / d0 - 1) <= 0.01, (g / g0, d / d0)
