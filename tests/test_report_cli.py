@@ -105,3 +105,13 @@ def test_unknown_grid_is_an_error(report, tmp_path, capsys):
     assert main(["report", "--store", str(root), "--grid", "nope", "--out", str(tmp_path / "o")]) == 2
     assert "no grid 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_out_is_one_line(report, tmp_path, capsys):
+    root, _ = report
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["report", "--store", str(root), "--out", str(blocker / "r"), "--no-samples",
+                 "--grid", "synth-tune"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ganbench: error: cannot write the report")

@@ -28,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. --out is not writable
+        print(f"ganbench: error: cannot write the report: {exc}", file=sys.stderr)
+        return 2
 
 
 def _report(args: argparse.Namespace) -> int:
