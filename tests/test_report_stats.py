@@ -157,3 +157,16 @@ def test_run_lost_to_a_conflict_leaves_an_effect_unestimable():
     assert res.unestimable == ["A:B"] and res.dof == 0
     assert res.table.loc["A", "effect"] == pytest.approx(2.0)  # 3 - 1 with B at its low level
     assert math.isnan(res.table.loc["A", "se"])  # no residual degrees of freedom left
+
+
+def test_bootstrap_option_reaches_the_table(df):
+    pool = df[(df.grid == "synth") & (df.dataset == "ring8")]
+    part = pool[pool.design == "add-one"]
+    t = views.delta_table("t", "t", part, pool, df.attrs["metrics"], ["high_quality"],
+                          reference=views.baseline_of, bootstrap=True)
+    row = t.numbers.set_index("variant").loc["spectral_norm"]
+    diffs = [high_quality(("spectral_norm",), s) - high_quality((), s) for s in SEEDS]
+    assert row["d_high_quality"] == pytest.approx(np.mean(diffs))
+    # a percentile bootstrap interval lies within the range of the per-seed differences
+    assert min(diffs) <= row["d_high_quality_lo"] < row["d_high_quality_hi"] <= max(diffs)
+    assert "percentile bootstrap" in t.notes[0]
