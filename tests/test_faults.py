@@ -189,3 +189,28 @@ def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_com
     checkpoints = list(store.glob("cells/*/checkpoint.pt"))
     assert len(checkpoints) == 2  # both running cells wrote one when they stopped
     assert lease_owners(store) == []  # leases released
+
+
+def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid, tmp_path):
+    from bench.runner import STOP
+
+    path, store = grid(400), tmp_path / "s"
+    cells = load_grid(str(path)).cells
+
+    def press_ctrl_c():
+        if _wait_for(lambda: len(lease_owners(store)) == 1, 60):
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        list(run_cells(cells, store, workers=1, progress=False, curve_every=0))
+    presser.join()
+    assert not STOP.is_set() and lease_owners(store) == []
+    assert len(list(store.glob("cells/*/checkpoint.pt"))) == 1 + len(_stored(store))
+    resumed = {r.cell_id: r for r in run_cells(cells, store, progress=False, curve_every=0)}
+    fresh = {r.cell_id: r for r in run_cells(cells, tmp_path / "fresh", progress=False,
+                                             curve_every=0)}
+    for cid, r in fresh.items():
+        assert resumed[cid].metrics == r.metrics and resumed[cid].curves == r.curves
