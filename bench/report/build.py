@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.report import figures, views
 from bench.report.tables import Table, num
-from bench.results import headline_metrics, kind_of, load_records
+from bench.results import TUNE_METRIC, headline_metrics, kind_of, load_records
 
 FACTORIAL = ("factorial", "fractional-factorial")
 
@@ -93,12 +93,14 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
                     report.figures.append((path, f"forest plot of Δ with 95% CIs, {title}"))
             if design in ("add-one", "baseline", "cells"):
                 summary_panels.append((title, main, headline))
+            primary = TUNE_METRIC[kind_of(pool)]  # graded where modes often tie
+            primary = primary if primary in headline else (headline or [None])[0]
             for t in tables:
-                if t.name.endswith("-interactions") and headline:
-                    for path in figures.interaction_heatmap(t.numbers, headline[0],
+                if t.name.endswith("-interactions") and primary:
+                    for path in figures.interaction_heatmap(t.numbers, primary,
                                                             fig_dir / f"interactions-{stem}", title):
                         if path.suffix == ".png":
-                            report.figures.append((path, f"pair interactions on {headline[0]}, {title}"))
+                            report.figures.append((path, f"pair interactions on {primary}, {title}"))
         curve_stem = out / "figures" / f"curves-{_slug(grid_name or 'store', dataset)}"
         rows = pool.drop_duplicates("cell_id")
         where = f"{dataset}" + (f" (grid {grid_name})" if grid_name else "")

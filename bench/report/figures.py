@@ -172,7 +172,8 @@ def interaction_heatmap(numbers: pd.DataFrame, metric: str, stem: Path, title: s
     sns.heatmap(mat, annot=notes, fmt="", cmap=cmap, vmin=-lim, vmax=lim, ax=ax,
                 annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7})
     ax.tick_params(labelsize=6)
-    ax.set_title(f"{title}: interaction on {metric} (* CI excludes 0)", fontsize=8)
+    ax.set_title(f"{title}: interaction on {metric}\n(blue = better together than alone; "
+                 "* CI excludes 0; blank: not run or conflict)", fontsize=8)
     return _save(fig, stem)
 
 
