@@ -186,11 +186,14 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
 
 
-def _worker_main(conn, store_root: str, parent_pid: int, opts: dict) -> None:
+def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event) -> None:
     _die_with_parent(parent_pid)
-    # SIGINT (a terminal Ctrl-C reaches the whole process group, or the parent forwards it):
-    # finish the current step, checkpoint, report "stopped".
+    # A terminal Ctrl-C reaches the whole process group; the parent also sets `stop_event`
+    # (a signal sent while we were still booting would be lost). Either way: finish the current
+    # step, checkpoint, report "stopped".
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    threading.Thread(target=lambda: (stop_event.wait(), STOP.set()), daemon=True,
+                     name="stop-watch").start()
     with Store(store_root) as store:
         while True:
             try:
@@ -201,6 +204,9 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict) -> None:
                 return
             cell_json, device = msg
             cell = CellConfig.from_dict(cell_json)
+            if STOP.is_set():  # queued before the stop: leave it for the next run
+                conn.send({"state": "stopped"})
+                continue
             try:
                 record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
                 reply = {"state": "stored" if record is not None else "stopped"}
@@ -213,11 +219,21 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, store_root: Path, opts: dict):
+    def __init__(self, ctx, store_root: Path, opts: dict, stop_event):
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, daemon=True,
-                                   args=(child, str(store_root), os.getpid(), opts))
-        self.process.start()
+                                   args=(child, str(store_root), os.getpid(), opts, stop_event))
+        # Start it with SIGINT ignored (inherited across exec) so a Ctrl-C while it boots prints
+        # no KeyboardInterrupt traceback; _worker_main installs the real handler.
+        try:
+            before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread: leave signals alone
+            before = None
+        try:
+            self.process.start()
+        finally:
+            if before is not None:
+                signal.signal(signal.SIGINT, before)
         child.close()
         self.cell: CellConfig | None = None
         self.device: str | None = None
@@ -250,7 +266,8 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
     ctx = mp.get_context("spawn")  # fork is unsafe with torch threads
     gpus = visible_gpus()
     per_gpu = cells_per_gpu or default_cells_per_gpu(workers, gpus)
-    pool = [_Worker(ctx, root, opts) for _ in range(min(workers, len(todo)))]
+    stop_event = ctx.Event()
+    pool = [_Worker(ctx, root, opts, stop_event) for _ in range(min(workers, len(todo)))]
     queue: deque[CellConfig] = deque(todo)
     deferred: dict[str, tuple[CellConfig, float]] = {}
     deaths: Counter[str] = Counter()
@@ -261,11 +278,9 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                 if STOP.is_set():
                     queue.clear()
                     deferred.clear()
-                    if not stop_sent:  # a SIGINT sent to the main pid alone reaches them too
+                    if not stop_sent:  # e.g. a SIGINT sent to the main pid alone
                         stop_sent = True
-                        for w in pool:
-                            if w.cell is not None and w.process.is_alive():
-                                os.kill(w.process.pid, signal.SIGINT)
+                        stop_event.set()
                         stop_deadline = time.monotonic() + STOP_GRACE_S
                     if time.monotonic() > stop_deadline:
                         break
@@ -273,7 +288,7 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                     yield from _collect_deferred(store, deferred, queue)
                 for i, w in enumerate(pool):  # an idle worker killed meanwhile is replaced
                     if w.cell is None and not w.process.is_alive():
-                        pool[i] = _Worker(ctx, root, opts)
+                        pool[i] = _Worker(ctx, root, opts, stop_event)
                 _dispatch(pool, queue, gpus, device, per_gpu)
                 busy = [w for w in pool if w.cell is not None]
                 if not busy:
@@ -286,7 +301,7 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                         if record is not None:
                             yield record
                         if not w.process.is_alive():
-                            pool[pool.index(w)] = _Worker(ctx, root, opts)
+                            pool[pool.index(w)] = _Worker(ctx, root, opts, stop_event)
         finally:
             for w in pool:
                 w.stop()
