@@ -68,7 +68,9 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
             "tune": grid_spec.get("tune", {}),
             "base_lr": grid_spec.get("base_lr") or {c.data.name: c.train.g_optim.lr
                                                     for c in templates},
-            "template_grid": grid.name}
+            "template_grid": grid.name,
+            "command": f"ganbench compare --trick {','.join(tricks)} --grid {grid.name}"
+                       + (f" --seeds {seeds}" if seeds is not None else "")}
     return cells, members, spec
 
 

@@ -161,9 +161,11 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
         versions = Counter(json.dumps(v, sort_keys=True) for v in cells["versions"])
         trick_versions = sorted({f"{k} v{v}" for tv in cells["trick_versions"] for k, v in tv.items()
                                  if v != 1})
-        grid_lines = [f"- Grid `{g}`: {spec.get('description', '')} (designs: "
-                      f"{', '.join(f'{d} {n}' for d, n in (spec.get('designs') or {}).items())})."
-                      for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
+        grid_lines = [
+            f"- Grid `{g}`: {spec.get('description', '')} (designs: "
+            f"{', '.join(f'{d} {n}' for d, n in (spec.get('designs') or {}).items())}; cells "
+            f"trained by `{spec.get('command') or 'ganbench run --grid ' + g}`)."
+            for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
         lines += ["## Protocol", ""] + grid_lines + _protocol_lines(df) + [
             f"- Compute in the records: {train / 60:.1f} min of train + eval + curve time over "
             f"{len(cells)} cells; first to last record {span / 60:.1f} min of wall time.",
