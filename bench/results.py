@@ -21,14 +21,16 @@ inferred from its label. Columns:
   tricks' optimizer hook; the config's LRs when a record predates `optim`), g_beta1, g_beta2,
   d_beta1, d_beta2, d_steps;
 - protocol_hash (sha256 of the metric protocol, without re-scoring history), device, threads,
-  created_at, member_order (position in the grid's list; -1 without one), current (installed trick versions and the dataset's prevailing protocol), curves
-  (the record's curves dict), cell_dir (its artifact folder, where the sample file lives).
+  created_at, member_order (position in the grid's list; -1 without one), current (installed
+  trick versions and the prevailing protocol), curves (the record's curves dict), cell_dir (its
+  artifact folder, where the sample file lives).
 
 Which records are current: a trick's installed version is read from its source without
 importing it (`bench.report.versions`); a trick whose source cannot be read (an unusual plug-in)
-counts its newest stored version as current. The prevailing protocol of a dataset (at one resolution) is the
-protocol hash of most of its scored records (ties: the newest). `current_versions=True` (the default)
-returns only current rows; pass False for all, with the `current` column saying which."""
+counts its newest stored version as current. The prevailing protocol of a dataset (at one
+resolution) is the protocol hash of most of its scored records (ties: the newest).
+`current_versions=True` (the default) returns only current rows; pass False for all, with the
+`current` column saying which."""
 from __future__ import annotations
 
 import hashlib
@@ -71,7 +73,8 @@ def _row_label(label: str, sweep: Mapping[str, Any], tune: Mapping[str, Any]) ->
     extra = {**sweep, **{k: v for k, v in tune.items() if k not in sweep}}
     if not extra:
         return label
-    return f"{label} [{', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in extra.items())}]"
+    values = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in extra.items()]
+    return f"{label} [{', '.join(values)}]"
 
 
 def _record_row(r: Record, root: Path) -> dict[str, Any]:

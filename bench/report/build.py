@@ -67,63 +67,64 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
+def _add(listing: list, paths: list[Path], what: str) -> None:
+    """Index the PNG of a figure (its PDF sits beside it)."""
+    listing.extend((p, what) for p in paths if p.suffix == ".png")
+
+
 def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False,
                  command: str = "", samples: bool = True) -> Report:
     started = time.perf_counter()
     df = load_records(store, grid=grid)
     out = Path(out)
+    figs = out / "figures"
     report = Report(out, df=df)
     metrics = df.attrs.get("metrics", [])
     specs = df.attrs.get("grids", {})
     summary_panels = []
-    for (grid_name, dataset), pool in df.groupby(["grid", "data"], sort=False):
+    for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
         spec = specs.get(grid_name, {})
         headline = headline_metrics(pool)
+        where = data + (f" (grid {grid_name})" if grid_name else "")
+        primary = TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
+        primary = primary if primary in headline else (headline or [None])[0]
         for design, part in pool.groupby("design", sort=False):
-            stem = _slug(grid_name or "store", dataset, design)
-            title = f"{dataset}, {design}" + (f" (grid {grid_name})" if grid_name else "")
+            stem = _slug(grid_name or "store", data, design)
+            title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
             tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
             report.tables += tables
             main = tables[0].numbers
-            fig_dir = out / "figures"
-            for path in figures.forest(main, headline, fig_dir / f"forest-{stem}", title,
-                                       label="Δ(all − row)" if design == "leave-one-out"
-                                       else "Δ vs baseline"):
-                if path.suffix == ".png":
-                    report.figures.append((path, f"forest plot of Δ with 95% CIs, {title}"))
+            label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
+            _add(report.figures, figures.forest(main, headline, figs / f"forest-{stem}", title,
+                                                label=label),
+                 f"forest plot of Δ with 95% CIs, {title}")
             if design in ("add-one", "baseline", "cells"):
                 summary_panels.append((title, main, headline))
-            primary = TUNE_METRIC[kind_of(pool)]  # graded where modes often tie
-            primary = primary if primary in headline else (headline or [None])[0]
             for t in tables:
                 if t.name.endswith("-interactions") and primary:
-                    for path in figures.interaction_heatmap(t.numbers, primary,
-                                                            fig_dir / f"interactions-{stem}", title):
-                        if path.suffix == ".png":
-                            report.figures.append((path, f"pair interactions on {primary}, {title}"))
-        curve_stem = out / "figures" / f"curves-{_slug(grid_name or 'store', dataset)}"
+                    _add(report.figures, figures.interaction_heatmap(
+                        t.numbers, primary, figs / f"interactions-{stem}", title),
+                        f"pair interactions on {primary}, {title}")
         rows = pool.drop_duplicates("cell_id")
-        where = f"{dataset}" + (f" (grid {grid_name})" if grid_name else "")
-        for path in figures.metric_curves(rows, curve_stem, where):
-            if path.suffix == ".png":
-                report.figures.append((path, f"{path.stem.rsplit('-eval_', 1)[-1]} vs step per "
-                                             f"variant, band over seeds, {where}"))
-        for path in figures.loss_curves(rows, out / "figures" / f"losses-{_slug(grid_name or 'store', dataset)}", where):
-            if path.suffix == ".png":
-                report.figures.append((path, f"loss terms vs step per variant, {where}"))
-    for path in figures.summary(summary_panels, out / "figures" / "summary"):
-        if path.suffix == ".png":
-            report.figures.insert(0, (path, "summary: Δ vs baseline of every trick on every "
-                                            "headline metric, per dataset"))
+        stem = _slug(grid_name or "store", data)
+        for path in figures.metric_curves(rows, figs / f"curves-{stem}", where):
+            curve = path.stem.rsplit("-eval_", 1)[-1]
+            _add(report.figures, [path], f"{curve} vs step per variant, band over seeds, {where}")
+        _add(report.figures, figures.loss_curves(rows, figs / f"losses-{stem}", where),
+             f"loss terms vs step per variant, {where}")
+    summary: list = []
+    _add(summary, figures.summary(summary_panels, figs / "summary"),
+         "summary: Δ vs baseline of every trick on every headline metric, per dataset")
+    report.figures = summary + report.figures  # the figure a reader sees first
     for t in report.tables:
         t.write(out / "tables")
     if samples:
         for _, r in df.drop_duplicates("cell_id").iterrows():
             f = Path(r["cell_dir"]) / "samples.npz"
             if r["status"] == "done" and f.exists():
-                title = f"{r['dataset']} {r['row_label']} seed {r['seed']}"
-                for path in figures.sample_figure(f, out / "samples" / f"{r['cell_id']}", title):
-                    report.samples.append((path, title))
+                title = f"{r['data']} {r['row_label']} seed {r['seed']}"
+                _add(report.samples, figures.sample_figure(f, out / "samples" / r["cell_id"]),
+                     title)
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 
