@@ -242,6 +242,10 @@ def load_grid(name_or_path: str) -> Grid:
     for c in explicit:
         for name in c:
             get_trick_class(name)
+    for key, design in (("cells", "cells"), ("fraction_resolution", "fractional-factorial")):
+        if key in doc and design not in designs:  # a key nothing reads is a mistake
+            raise ConfigError(f"{path}: {key} is only read by design '{design}', which this "
+                              f"grid does not use (design = {_show(doc.get('design', 'add-one'))})")
     if "cells" in designs and not explicit:
         raise ConfigError(f"{path}: design 'cells' needs a `cells` list, e.g. "
                           f'cells = [["spectral_norm", "ttur"], ["wgan_gp"]]')

@@ -125,6 +125,7 @@ def test_star_means_builtin_tricks_plugins_join_when_named_or_included(tmp_path)
     ('colour = "red"', None, "unknown key(s) colour"),
     ('[tune]\nlr = "fast"', "[tune] lr = 'fast'", "a non-empty list of positive numbers"),
     ('[params]\n"spectral_norm" = 1', '[params] "spectral_norm" = 1', '"trick.param"'),
+    ('cells = [["ttur"]]', None, "cells is only read by design 'cells'"),
 ])
 def test_bad_top_level_values_are_one_line_errors_naming_file_key_value(
         tmp_path, capsys, line, key, allowed):
