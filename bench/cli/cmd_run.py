@@ -87,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
     spec = eval_spec_from(args)
     write_memberships(grid, Path(args.store))
     table = RunTable(cells, sys.stdout)
-    table.header(f"grid '{grid.name}': {len(table.cells)} cells -> {args.store} "
-                 f"({args.workers} worker(s))")
+    where = (f"Ray at {args.address or 'a local Ray'}" if args.executor == "ray"
+             else f"{args.workers} worker(s)")
+    table.header(f"grid '{grid.name}': {len(table.cells)} cells -> {args.store} ({where}"
+                 + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
     try:
         for record in run_cells(cells, Path(args.store), workers=args.workers, eval_spec=spec,
                                 device=args.device, progress=True,
