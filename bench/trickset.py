@@ -37,6 +37,18 @@ def _scalar(trick: Trick, hook: str, value: Any, what: str) -> torch.Tensor:
     return value.reshape(())
 
 
+def _merge_terms(trick: Trick, hook: str, out: Any, phase: str,
+                 terms: dict[str, torch.Tensor]) -> None:
+    """Add a penalty hook's `{name: scalar}` to `terms` as `<phase>_<name>` (the merge rule)."""
+    if not isinstance(out, dict):
+        raise _fail(trick, hook, f"must return a dict of named terms, got {_describe(out)}")
+    for name, value in out.items():
+        key = f"{phase}_{name}"
+        if key in terms:
+            raise _fail(trick, hook, f"loss term '{key}' is returned twice")
+        terms[key] = _scalar(trick, hook, value, f"term '{name}'")
+
+
 def to_device(obj: Any, device: torch.device) -> Any:
     """Tensors inside nested dicts/lists/tuples moved to `device` (checkpoints load on the CPU)."""
     if torch.is_tensor(obj):
@@ -189,31 +201,15 @@ class TrickSet(Sequence):
     def penalties(self, ctx: StepContext, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Add every trick's penalty terms to `terms` as `<phase>_<name>`."""
         for t in self.using("penalty"):
-            out = t.penalty(ctx)
-            if not isinstance(out, dict):
-                raise _fail(t, "penalty", f"must return a dict of named terms, got {_describe(out)}")
-            for name, value in out.items():
-                key = f"{ctx.phase}_{name}"
-                if key in terms:
-                    raise _fail(t, "penalty", f"loss term '{key}' is returned twice")
-                terms[key] = _scalar(t, "penalty", value, f"term '{name}'")
+            _merge_terms(t, "penalty", t.penalty(ctx), ctx.phase, terms)
         return terms
 
     def lazy_penalties(self, ctx: StepContext) -> dict[str, torch.Tensor]:
         """Every trick's lazy terms for ctx.phase as `<phase>_<name>` (unscaled)."""
         terms: dict[str, torch.Tensor] = {}
         for t in self.using("lazy_penalty"):
-            if t.lazy_interval(ctx.phase.upper()) == 1:
-                continue
-            out = t.lazy_penalty(ctx)
-            if not isinstance(out, dict):
-                raise _fail(t, "lazy_penalty", f"must return a dict of named terms, "
-                                               f"got {_describe(out)}")
-            for name, value in out.items():
-                key = f"{ctx.phase}_{name}"
-                if key in terms:
-                    raise _fail(t, "lazy_penalty", f"loss term '{key}' is returned twice")
-                terms[key] = _scalar(t, "lazy_penalty", value, f"term '{name}'")
+            if t.lazy_interval(ctx.phase.upper()) != 1:
+                _merge_terms(t, "lazy_penalty", t.lazy_penalty(ctx), ctx.phase, terms)
         return terms
 
     def after_g_step(self, nets: Nets, step: int) -> None:

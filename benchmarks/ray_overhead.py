@@ -9,33 +9,12 @@ Needs Ray (pip install 'ganbench[ray]'). Measure on an idle machine.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
+import sys
 from pathlib import Path
 
-from bench.executor import run_cells
-from bench.grid import load_grid
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-GRID = """
-description = "ray overhead benchmark: ring8 cells of equal cost"
-design = "baseline"
-seeds = {seeds}
-
-[[data]]
-name = "ring8"
-steps = {steps}
-batch_size = 256
-lr = 1e-3
-"""
-
-
-def timed(cells, **kw) -> float:
-    with tempfile.TemporaryDirectory() as store:
-        started = time.perf_counter()
-        records = list(run_cells(cells, Path(store), progress=False, curve_every=0, **kw))
-        wall = time.perf_counter() - started
-    assert all(r.status == "done" for r in records), [r.reason for r in records]
-    return wall
+from benchmarks.workers import ring8_cells, timed  # noqa: E402
 
 
 def main() -> None:
@@ -46,16 +25,13 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "ray.toml"
-        path.write_text(GRID.format(seeds=list(range(args.cells)), steps=args.steps))
-        cells = load_grid(str(path)).cells
-        pool = timed(cells, workers=args.workers)
-        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
-        try:
-            on_ray = timed(cells, executor="ray")
-        finally:
-            ray.shutdown()
+    cells = ring8_cells(args.cells, args.steps)
+    pool = timed(cells, workers=args.workers)
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    try:
+        on_ray = timed(cells, executor="ray")
+    finally:
+        ray.shutdown()
     print(f"{args.cells} ring8 cells x {args.steps} steps, {args.workers} CPUs: local pool "
           f"{pool:.1f} s, Ray {on_ray:.1f} s, overhead {100 * (on_ray / pool - 1):+.0f}%")
 

@@ -16,7 +16,7 @@ from bench.executor import run_cells
 from bench.grid import load_grid
 
 GRID = """
-description = "workers benchmark: ring8 cells of equal cost"
+description = "benchmark: ring8 cells of equal cost"
 design = "baseline"
 seeds = {seeds}
 
@@ -28,12 +28,19 @@ lr = 1e-3
 """
 
 
-def timed_run(grid_path: Path, workers: int) -> float:
-    cells = load_grid(str(grid_path)).cells
+def ring8_cells(n_cells: int, steps: int) -> tuple:
+    """`n_cells` ring8 cells of equal cost (one per seed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.toml"
+        path.write_text(GRID.format(seeds=list(range(n_cells)), steps=steps))
+        return load_grid(str(path)).cells
+
+
+def timed(cells, **run_kw) -> float:
+    """Wall seconds to run `cells` into a fresh store (every cell must end done)."""
     with tempfile.TemporaryDirectory() as store:
         started = time.perf_counter()
-        records = list(run_cells(cells, Path(store), workers=workers, progress=False,
-                                 curve_every=0))
+        records = list(run_cells(cells, Path(store), progress=False, curve_every=0, **run_kw))
         wall = time.perf_counter() - started
     assert all(r.status == "done" for r in records), [r.reason for r in records]
     return wall
@@ -45,11 +52,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--cells", type=int, default=8)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "workers.toml"
-        path.write_text(GRID.format(seeds=list(range(args.cells)), steps=args.steps))
-        one = timed_run(path, 1)
-        many = timed_run(path, args.workers)
+    cells = ring8_cells(args.cells, args.steps)
+    one = timed(cells, workers=1)
+    many = timed(cells, workers=args.workers)
     print(f"{args.cells} ring8 cells x {args.steps} steps: 1 worker {one:.1f} s, "
           f"{args.workers} workers {many:.1f} s, speed-up {one / many:.2f}x "
           f"(includes starting the worker processes)")
