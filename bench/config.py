@@ -22,7 +22,7 @@ HARNESS_VERSION = 1
 OPTIONAL = {"id": "when-not-default"}
 
 
-def _prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
+def prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
     """Drop OPTIONAL fields at their defaults from `asdict(obj)`, recursively."""
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
@@ -33,7 +33,7 @@ def _prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
                 del d[f.name]
                 continue
         if dataclasses.is_dataclass(value) and isinstance(d.get(f.name), dict):
-            _prune_optional(value, d[f.name])
+            prune_optional(value, d[f.name])
     return d
 
 
@@ -200,7 +200,7 @@ class CellConfig:
         return "+".join(self.trick_names) or "baseline"
 
     def to_dict(self) -> dict[str, Any]:
-        d = _prune_optional(self, dataclasses.asdict(self))
+        d = prune_optional(self, dataclasses.asdict(self))
         d["tricks"] = [t.to_dict() for t in self.tricks]
         d["harness_version"] = HARNESS_VERSION
         return d

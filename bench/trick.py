@@ -131,7 +131,11 @@ class Trick:
 
     @property
     def params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.p)
+        """Param values for the cell config; params declared with OPTIONAL metadata are left out
+        at their default, so adding one never changes existing cell ids."""
+        from bench.config import prune_optional
+
+        return prune_optional(self.p, dataclasses.asdict(self.p))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

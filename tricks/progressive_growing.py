@@ -40,7 +40,7 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL, _prune_optional
+from bench.config import OPTIONAL
 from bench.nets import build_nets
 from tricks import REPLACE, Nets, Trick, register_trick
 from tricks._karras_layers import (downsample, matched_width, param_count, resolution_plan,
@@ -99,9 +99,6 @@ class ProgressiveGrowing(Trick):
                               param_count(base.D), 2 * width, f"{self.name} D")
         return g, d
 
-    @property
-    def params(self):
-        return _prune_optional(self.p, super().params)
 
     def build(self, nets, ctx):
         G, D = self._nets(ctx, *self.widths(ctx))

@@ -34,7 +34,7 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL, _prune_optional
+from bench.config import OPTIONAL
 from bench.nets import build_nets
 from tricks import REPLACE, Nets, Trick, register_trick
 from tricks._karras_layers import matched_width, param_count
@@ -93,9 +93,6 @@ class StyleGAN(Trick):
             return matched_width(lambda w: param_count(self._generator(ctx, w)), target,
                                  2 * width, f"{self.name} G")
 
-    @property
-    def params(self):
-        return _prune_optional(self.p, super().params)
 
     def build(self, nets, ctx):
         G = self._generator(ctx, self.width(ctx))

@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL, _prune_optional
+from bench.config import OPTIONAL
 from tricks import Trick, register_trick
 
 
@@ -60,9 +60,6 @@ class WGANGP(Trick):
             if self.n_critic < 1 or self.gp_weight < 0 or self.lr <= 0:
                 raise ValueError("need n_critic >= 1, gp_weight >= 0, lr > 0")
 
-    @property
-    def params(self):
-        return _prune_optional(self.p, super().params)
 
     def adversarial_loss(self, ctx):
         if ctx.phase == "d":
