@@ -164,7 +164,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
                                  if v != 1})
         grid_lines = [
             f"- Grid `{g}`: {spec.get('description', '')} (designs: "
-            f"{', '.join(f'{d} {n}' for d, n in (spec.get('designs') or {}).items())}; cells "
+            f"{', '.join(f'{d} {_names(n)}' for d, n in (spec.get('designs') or {}).items())}; cells "
             f"trained by `{spec.get('command') or 'ganbench run --grid ' + g}`)."
             for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
         lines += ["## Protocol", ""] + grid_lines + _protocol_lines(df) + [
@@ -195,3 +195,8 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _names(designs) -> str:
+    """A dataset's design(s): the grid spec holds a name, or a list when a grid has several."""
+    return " + ".join(designs) if isinstance(designs, (list, tuple)) else str(designs)
