@@ -214,3 +214,51 @@ def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid
                                              curve_every=0)}
     for cid, r in fresh.items():
         assert resumed[cid].metrics == r.metrics and resumed[cid].curves == r.curves
+
+
+SCORING_GRID = """
+description = "kill while scoring"
+design = "baseline"
+seeds = [0]
+
+[[data]]
+name = "digits"
+steps = 150
+batch_size = 32
+width = 8
+checkpoint_every = 0
+"""
+
+
+def test_kill_9_while_scoring_then_a_rerun_scores_without_retraining(tmp_path):
+    """checkpoint_every = 0: the only checkpoint is the final one, written when training ends and
+    before scoring, so its existence marks the scoring phase. A fresh metrics cache makes the
+    worker train the digit classifier first, which keeps scoring long enough to be killed in."""
+    import torch
+
+    path = tmp_path / "g.toml"
+    path.write_text(SCORING_GRID)
+    (cell,) = load_grid(str(path)).cells
+    reference = next(iter(run_cells([cell], tmp_path / "ref", progress=False, curve_every=0)))
+    store = tmp_path / "s"
+    env = {**os.environ, "GANBENCH_CACHE": str(tmp_path / "fresh-cache")}
+    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0")
+    final = store / "cells" / cell.cell_id / "checkpoint.pt"
+    main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=env)
+    assert _wait_for(final.exists)
+    owners = lease_owners(store)
+    main_proc.kill()
+    main_proc.wait()
+    assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
+    assert _stored(store) == {}  # killed before the record was written
+    trained_s = torch.load(final, weights_only=True)["train_seconds"]
+
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    after = _stored(store)[cell.cell_id]
+    assert after.status == "done" and after.step == cell.train.steps
+    # resumed from the final checkpoint: no step trained again, scores as uninterrupted
+    assert after.timings["train_s"] - trained_s < 0.2 < trained_s
+    assert after.metrics == reference.metrics and after.curves == reference.curves
