@@ -187,3 +187,13 @@ tricks = ["label_smoothing", "one_sided_label_smoothing"]
     out = capsys.readouterr().out
     assert "ring8            add-one                3 done" in out
     assert "nothing to train" in out
+
+
+def test_every_shipped_preset_loads_into_cells():
+    from bench.grid import GRID_DIR
+
+    presets = sorted(p.stem for p in GRID_DIR.glob("*.toml"))
+    assert {"smoke", "quick", "cpu-default", "cpu-full", "stacked", "gpu", "paper-2d"} <= set(presets)
+    for name in presets:
+        grid = load_grid(name)
+        assert grid.cells and len({c.cell_id for c in grid.cells}) == len(grid.cells), name
