@@ -72,11 +72,12 @@ class Grid:
 
 def resolve_grid_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
-    if path.suffix == ".toml" or path.exists():
+    candidate = GRID_DIR / f"{name_or_path}.toml"
+    # a preset name wins over a same-named folder in the working directory; a file is a grid file
+    if path.suffix == ".toml" or path.is_file() or (path.exists() and not candidate.is_file()):
         if not path.is_file():
             raise ConfigError(f"grid file not found: {path}")
         return path
-    candidate = GRID_DIR / f"{name_or_path}.toml"
     if not candidate.is_file():
         known = ", ".join(sorted(p.stem for p in GRID_DIR.glob("*.toml")))
         raise ConfigError(f"unknown grid '{name_or_path}' (presets: {known}; or give a .toml path)")

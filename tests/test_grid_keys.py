@@ -197,3 +197,9 @@ def test_every_shipped_preset_loads_into_cells():
     for name in presets:
         grid = load_grid(name)
         assert grid.cells and len({c.cell_id for c in grid.cells}) == len(grid.cells), name
+
+
+def test_a_preset_name_wins_over_a_same_named_folder(tmp_path, monkeypatch):
+    (tmp_path / "smoke").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_grid("smoke").name == "smoke"
