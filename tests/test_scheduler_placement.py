@@ -62,3 +62,16 @@ def test_the_pool_dispatcher_follows_the_placement_and_the_per_gpu_cap():
     pool[0].cell = None  # an image cell ends: the waiting one gets the GPU
     _dispatch(pool, queue, gpus=1, device=None, per_gpu=2)
     assert pool[0].cell is images[2] and pool[0].device == "cuda:0" and not queue
+
+
+def test_train_with_device_auto_places_a_cell_like_run(monkeypatch):
+    import torch
+
+    from bench.cli.cmd_train import _device_for
+    from bench.config import CellConfig, DataConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _device_for(CellConfig(data=DataConfig("ring8")), None) == "cpu"
+    assert _device_for(CellConfig(data=DataConfig("digits")), None) == "cuda:0"
+    assert _device_for(CellConfig(data=DataConfig("ring8")), "cuda:1") == "cuda:1"

@@ -95,10 +95,23 @@ def run(args: argparse.Namespace) -> int:
                   f"stored {when}); showing the stored record without training. Add --force to "
                   f"train it again as a new attempt (the old record is kept in its history).",
                   file=sys.stderr)
-        record = run_cell(cell, store, eval_spec=spec, device=args.device,
+        record = run_cell(cell, store, eval_spec=spec, device=_device_for(cell, args.device),
                           progress=not args.json, curve_every=args.curve_every)
     if args.json:
         print(record.to_json())
     else:
         print(record.summary_line())
     return 0
+
+
+def _device_for(cell: CellConfig, device: str | None) -> str | None:
+    """`--device auto` places the cell as `run` would (2-D cells on the CPU, where a tiny MLP
+    step is faster than on a GPU); an explicit device is used as given."""
+    import torch
+
+    from bench.data import dataset_kind
+    from bench.placement import choose_device
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                         gpu_load=[0] * gpus, cells_per_gpu=1)
