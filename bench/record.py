@@ -64,21 +64,26 @@ class Record:
         known = {f.name for f in dataclasses.fields(Record)}
         return Record(**{k: v for k, v in data.items() if k in known})
 
-    def summary_line(self) -> str:
-        """One line per cell for terminals."""
-        head = f"{self.cell_id}  {self.dataset:<14} {self.label:<32} seed={self.seed:<3} {self.status:<9}"
-        flags = "flags=" + ",".join(f"{f['flag']}@{f['step']}" for f in self.flags)
+    def result_text(self) -> str:
+        """What the cell produced, for terminals: headline metrics, train/eval seconds and
+        failure flags (e.g. flags=d_collapse@1200), or the reason it did not finish."""
+        flags = ["flags=" + ",".join(f"{f['flag']}@{f['step']}" for f in self.flags)] \
+            if self.flags else []
         if self.status != "done":
-            return f"{head} {self.reason}{'  ' + flags if self.flags else ''}".rstrip()
+            return "  ".join([self.reason] + flags).strip()
         shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",
                  "precision", "recall", "stacked_modes")
         parts = [f"{k}={_fmt(self.metrics[k])}" for k in shown if k in self.metrics]
         for key in ("train_s", "eval_s"):  # the train vs eval split of the cell's cost
             if key in self.timings:
                 parts.append(f"{key[:-2]}={self.timings[key]:.1f}s")
-        if self.flags:  # failure flags from bench/flags.py, e.g. flags=d_collapse@1200
-            parts.append(flags)
-        return f"{head} {' '.join(parts)}"
+        return " ".join(parts + flags)
+
+    def summary_line(self) -> str:
+        """One line per cell for terminals (`ganbench run` and `show` align them in a table)."""
+        head = (f"{self.cell_id}  {self.dataset:<14} {self.label:<32} seed={self.seed:<3} "
+                f"{self.status:<9}")
+        return f"{head} {self.result_text()}".rstrip()
 
 
 def _fmt(v: float) -> str:

@@ -13,27 +13,17 @@ from bench.record import STATUSES, Record
 STATUS_W = max(len(s) for s in STATUSES)  # 'not-applicable' fits
 
 
-def _metrics(record: Record) -> str:
-    shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",
-             "precision", "recall", "stacked_modes")
-    parts = [f"{k}={_fmt(record.metrics[k])}" for k in shown if k in record.metrics]
-    for key in ("train_s", "eval_s"):
-        if key in record.timings:
-            parts.append(f"{key[:-2]}={record.timings[key]:.1f}s")
-    return " ".join(parts)
-
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) >= 1 else f"{v:.3g}"
-
-
 class RunTable:
-    def __init__(self, cells: Iterable[CellConfig], out: TextIO):
+    def __init__(self, cells: Iterable[CellConfig], out: TextIO,
+                 records: Iterable[Record] = ()):
+        """`records`: already stored ones to size the columns for (`ganbench show`)."""
         self.cells = list({c.cell_id: c for c in cells}.values())  # the baseline may recur
         self.order = {c.cell_id: i for i, c in enumerate(self.cells)}
         self.out = out
-        self.label_w = min(40, max([8] + [len(c.label) for c in self.cells]))
-        self.data_w = max([7] + [len(c.data.name) for c in self.cells])
+        labels = [c.label for c in self.cells] + [r.label for r in records]
+        datasets = [c.data.name for c in self.cells] + [r.dataset for r in records]
+        self.label_w = min(40, max([8] + [len(x) for x in labels]))
+        self.data_w = max([7] + [len(x) for x in datasets])
         self.ready: dict[int, Record] = {}
         self.next = 0
         self.counts: Counter[str] = Counter()
@@ -46,7 +36,7 @@ class RunTable:
 
     def line(self, r: Record) -> str:
         label = r.label if len(r.label) <= self.label_w else r.label[:self.label_w - 1] + "…"
-        tail = _metrics(r) if r.status == "done" else r.reason
+        tail = r.result_text()
         return (f"{r.cell_id:<16}  {r.dataset:<{self.data_w}}  {label:<{self.label_w}}  "
                 f"{r.seed:>4}  {r.status:<{STATUS_W}}  {tail}").rstrip()
 

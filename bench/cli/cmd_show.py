@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bench.cli.common import DEFAULT_STORE
 
@@ -20,6 +21,14 @@ def run(args: argparse.Namespace) -> int:
     with Store(args.store, create=False) as store:
         ids = [store.resolve_id(args.cell)] if args.cell else None
         records = list(store.records(ids=ids))
+    if args.json:
+        for r in records:
+            print(r.to_json())
+        return 0
+    from bench.run_output import RunTable
+
+    table = RunTable([], sys.stdout, records)  # the same aligned columns as `ganbench run`
+    table.header(f"{len(records)} record(s) in {args.store}")
     for r in records:
-        print(r.to_json() if args.json else r.summary_line())
+        print(table.line(r))
     return 0
