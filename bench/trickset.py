@@ -218,20 +218,19 @@ class TrickSet(Sequence):
 
     def sampler(self, G: nn.Module) -> nn.Module:
         """What is sampled and scored in G's place: the slot holder's module, or G."""
-        for t in self.using("sampler"):
-            out = t.sampler(G)
-            if not callable(out):
-                raise _fail(t, "sampler", f"must return a module, got {_describe(out)}")
-            return out
-        return G
+        return self._first_module("sampler", G, G)
 
     def g_critic(self, ctx: StepContext) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        for t in self.using("g_critic"):
-            critic = t.g_critic(ctx)
-            if not callable(critic):
-                raise _fail(t, "g_critic", f"must return a module, got {_describe(critic)}")
-            return critic
-        return None
+        return self._first_module("g_critic", None, ctx)
+
+    def _first_module(self, hook: str, default: Any, *args: Any) -> Any:
+        """A slot hook that returns a module: the slot holder's result, checked, or `default`."""
+        for t in self.using(hook):
+            out = getattr(t, hook)(*args)
+            if not callable(out):
+                raise _fail(t, hook, f"must return a module, got {_describe(out)}")
+            return out
+        return default
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, dict[str, Any]]:

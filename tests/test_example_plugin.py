@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_compare import TINY  # the same tiny compare grid
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lsgan_loss"
 CLI = "import sys; from bench.cli import main; sys.exit(main())"
-TINY = """description = "tiny compare grid"
-seeds = [0, 1]
-
-[[data]]
-name = "ring8"
-steps = 12
-batch_size = 32
-lr = 1e-3
-"""
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, CliError, add_curve_option, add_data_options,
-                              load_data)
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+                              add_data_options, add_device_option, load_data)
 
 
 def register(sub) -> None:
@@ -27,7 +27,7 @@ def register(sub) -> None:
                    help="seeds 0..N-1 instead of the grid's")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_option(p, PLACEMENT_HELP)
     p.add_argument("--out", help="report folder (default: <store>/compare-<tricks>)")
     p.add_argument("--bootstrap", action="store_true", help="bootstrap CIs instead of paired t")
     add_data_options(p)

@@ -10,8 +10,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, CliError, add_curve_option, add_data_options,
-                              add_eval_options, eval_spec_from, load_data)
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+                              add_data_options, add_device_option, add_eval_options,
+                              eval_spec_from, load_data)
 
 RETRYABLE = ("failed", "diverged")
 
@@ -22,9 +23,7 @@ def register(sub) -> None:
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--workers", type=int, default=None,
                    help="processes (default: CPU cores, at most 8)")
-    p.add_argument("--device", default="auto",
-                   help="auto: image cells on the GPUs (round-robin), 2-D cells on the CPU; "
-                        "cpu; cuda (every cell on the GPUs); cuda:N")
+    add_device_option(p, PLACEMENT_HELP)
     p.add_argument("--cells-per-gpu", type=int, default=None, metavar="N",
                    help="cells training at once on each GPU (default: workers / GPUs)")
     p.add_argument("--retry", default="", metavar="STATUSES",

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from bench.cli.common import (DEFAULT_STORE, add_curve_option, add_data_options,
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option, add_data_options,
                               add_device_option, add_eval_options, eval_spec_from, load_data,
                               parse_tricks)
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="train a stored cell again as a new attempt (the old record is kept "
                         "in the new record's history)")
-    add_device_option(p)
+    add_device_option(p, PLACEMENT_HELP)
     p.add_argument("--json", action="store_true", help="print the record as one JSON object")
     add_eval_options(p)
     add_data_options(p)

@@ -116,11 +116,18 @@ def load_data(args: argparse.Namespace, cell: CellConfig) -> None:
                        f"training set ({len(data.train)} samples)")
 
 
-def add_device_option(p: argparse.ArgumentParser) -> None:
+# --device for commands that place cells as `run` does (bench/placement.py)
+PLACEMENT_HELP = ("auto: image cells on the GPUs (round-robin), 2-D cells on the CPU; cpu; "
+                  "cuda (every cell on the GPUs); cuda:N")
+
+
+def add_device_option(p: argparse.ArgumentParser,
+                      help: str = "where to train and score: auto = CUDA if present, else cpu"
+                      ) -> None:
     from bench.runtime import DEVICE_CHOICES
 
     p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
-                   help="where to train and score: auto = CUDA if present, else cpu")
+                   help=help)
 
 
 def check_common_options(args: argparse.Namespace) -> None:
