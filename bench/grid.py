@@ -218,7 +218,7 @@ def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
 
 
 def load_grid(name_or_path: str) -> Grid:
-    from bench.data import dataset_kind
+    from bench.data import dataset_kind, dataset_traits
     from bench.designs import DesignOptions, get_design, with_baseline
     from bench.registry import conflict_reasons
 
@@ -298,8 +298,9 @@ def load_grid(name_or_path: str) -> Grid:
         data = DataConfig(name, resolution)
         first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in params.items()}
 
-        def conflicts(names: list[str], kind=kind) -> list[str]:
-            return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind)
+        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
+            return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
+                                    traits)
 
         options = DesignOptions(kind=kind, conflicts=conflicts, cells=tuple(explicit),
                                 fraction_resolution=fraction_res)

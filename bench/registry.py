@@ -18,7 +18,7 @@ import typing
 from importlib.metadata import entry_points
 from typing import Any, Iterable, Sequence
 
-from bench.trick import HOOKS, SLOTS, Trick, TrickError, slots_of
+from bench.trick import HOOKS, SLOTS, TRAITS, Trick, TrickError, slots_of
 
 ENTRY_POINT_GROUP = "ganbench.tricks"
 _REGISTRY: dict[str, type[Trick]] = {}
@@ -64,6 +64,8 @@ def register_trick(cls: type[Trick]) -> type[Trick]:
             raise TrickError(f"trick '{name}' claims unknown slot '{slot}' (known: {', '.join(SLOTS)})")
     if not cls.applies_to or not set(cls.applies_to) <= {"2d", "image"}:
         raise TrickError(f"trick '{name}': applies_to must be a non-empty subset of {{'2d', 'image'}}")
+    if not set(cls.needs) <= set(TRAITS):
+        raise TrickError(f"trick '{name}': needs must be a subset of {{{', '.join(map(repr, TRAITS))}}}")
     _REGISTRY[name] = cls
     return cls
 
@@ -207,8 +209,10 @@ def create_trick(name: str, **params: Any) -> Trick:
     return cls(p)
 
 
-def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[str]:
-    """Why this set of tricks may not run together (on data of `kind`); empty when allowed."""
+def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
+                     traits: frozenset[str] | None = None) -> list[str]:
+    """Why this set of tricks may not run together (on data of `kind` offering `traits`, see
+    `bench.data.dataset_traits`; None: not checked); empty when allowed."""
     reasons: list[str] = []
     names = {t.name for t in tricks}
     claimed: dict[str, str] = {}
@@ -217,6 +221,9 @@ def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[s
         if kind is not None and kind not in t.applies_to:
             reasons.append(f"{t.name} does not apply to {kind} data "
                            f"(applies to: {', '.join(sorted(t.applies_to))})")
+        elif traits is not None and not set(t.needs) <= traits:
+            missing = ", ".join(TRAITS[n] for n in sorted(set(t.needs) - traits))
+            reasons.append(f"{t.name} does not apply to data without {missing}")
         for slot in slots_of(t):
             if slot in claimed:
                 reasons.append(f"{claimed[slot]} and {t.name} both claim the '{slot}' slot "
@@ -234,12 +241,12 @@ def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None) -> list[s
     return reasons
 
 
-def build_tricks(specs: Iterable[tuple[str, dict[str, Any]]], kind: str | None = None
-                 ) -> list[Trick]:
+def build_tricks(specs: Iterable[tuple[str, dict[str, Any]]], kind: str | None = None,
+                 traits: frozenset[str] | None = None) -> list[Trick]:
     """Create tricks from (name, params) pairs and refuse a set that may not run together
     (TrickError listing every reason)."""
     tricks = [create_trick(n, **p) for n, p in specs]
-    reasons = conflict_reasons(tricks, kind)
+    reasons = conflict_reasons(tricks, kind, traits)
     if reasons:
         raise TrickError("these tricks cannot run together: " + "; ".join(reasons))
     return tricks
@@ -277,7 +284,7 @@ def describe(name: str) -> dict[str, Any]:
     return {
         "name": cls.name, "version": cls.version, "summary": cls.summary, "source": cls.source,
         "slots": list(slots_of(create_trick(name))),  # with default params
-        "applies_to": sorted(cls.applies_to),
+        "applies_to": sorted(cls.applies_to), "needs": sorted(cls.needs),
         "excludes": dict(cls.excludes), "requires": dict(cls.requires), "params": params,
         "module": cls.__module__, **relations(name),
     }

@@ -19,7 +19,7 @@ import torch
 
 from bench.checkpoint import CheckpointError
 from bench.config import CellConfig
-from bench.data import dataset_kind, load_dataset
+from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.leases import Heartbeat, Lease, Leases, my_owner
 from bench.record import Record
 from bench.registry import conflict_reasons, create_trick
@@ -52,9 +52,9 @@ def cell_threads() -> int:
 def disallowed_record(cell: CellConfig) -> Record | None:
     """A `conflict` / `not-applicable` record when the cell's tricks may not run, else None.
     Bad trick names or params raise TrickError: those are input errors, not grid results."""
-    kind = dataset_kind(cell.data.name)
+    kind, traits = dataset_kind(cell.data.name), dataset_traits(cell.data.name)
     tricks = [create_trick(t.name, **t.param_dict) for t in cell.tricks]
-    reasons = conflict_reasons(tricks, kind)
+    reasons = conflict_reasons(tricks, kind, traits)
     if not reasons:
         return None
     only_kind = all("does not apply to" in r for r in reasons)

@@ -36,6 +36,10 @@ SLOTS = {
     "sampler": "chooses which generator is sampled and scored (e.g. an average of G's weights)",
 }
 
+# What a trick may need from the data beyond its kind (`Trick.needs`), with the words a
+# not-applicable reason uses; datasets state theirs in `bench.data.dataset_traits`.
+TRAITS = {"class_labels": "one class label per sample"}
+
 # build_order bands: replace whole nets, then insert layers, then reparametrize weights
 # (so spectral norm also covers layers other tricks inserted), then wrap finished nets.
 REPLACE, INSERT, REPARAMETRIZE, WRAP = 0, 10, 20, 30
@@ -116,6 +120,8 @@ class Trick:
     excludes: ClassVar[Mapping[str, str]] = {}  # trick name -> one-line reason
     requires: ClassVar[Mapping[str, str]] = {}  # trick name -> one-line reason
     applies_to: ClassVar[frozenset[str]] = frozenset({"2d", "image"})
+    # what the data must offer beyond its kind (known: "class_labels", one label per sample)
+    needs: ClassVar[frozenset[str]] = frozenset()
     build_order: ClassVar[int] = INSERT
     # Bump when a change alters what the trick computes: cells pinned to another version get new
     # ids (old records stay as history) and a stored cell of another version is refused.

@@ -94,3 +94,24 @@ def test_applicability_and_declared_conflicts():
     for other in ("progressive_growing", "stylegan", "virtual_batch_norm"):
         reasons = conflict_reasons([c, create_trick(other)], "image")
         assert reasons and "conditional" in reasons[0]
+
+
+def test_a_set_without_one_label_per_sample_makes_the_cell_not_applicable(tmp_path):
+    """Stacked sets have a label per channel: a grid asking for `conditional` there gets a
+    `not-applicable` record with the reason (never a `failed` one), as on 2-D data."""
+    from bench.data import dataset_traits
+    from bench.grid import load_grid
+    from bench.runner import disallowed_record
+
+    assert dataset_traits("digits") == {"class_labels"}
+    assert dataset_traits("stacked-digits") == set() == dataset_traits("ring8")
+    c = create_trick("conditional")
+    assert not conflict_reasons([c], "image", dataset_traits("mnist"))
+    (reason,) = conflict_reasons([c], "image", dataset_traits("stacked-mnist"))
+    assert reason == "conditional does not apply to data without one class label per sample"
+    path = tmp_path / "g.toml"
+    path.write_text('design = "add-one"\ntricks = ["conditional"]\n'
+                    '[[data]]\nname = "stacked-digits"\nsteps = 2\n')
+    cells = [cell for cell in load_grid(str(path)).cells if cell.tricks]
+    (record,) = [disallowed_record(cell) for cell in cells]
+    assert record.status == "not-applicable" and record.reason == reason

@@ -121,6 +121,15 @@ def test_requires_and_applies_to():
         unregister_trick("needs_sn_for_test")
 
 
+def test_needs_names_a_known_data_trait():
+    with pytest.raises(TrickError, match="needs must be a subset of {'class_labels'}"):
+        @register_trick
+        class NeedsDepth(Trick):
+            name = "needs_depth_for_test"
+            needs = frozenset({"depth_maps"})
+    assert "needs_depth_for_test" not in list_tricks()
+
+
 def test_describe_is_json_ready():
     info = describe("wgan_gp")
     assert info["slots"] == ["adversarial_loss", "d_steps", "optimizer"]

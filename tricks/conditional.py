@@ -24,8 +24,9 @@ first rows' labels.
 A check on digits 16x16 (800 steps, batch 64, seed 0): of 100 samples drawn for each class,
 69% are classified as that class by the suite's digit classifier (chance: 10%).
 
-Applies to images with one label per sample (digits, MNIST, Fashion-MNIST, CIFAR-10); not to
-2-D mixtures, and a stacked set (three labels per image) fails at build with a one-line error.
+Applies to images with one label per sample (digits, MNIST, Fashion-MNIST, CIFAR-10: `needs =
+{"class_labels"}`); a grid asking for it on 2-D mixtures or on a stacked set (three labels per
+image) stores the cell as `not-applicable` with the reason.
 Builds after the layer tricks (so it sees batch norm and wraps the head that minibatch layers
 rebuilt) and before spectral norm (which then covers the new conv/linear layers).
 """
@@ -133,6 +134,7 @@ class Conditional(Trick):
                "has BN) and a projection discriminator")
     source = "Mirza & Osindero 2014; Miyato & Koyama 2018; de Vries et al. 2017"
     applies_to = frozenset({"image"})
+    needs = frozenset({"class_labels"})
     build_order = INSERT + 5  # after the layer tricks, before spectral norm
     excludes = {
         "progressive_growing": _REPLACES.format("G and D"),

@@ -43,13 +43,13 @@ def register(sub) -> None:
 
 
 def build_cell(args: argparse.Namespace) -> CellConfig:
-    from bench.data import dataset_kind
+    from bench.data import dataset_kind, dataset_traits
     from bench.grid import full_spec
     from bench.registry import build_tricks
 
     kind = dataset_kind(args.dataset)
     specs = [full_spec(n, p) for n, p in parse_tricks(args.tricks, args.param)]
-    build_tricks(((s.name, s.param_dict) for s in specs), kind)
+    build_tricks(((s.name, s.param_dict) for s in specs), kind, dataset_traits(args.dataset))
     opt = OptimConfig(lr=args.lr) if args.lr is not None else OptimConfig()
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=opt, d_optim=opt,
                         checkpoint_every=args.checkpoint_every)
@@ -109,7 +109,7 @@ def _device_for(cell: CellConfig, device: str | None) -> str | None:
     step is faster than on a GPU); an explicit device is used as given."""
     import torch
 
-    from bench.data import dataset_kind
+    from bench.data import dataset_kind, dataset_traits
     from bench.placement import choose_device
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

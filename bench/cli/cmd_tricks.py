@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     for info in infos:
         params = ", ".join(f"{p['name']}={p['default']!r}" for p in info["params"]) or "-"
         print(f"{info['name']:<28} {info['summary']}")
-        print(f"{'':<28} source: {info['source']}; applies to: {', '.join(info['applies_to'])}")
+        print(f"{'':<28} source: {info['source']}; applies to: {_data_text(info)}")
         print(f"{'':<28} params: {params}")
         if info["slots"]:
             print(f"{'':<28} slots: {', '.join(info['slots'])}")
@@ -66,8 +66,16 @@ def markdown_table(infos: list[dict[str, Any]]) -> str:
     for i in infos:
         params = ", ".join(f"{p['name']}={p['default']}" for p in i["params"]) or "–"
         rows.append(f"| `{i['name']}` | {i['summary']} | {i['source']} | {params} | "
-                    f"{', '.join(i['slots']) or '–'} | {', '.join(i['applies_to'])} |")
+                    f"{', '.join(i['slots']) or '–'} | {_data_text(i)} |")
     return "\n".join(rows)
+
+
+def _data_text(info: dict[str, Any]) -> str:
+    """Data kinds, and what the data must offer, e.g. 'image with one class label per sample'."""
+    from bench.trick import TRAITS
+
+    needs = " and ".join(TRAITS[n] for n in info["needs"])
+    return ", ".join(info["applies_to"]) + (f" with {needs}" if needs else "")
 
 
 def _print_matrix(names: list[str], as_json: bool) -> int:

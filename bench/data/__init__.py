@@ -20,6 +20,7 @@ __all__ = [
     "load_dataset",
     "dataset_names",
     "dataset_kind",
+    "dataset_traits",
     "dataset_resolutions",
     "default_data_root",
     "mode_ids",
@@ -60,6 +61,17 @@ def _canonical(name: str) -> str:
 def dataset_kind(name: str) -> str:
     """'2d' or 'image', without loading anything. DataError if the name is unknown."""
     return _SPECS[_canonical(name)][0]
+
+
+# Sets with one class label per sample (stacked sets have one per channel): what a trick that
+# `needs = {"class_labels"}` asks for.
+_CLASS_LABELLED = frozenset({"digits", "mnist", "fashion-mnist", "cifar10"})
+
+
+def dataset_traits(name: str) -> frozenset[str]:
+    """What a dataset offers beyond its kind, without loading anything: {"class_labels"} for sets
+    with one class label per sample. DataError if the name is unknown."""
+    return frozenset({"class_labels"}) if _canonical(name) in _CLASS_LABELLED else frozenset()
 
 
 def dataset_resolutions(name: str) -> tuple[int, ...]:
