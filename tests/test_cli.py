@@ -42,6 +42,9 @@ BAD_INPUTS = [
     (["--dataset", "ring8", "--param", "unrolled.k=3"], "not in --tricks"),
     (["--dataset", "cifar10", "--data-root", "{tmp}/nodata"], "--download"),
     (["--dataset", "ring8", "--steps", "0"], "steps must be >= 1"),
+    (["--dataset", "ring8", "--z-dim", "0"], "z_dim must be >= 1"),
+    (["--dataset", "ring8", "--stop-on", "soft"], "invalid choice: 'soft'"),
+    (["--dataset", "stacked-digits", "--tricks", "conditional"], "one class label per sample"),
     (["--dataset", "digits", "--extractor", "inception-v3-compat", "--inception-weights",
       "{tmp}/none.pth"], "Inception weights file not found"),
     (["--dataset", "digits", "--metrics", "fid,isc"], "unknown metric 'isc'"),
@@ -69,6 +72,25 @@ def test_trick_not_applicable_to_the_data_kind(capsys, tmp_path):
                        "--store", str(tmp_path / "s"))
     assert code == 2 and "does not apply to 2d data" in err
     assert not (tmp_path / "s").exists()
+
+
+def test_train_builds_the_same_cell_as_a_grid_with_the_same_settings():
+    """Every setting of a grid's [[data]] table has a train option, so one cell of a preset
+    (here paper-2d's ring8 unrolled seed 3) can be trained or inspected alone."""
+    from bench.cli import make_parser
+    from bench.cli.cmd_train import build_cell
+    from bench.grid import load_grid
+
+    wanted = next(c for c in load_grid("paper-2d").cells
+                  if c.data.name == "ring8" and c.label == "unrolled" and c.seed == 3)
+    args = make_parser().parse_args(
+        ["train", "--dataset", "ring8", "--tricks", "unrolled", "--seed", "3", "--steps", "25000",
+         "--batch-size", "512", "--lr", "1e-4", "--z-dim", "256", "--width", "128", "--depth",
+         "2", "--log-every", "250", "--checkpoint-every", "2500"])
+    assert build_cell(args).cell_id == wanted.cell_id
+    args.stop_on = "hard"
+    assert build_cell(args).train.stop_on == "hard"
+    assert build_cell(args).cell_id != wanted.cell_id
 
 
 def test_unwritable_store(capsys, tmp_path):

@@ -28,6 +28,14 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="samples per batch")
     p.add_argument("--lr", type=float, help="Adam lr of both nets (default 2e-4)")
     p.add_argument("--width", type=int, help="net width (default: 128 MLP, 32 DCGAN)")
+    p.add_argument("--z-dim", type=int, default=NetConfig.z_dim, help="latent dimensions")
+    p.add_argument("--depth", type=int, default=NetConfig.depth,
+                   help="MLP hidden layers (2-D data; the DCGAN nets ignore it)")
+    p.add_argument("--log-every", type=int, default=TrainConfig.log_every,
+                   help="steps averaged into one point of the loss curves")
+    p.add_argument("--stop-on", choices=["hard"],
+                   help="end the cell early at a hard failure flag (D loss collapse, G loss "
+                        "runaway), stored as diverged (default: off)")
     p.add_argument("--checkpoint-every", type=int, default=500,
                    help="steps between checkpoints (0: only at the end)")
     p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
@@ -52,9 +60,11 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     build_tricks(((s.name, s.param_dict) for s in specs), kind, dataset_traits(args.dataset))
     opt = OptimConfig(lr=args.lr) if args.lr is not None else OptimConfig()
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=opt, d_optim=opt,
-                        checkpoint_every=args.checkpoint_every)
+                        checkpoint_every=args.checkpoint_every, log_every=args.log_every,
+                        stop_on=args.stop_on or "")
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
-    net = NetConfig(**({"width": args.width} if args.width is not None else {}))
+    net = NetConfig(z_dim=args.z_dim, depth=args.depth,
+                    **({"width": args.width} if args.width is not None else {}))
     return CellConfig(data=DataConfig(args.dataset, args.resolution), net=net, train=train,
                       tricks=tuple(specs), seed=args.seed)
 
