@@ -54,3 +54,24 @@ def test_status_shows_counts_leases_failures_slowest_and_what_a_grid_lacks(tmp_p
     text = capsys.readouterr().out
     assert "being trained now (live leases):" in text and "lacks 1 cell(s):" in text
     assert "RuntimeError: boom" in text
+
+
+def test_show_grid_lists_only_that_grids_cells_in_grid_order(tmp_path, capsys):
+    from bench.cli import main
+    from tests.synthetic_store import build
+
+    synth = build(tmp_path)
+    # a grid whose order is the reverse of the order its records were stored in
+    members = synth.store.members("synth-tune")[::-1]
+    synth.store.put_grid("synth-tune", synth.store.grids()["synth-tune"], members)
+    created = [r.cell_id for r in synth.store.records()]
+    synth.store.close()
+    wanted = list(dict.fromkeys(m["cell_id"] for m in members))
+    assert [c for c in created if c in wanted] != wanted
+    assert main(["show", "--store", str(tmp_path), "--grid", "synth-tune"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{len(wanted)} record(s)")
+    shown = [line.split()[0] for line in lines[2:]]
+    assert shown == wanted  # grid order, not the order the records were stored in
+    assert main(["show", "--store", str(tmp_path)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) > len(lines)  # other grids' cells too

@@ -11,6 +11,8 @@ def register(sub) -> None:
     p = sub.add_parser("show", help="print stored records")
     p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--cell", help="cell id (or unique prefix)")
+    p.add_argument("--grid", help="only this grid's stored cells, in grid order (a grid stored by "
+                                  "`run`, or a preset/.toml); default: every record, oldest first")
     p.add_argument("--json", action="store_true", help="print records as JSON, one per line")
     p.set_defaults(func=run)
 
@@ -21,6 +23,14 @@ def run(args: argparse.Namespace) -> int:
     with Store(args.store, create=False) as store:
         ids = [store.resolve_id(args.cell)] if args.cell else None
         records = list(store.records(ids=ids))
+        if args.grid:
+            from bench.cli.cmd_status import grid_members
+
+            order = {}
+            for m in grid_members(store, args.grid):
+                order.setdefault(m["cell_id"], len(order))
+            records = sorted((r for r in records if r.cell_id in order),
+                             key=lambda r: order[r.cell_id])
     if args.json:
         for r in records:
             print(r.to_json())

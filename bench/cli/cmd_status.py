@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _grid_members(store, grid: str) -> list[dict]:
+def grid_members(store, grid: str) -> list[dict]:
     if grid in store.grids():
         return store.members(grid)
     from bench.grid import load_grid
@@ -34,7 +34,7 @@ def collect(store, grid: str | None, slowest: int) -> dict:
     from bench.leases import Leases
 
     records = {r.cell_id: r for r in store.records()}
-    members = _grid_members(store, grid) if grid else store.members()
+    members = grid_members(store, grid) if grid else store.members()
     if grid:
         wanted = {m["cell_id"] for m in members}
         records = {cid: r for cid, r in records.items() if cid in wanted}
