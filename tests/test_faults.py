@@ -144,7 +144,7 @@ def _pid_gone(pid):
     pytest.param("after_a_record", marks=pytest.mark.slow)])
 def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
         grid, tmp_path, moment):
-    path = grid(200)
+    path = grid(600)
     reference = {r.cell_id: r for r in run_cells(load_grid(str(path)).cells, tmp_path / "ref",
                                                  progress=False, curve_every=0)}
     store = tmp_path / "s"
@@ -152,7 +152,9 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
                   "--curve-every", "0")
     main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if moment == "training":
-        assert _wait_for(lambda: len(lease_owners(store)) == 2)
+        # any cell in training (not "both workers at once": on a loaded machine one worker can
+        # finish every tiny cell while the other is still starting, which made this flaky)
+        assert _wait_for(lambda: len(lease_owners(store)) >= 1)
     else:
         assert _wait_for(lambda: len(_stored(store)) >= 1)
     owners = lease_owners(store)
@@ -161,6 +163,7 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
     # the workers die with their parent: nothing keeps training
     assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
     before = _stored(store)
+    assert len(before) < len(reference)  # killed while cells were still to train
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     after = _stored(store)

@@ -33,6 +33,11 @@ def register(sub) -> None:
                    help="local: a pool of worker processes; ray: each cell a Ray task "
                         "(pip install 'ganbench[ray]'; the store must be on a shared path)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--only", metavar="VARIANTS",
+                   help="train only these variants, comma-separated labels or wildcards (e.g. "
+                        "baseline,unrolled); the store still records the whole grid")
+    p.add_argument("--datasets", metavar="NAMES",
+                   help="train only the cells of these datasets of the grid (comma-separated)")
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells by design, dataset and stored status; train nothing")
     add_eval_options(p)
@@ -55,6 +60,9 @@ def resume_command(args: argparse.Namespace) -> str:
         words += ["--executor", "ray"] + (["--address", args.address] if args.address else [])
     if args.workers:
         words += ["--workers", str(args.workers)]
+    for option in ("only", "datasets"):
+        if getattr(args, option, None):
+            words += [f"--{option}", getattr(args, option)]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -74,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
         from bench.ray_executor import _import_ray
 
         _import_ray()  # a missing extra fails before anything is written
-    grid = load_grid(args.grid)
+    from bench.grid_select import select
+
+    whole = load_grid(args.grid)
+    grid = select(whole, args.only, args.datasets)
     cells = list(grid.cells)
     if args.dry_run:
         from bench.dry_run import print_dry_run
@@ -84,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
     for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
         load_data(args, cell)
     spec = eval_spec_from(args)
-    write_memberships(grid, Path(args.store))
+    write_memberships(whole, Path(args.store))
     table = RunTable(cells, sys.stdout)
     where = (f"Ray at {args.address or 'a local Ray'}" if args.executor == "ray"
              else f"{args.workers} worker(s)")
-    table.header(f"grid '{grid.name}': {len(table.cells)} cells -> {args.store} ({where}"
+    part = f" of {len(whole.cells)}" if len(cells) < len(whole.cells) else ""
+    table.header(f"grid '{grid.name}': {len(table.cells)}{part} cells -> {args.store} ({where}"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
     try:
         for record in run_cells(cells, Path(args.store), workers=args.workers, eval_spec=spec,
