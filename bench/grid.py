@@ -268,6 +268,7 @@ def load_grid(name_or_path: str) -> Grid:
     spec: dict[str, Any] = {"description": description, "designs": {},
                             "tune": {"lr": tune_lrs} if tune_lrs else {}, "base_lr": {}}
     used_params: set[str] = set()
+    seen: dict[str, int] = {}
     for i, table in enumerate(tables):
         where = f"[[data]] #{i + 1} "
         check.keys(table, DATA_KEYS, where)
@@ -275,6 +276,14 @@ def load_grid(name_or_path: str) -> Grid:
             raise ConfigError(f"{path}: {where}missing 'name'")
         name = check.str_(table["name"], where, "name")
         kind = dataset_kind(name)
+        key = name.strip().lower().replace("_", "-")
+        if key in seen:
+            # tables, designs and memberships are keyed by dataset: a second table would mix
+            # its cells into the first one's rows
+            raise ConfigError(f"{path}: {where}repeats dataset {name!r} of [[data]] #{seen[key]}; "
+                              f"use sweep axes ({', '.join(SWEEPABLE)} = [...]) in one table, or "
+                              f"a second grid file")
+        seen[key] = i + 1
         seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else top_seeds
         tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
                          else top_tricks, where, path, include_plugins)
@@ -338,6 +347,7 @@ def load_grid(name_or_path: str) -> Grid:
     if unused:
         raise ConfigError(f"{path}: [params] names trick(s) {', '.join(unused)} that no design "
                           f"of this grid trains")
+    spec["source"] = str(path.resolve())  # grids are named by file stem: see write_memberships
     return Grid(path.stem, description, tuple(cells.values()), tuple(members.values()), spec)
 
 

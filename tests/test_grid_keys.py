@@ -150,6 +150,14 @@ def test_bad_data_values_name_the_table(tmp_path, capsys, line, shown):
     assert shown in capsys.readouterr().err
 
 
+def test_a_dataset_in_two_data_tables_is_refused(tmp_path, capsys):
+    path = write(tmp_path, DATA + DATA.replace("name = \"ring8\"", "name = \"Ring8\""))
+    assert main(["run", "--grid", path, "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "[[data]] #2 repeats dataset 'Ring8' of [[data]] #1; use sweep axes" in err
+    assert err.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
     path = tmp_path / "latin1.toml"
     path.write_bytes('description = "caf\xe9"\n'.encode("latin-1") + DATA.encode())
@@ -203,3 +211,17 @@ def test_a_preset_name_wins_over_a_same_named_folder(tmp_path, monkeypatch):
     (tmp_path / "smoke").mkdir()
     monkeypatch.chdir(tmp_path)
     assert load_grid("smoke").name == "smoke"
+
+
+def test_a_second_grid_file_with_the_same_name_warns_that_it_replaces_the_first(tmp_path, capsys):
+    store = str(tmp_path / "s")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first, second = write(tmp_path / "a", DATA), write(tmp_path / "b", DATA)
+    argv = ["run", "--store", store, "--workers", "1", "--curve-every", "0", "--grid"]
+    assert main(argv + [first]) == 0 and main(argv + [first]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(argv + [second]) == 0
+    err = capsys.readouterr().err
+    assert f"recorded grid 'g' from {first}; {second} has the same name" in err
+    with Store(store) as s:
+        assert s.grids()["g"]["source"] == second

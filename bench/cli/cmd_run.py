@@ -133,4 +133,10 @@ def write_memberships(grid, store_root: Path) -> None:
     from bench.store import Store
 
     with Store(store_root) as store:
+        before = store.grids().get(grid.name, {}).get("source")
+        now = grid.spec.get("source")
+        if before and now and before != now:
+            print(f"ganbench: warning: store {store_root} recorded grid '{grid.name}' from "
+                  f"{before}; {now} has the same name and replaces its list of cells (rename "
+                  f"one file to keep both)", file=sys.stderr)
         store.put_grid(grid.name, grid.spec, members)
