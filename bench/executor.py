@@ -27,6 +27,7 @@ from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Collection, Iterable, Iterator
 
+from bench.registry import quiet_plugin_warnings
 from bench.config import CellConfig
 from bench.data import dataset_kind
 from bench.placement import choose_device, default_cells_per_gpu, gpu_index
@@ -188,6 +189,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event) -> None:
     _die_with_parent(parent_pid)
+    quiet_plugin_warnings()
     # A terminal Ctrl-C reaches the whole process group; the parent also sets `stop_event`
     # (a signal sent while we were still booting would be lost). Either way: finish the current
     # step, checkpoint, report "stopped".

@@ -24,6 +24,7 @@ ENTRY_POINT_GROUP = "ganbench.tricks"
 _REGISTRY: dict[str, type[Trick]] = {}
 _loaded = False
 _PLUGIN_ERRORS: list[str] = []  # one line per plug-in that could not be loaded
+_warn_plugins = True  # off in grid workers: the parent process already said it once
 
 
 def register_trick(cls: type[Trick]) -> type[Trick]:
@@ -104,7 +105,15 @@ def load_tricks() -> None:
         problem = _load_plugin(ep)
         if problem:
             _PLUGIN_ERRORS.append(problem)
-            print(f"ganbench: warning: {problem}", file=sys.stderr)
+            if _warn_plugins:
+                print(f"ganbench: warning: {problem}", file=sys.stderr)
+
+
+def quiet_plugin_warnings() -> None:
+    """Grid workers load the plug-ins again; their warnings would repeat the parent's once per
+    worker (the errors are still in `plugin_errors()`)."""
+    global _warn_plugins
+    _warn_plugins = False
 
 
 def _load_plugin(ep: Any) -> str | None:

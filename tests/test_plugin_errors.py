@@ -135,6 +135,18 @@ def test_a_plugin_whose_import_fails_is_one_line_and_the_rest_still_works(monkey
     assert "plug-in(s) failed to load" in str(exc.value) and "'broken'" in str(exc.value)
 
 
+def test_grid_workers_keep_plugin_errors_without_repeating_the_warning(monkeypatch, capsys):
+    def fail():
+        raise ModuleNotFoundError("No module named 'missing_dep'")
+
+    entry_points_returning(monkeypatch, EP("broken", "broken_plugin", fail))
+    monkeypatch.setattr(reg, "_warn_plugins", True)
+    reg.quiet_plugin_warnings()  # what each pool worker does first
+    reg.load_tricks()
+    assert capsys.readouterr().err == ""
+    assert len(reg.plugin_errors()) == 1 and "'broken'" in reg.plugin_errors()[0]
+
+
 def test_a_plugin_module_that_registers_nothing_says_so(monkeypatch, tmp_path):
     (tmp_path / "forgot_decorator.py").write_text(
         "from ganbench import Trick\n"
