@@ -103,6 +103,16 @@ def test_record_says_whether_deterministic_algorithms_were_enforced(device):
         assert runtime["nondeterministic_ops"] == []
 
 
+def test_ops_that_warned_before_a_checkpoint_stay_in_the_resumed_cells_record(tmp_path):
+    first = tiny_trainer(steps=4, checkpoint_every=2, workdir=tmp_path)
+    first.nondeterministic_ops.add("scatter_add_cuda_kernel")  # as a CUDA process would find
+    assert first.train(stop_after=2)[0] == "interrupted"
+    resumed = tiny_trainer(steps=4, checkpoint_every=2, workdir=tmp_path)
+    assert resumed.try_resume() and resumed.train() == ("done", "")
+    ops = resumed.make_record("done").runtime["nondeterministic_ops"]
+    assert ops == ["scatter_add_cuda_kernel"]
+
+
 def test_nondeterministic_op_warnings_are_collected_and_others_pass_through():
     found: set[str] = set()
     with pytest.warns(UserWarning, match="unrelated"):

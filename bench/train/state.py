@@ -27,6 +27,9 @@ def trainer_state(tr: "Trainer") -> dict[str, Any]:
         "tricks": tr.tricks.state_dict(), "stream": tr.stream.state_dict(),
         "rng": rng_state(tr.device), "log": tr.log.state_dict(),
         "train_seconds": tr.train_seconds, "probe_seconds": tr.probe_seconds,
+        # optional (older checkpoints lack it): CUDA ops that warned before the checkpoint, so
+        # the record of a resumed cell names those of every process that trained it
+        "nondeterministic_ops": sorted(tr.nondeterministic_ops),
     }
 
 
@@ -56,3 +59,4 @@ def load_trainer_state(tr: "Trainer", state: dict[str, Any]) -> None:
     tr.log.load_state_dict(state["log"])
     tr.train_seconds = float(state["train_seconds"])
     tr.probe_seconds = float(state["probe_seconds"])
+    tr.nondeterministic_ops.update(str(op) for op in state.get("nondeterministic_ops", ()))
