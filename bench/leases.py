@@ -1,11 +1,12 @@
 """Leases: one trainer per cell across processes and machines.
 
 Before training a cell, a process takes a lease on it in the store's SQLite file (table `leases`,
-one atomic `BEGIN IMMEDIATE` transaction): cell id, owner (`host:pid:uuid`), heartbeat time and
-the number of times the cell was handed to a trainer (`attempts`). A lease is *live* while its
+one atomic `BEGIN IMMEDIATE` transaction): cell id, owner (`host:pid:start:uuid`), heartbeat time
+and the number of times the cell was handed to a trainer (`attempts`). A lease is *live* while its
 owner holds it; it can be taken over when
 
-- the owner ran on this host and its pid is gone (or a zombie): killed, crashed, OOM-killed; or
+- the owner ran on this host and its pid is gone (or a zombie, or now another process's): killed,
+  crashed, OOM-killed; or
 - its heartbeat is older than the timeout (an owner on another machine that went silent).
 
 A heartbeat thread refreshes the lease while the cell trains and scores. The lease is released
@@ -25,7 +26,7 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     cell_id   TEXT PRIMARY KEY,
-    owner     TEXT,            -- host:pid:uuid of the holder; NULL when released
+    owner     TEXT,            -- host:pid:start:uuid of the holder; NULL when released
     heartbeat REAL NOT NULL,   -- time.time() of the holder's last sign of life
     attempts  INTEGER NOT NULL -- how many times the cell was handed to a trainer
 );
@@ -41,9 +42,20 @@ def lease_timeout() -> float:
 _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 
 
+def start_ticks(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or "0" where
+    that cannot be read: with the pid it names one process even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
 def my_owner() -> str:
-    """This process's owner name. The uuid tells two processes apart that reuse a pid."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TOKEN}"
+    """This process's owner name: host, pid, start time and a uuid (the start time tells a live
+    owner from another process that reuses its pid; the uuid tells owners apart anywhere)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{start_ticks(os.getpid())}:{_PROCESS_TOKEN}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -61,10 +73,17 @@ def pid_alive(pid: int) -> bool:
 
 
 def owner_alive(owner: str, heartbeat: float, now: float, timeout: float) -> bool:
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    if host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
-        return False
+    """False when the owner ran on this host and its process is gone (or its pid now belongs to
+    a process started at another time), or when its heartbeat is older than `timeout`."""
+    host, *parts = owner.split(":")
+    pid = parts[0] if parts else ""
+    if host == socket.gethostname() and pid.isdigit():
+        if not pid_alive(int(pid)):
+            return False
+        started = parts[1] if len(parts) == 3 else "0"  # owners of older versions: no start
+        now_started = start_ticks(int(pid))
+        if "0" not in (started, now_started) and started != now_started:
+            return False  # the pid was reused by another process
     return now - heartbeat <= timeout
 
 

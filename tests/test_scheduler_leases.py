@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from bench.leases import Leases, my_owner, owner_alive
+from bench.leases import Leases, my_owner, owner_alive, start_ticks
 from bench.record import Record
 from bench.store import Store
 from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts
@@ -50,6 +50,12 @@ def test_owner_alive_rules():
     assert owner_alive(f"{host}:{os.getpid()}:u", now, now, 10)
     assert not owner_alive(f"{host}:{os.getpid()}:u", now - 11, now, 10)  # silent
     assert owner_alive("other-host:1:u", now - 5, now, 10)
+    me = my_owner()
+    host_, pid, started, token = me.split(":")
+    assert host_ == host and int(pid) == os.getpid() and started == start_ticks(os.getpid()) != "0"
+    assert owner_alive(me, now, now, 10)
+    # the same pid, started at another time: a dead owner whose pid was reused, not a live one
+    assert not owner_alive(f"{host}:{pid}:{int(started) - 1}:{token}", now, now, 10)
 
 
 def test_two_runs_on_one_store_train_every_cell_exactly_once(tmp_path):
