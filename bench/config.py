@@ -83,6 +83,10 @@ class DataConfig:
             check_int("resolution", self.resolution, 1)
 
 
+ACTIVATIONS = ("default", "tanh")
+INITS = ("normal", "orthogonal")
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Network widths. `arch` is chosen from the data kind: 'mlp' for 2-D, 'dcgan' for images."""
@@ -90,12 +94,23 @@ class NetConfig:
     z_dim: int = 64
     width: int | None = None  # MLP hidden units / channels of G's last feature map; None: per arch
     depth: int = 3  # MLP hidden layers (ignored by the DCGAN nets)
+    # the 2-D MLPs' hidden activation: "default" (ReLU in G, LeakyReLU 0.2 in D) or "tanh" (the
+    # unrolled-GAN / VEEGAN reference notebooks)
+    activation: str = field(default="default", metadata=OPTIONAL)
+    # weight init: "normal" N(0, 0.02) (DCGAN) or "orthogonal" (gain 1.4, the unrolled-GAN
+    # notebook); biases 0 either way
+    init: str = field(default="normal", metadata=OPTIONAL)
 
     def __post_init__(self) -> None:
         check_int("z_dim", self.z_dim, 1)
         if self.width is not None:
             check_int("width", self.width, 1)
         check_int("depth", self.depth, 1)
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
+                              f"got {self.activation!r}")
+        if self.init not in INITS:
+            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 
     def resolved_width(self, kind: str) -> int:
         return self.width if self.width is not None else (128 if kind == "2d" else 32)

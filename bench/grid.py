@@ -22,10 +22,13 @@ name = "ring8"
 steps = 2000                # steps, batch_size and lr may be lists too: sweep axes
 batch_size = 256
 lr = 1e-3                   # both nets' Adam lr (betas stay 0.5, 0.999)
+g_lr = 1e-3                 # optional: G's own lr, overriding lr (likewise d_lr); not with an
+                            # lr sweep or [tune] lr
 seeds = [0, 1, 2]           # optional per-dataset override
 tricks = ["*"]              # optional per-dataset override
 exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
-width = 128                 # optional NetConfig overrides: z_dim, width, depth
+width = 128                 # optional NetConfig overrides: z_dim, width, depth, activation
+                            # ("default" or "tanh", 2-D only), init ("normal" or "orthogonal")
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (bench/flags.py)
 ```
 
@@ -55,7 +58,8 @@ else:  # pragma: no cover
 GRID_DIR = Path(__file__).resolve().parent / "grids"  # presets ship inside the package
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution"}
-DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "seeds", "tricks", "exclude",
+DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
+             "exclude", "activation", "init",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}
@@ -295,6 +299,10 @@ def load_grid(name_or_path: str) -> Grid:
         if tune_lrs and "lr" in swept_data:
             raise ConfigError(f"{path}: {where}lr is both swept (a list) and tuned ([tune] lr); "
                               f"use one")
+        net_lrs = {k: check.number(table[k], where, k) for k in ("g_lr", "d_lr") if k in table}
+        if net_lrs and (tune_lrs or "lr" in swept_data):
+            raise ConfigError(f"{path}: {where}{' and '.join(net_lrs)} fix a net's lr; they "
+                              f"cannot be combined with an lr sweep or [tune] lr")
         fixed = {k: check.int_(table[k], where, k, 1 if k != "checkpoint_every" else 0)
                  for k in ("z_dim", "width", "depth", "log_every", "checkpoint_every")
                  if k in table}
@@ -303,7 +311,16 @@ def load_grid(name_or_path: str) -> Grid:
             raise ConfigError(f"{path}: {where}stop_on must be \"\" or \"hard\", got {stop_on!r}")
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
-        net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed})
+        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
+                      if k in table}
+        if kind != "2d" and net_choice.get("activation", "default") != "default":
+            raise ConfigError(f"{path}: {where}activation is an option of the 2-D MLPs; the "
+                              f"DCGAN nets keep theirs")
+        try:
+            net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed},
+                            **net_choice)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
         data = DataConfig(name, resolution)
         first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in params.items()}
 
@@ -325,11 +342,11 @@ def load_grid(name_or_path: str) -> Grid:
                 for point, sweep in _points(variant.tricks, params, axes, swept_data):
                     specs = tuple(full_spec(t, point.get(t)) for t in variant.tricks)
                     for lr in tune_lrs or [point["_data"].get("lr", lr_axis[0])]:
-                        opt = OptimConfig(lr=lr)
                         train = TrainConfig(
                             steps=point["_data"].get("steps", TrainConfig.steps),
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
-                            g_optim=opt, d_optim=opt, stop_on=stop_on,
+                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
+                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
                             **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         for seed in seeds:

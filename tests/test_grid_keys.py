@@ -225,3 +225,22 @@ def test_a_second_grid_file_with_the_same_name_warns_that_it_replaces_the_first(
     assert f"recorded grid 'g' from {first}; {second} has the same name" in err
     with Store(store) as s:
         assert s.grids()["g"]["source"] == second
+
+
+def test_per_net_learning_rates_and_mlp_options_from_a_data_table(tmp_path, capsys):
+    text = ('design = "baseline"\n' + DATA
+            + 'g_lr = 1e-3\nd_lr = 1e-4\nactivation = "tanh"\ninit = "orthogonal"\n')
+    (cell,) = load_grid(write(tmp_path, text)).cells
+    assert cell.train.g_optim.lr == 1e-3 and cell.train.d_optim.lr == 1e-4
+    assert cell.net.activation == "tanh" and cell.net.init == "orthogonal"
+    tuned = write(tmp_path, "[tune]\nlr = [1e-4, 1e-3]\n" + DATA + "g_lr = 1e-3\n", "t.toml")
+    assert main(["run", "--grid", tuned, "--store", str(tmp_path / "s")]) == 2
+    assert "g_lr fix a net's lr; they cannot be combined with an lr sweep or [tune] lr" in \
+        capsys.readouterr().err
+    image = write(tmp_path, DATA.replace("ring8", "digits") + 'activation = "tanh"\n', "i.toml")
+    assert main(["run", "--grid", image, "--store", str(tmp_path / "s")]) == 2
+    assert "activation is an option of the 2-D MLPs" in capsys.readouterr().err
+    bad = write(tmp_path, DATA + 'init = "xavier"\n', "b.toml")
+    assert main(["run", "--grid", bad, "--store", str(tmp_path / "s")]) == 2
+    assert "[[data]] #1 init must be one of normal, orthogonal" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -68,3 +68,41 @@ def test_two_tricks_on_one_point_fail_loudly():
     stage = tiny_trainer("digits", ["dropout"]).nets.D.blocks[0]  # the trick took `dropout`
     with pytest.raises(TrickError, match="other: Stage.dropout already holds Dropout"):
         stage.attach("dropout", nn.Dropout(0.1), "other")
+
+
+def test_the_reference_notebooks_mlp_options_tanh_and_orthogonal_init():
+    torch.manual_seed(0)
+    plain = build_nets(NetConfig(z_dim=256, width=128, depth=2), "2d", (2,))
+    acts = [type(m) for m in plain.G.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU, nn.Tanh))]
+    assert set(acts) == {nn.ReLU}
+    ref = build_nets(NetConfig(z_dim=256, width=128, depth=2, activation="tanh",
+                               init="orthogonal"), "2d", (2,))
+    for net in (ref.G, ref.D):
+        assert {type(m) for m in net.modules() if isinstance(m, (nn.ReLU, nn.LeakyReLU,
+                                                                  nn.Tanh))} == {nn.Tanh}
+        hidden = [m for m in net.modules() if isinstance(m, nn.Linear)
+                  and m.weight.shape == (128, 128)]
+        assert hidden
+        for m in hidden:  # orthogonal with gain 1.4: W W^T = 1.96 I, biases 0
+            eye = torch.eye(128)
+            assert torch.allclose(m.weight @ m.weight.T, 1.96 * eye, atol=1e-4)
+            assert torch.count_nonzero(m.bias) == 0
+    # the plain init is N(0, 0.02): far from orthogonal
+    w = next(m.weight for m in plain.G.modules() if isinstance(m, nn.Linear)
+             and m.weight.shape == (128, 128))
+    assert abs(float(w.detach().std()) - 0.02) < 0.002
+
+
+def test_net_options_enter_the_cell_id_only_when_set():
+    from bench.config import CellConfig, ConfigError, DataConfig
+
+    base = CellConfig(data=DataConfig("ring8"), net=NetConfig())
+    assert "activation" not in base.to_dict()["net"] and "init" not in base.to_dict()["net"]
+    tanh = CellConfig(data=DataConfig("ring8"), net=NetConfig(activation="tanh"))
+    assert tanh.cell_id != base.cell_id and tanh.to_dict()["net"]["activation"] == "tanh"
+    with pytest.raises(ConfigError, match="activation must be one of default, tanh"):
+        NetConfig(activation="relu6")
+    with pytest.raises(ConfigError, match="init must be one of normal, orthogonal"):
+        NetConfig(init="xavier")
+    with pytest.raises(ConfigError, match="option of the 2-D MLPs"):
+        build_nets(NetConfig(activation="tanh"), "image", (1, 16, 16))

@@ -5,9 +5,9 @@ import argparse
 import sys
 import time
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option, add_data_options,
-                              add_device_option, add_eval_options, eval_spec_from, load_data,
-                              parse_tricks)
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+                              add_data_options, add_device_option, add_eval_options,
+                              eval_spec_from, load_data, parse_tricks)
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
 
 
@@ -27,10 +27,17 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=2000, help="generator updates")
     p.add_argument("--batch-size", type=int, default=64, help="samples per batch")
     p.add_argument("--lr", type=float, help="Adam lr of both nets (default 2e-4)")
+    p.add_argument("--g-lr", type=float, help="G's own Adam lr (overrides --lr for G)")
+    p.add_argument("--d-lr", type=float, help="D's own Adam lr (overrides --lr for D)")
     p.add_argument("--width", type=int, help="net width (default: 128 MLP, 32 DCGAN)")
     p.add_argument("--z-dim", type=int, default=NetConfig.z_dim, help="latent dimensions")
     p.add_argument("--depth", type=int, default=NetConfig.depth,
                    help="MLP hidden layers (2-D data; the DCGAN nets ignore it)")
+    p.add_argument("--activation", default="default", choices=["default", "tanh"],
+                   help="2-D MLPs' hidden activation: default (ReLU in G, LeakyReLU 0.2 in D) or "
+                        "tanh")
+    p.add_argument("--init", default="normal", choices=["normal", "orthogonal"],
+                   help="weight init: N(0, 0.02) or orthogonal with gain 1.4")
     p.add_argument("--log-every", type=int, default=TrainConfig.log_every,
                    help="steps averaged into one point of the loss curves")
     p.add_argument("--stop-on", choices=["hard"],
@@ -58,12 +65,16 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     kind = dataset_kind(args.dataset)
     specs = [full_spec(n, p) for n, p in parse_tricks(args.tricks, args.param)]
     build_tricks(((s.name, s.param_dict) for s in specs), kind, dataset_traits(args.dataset))
-    opt = OptimConfig(lr=args.lr) if args.lr is not None else OptimConfig()
-    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=opt, d_optim=opt,
+    lr = args.lr if args.lr is not None else OptimConfig.lr
+    g_opt = OptimConfig(lr=args.g_lr if args.g_lr is not None else lr)
+    d_opt = OptimConfig(lr=args.d_lr if args.d_lr is not None else lr)
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=g_opt, d_optim=d_opt,
                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                         stop_on=args.stop_on or "")
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
-    net = NetConfig(z_dim=args.z_dim, depth=args.depth,
+    if args.activation != "default" and kind != "2d":
+        raise CliError("--activation is an option of the 2-D MLPs; the DCGAN nets keep theirs")
+    net = NetConfig(z_dim=args.z_dim, depth=args.depth, activation=args.activation, init=args.init,
                     **({"width": args.width} if args.width is not None else {}))
     return CellConfig(data=DataConfig(args.dataset, args.resolution), net=net, train=train,
                       tricks=tuple(specs), seed=args.seed)

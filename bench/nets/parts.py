@@ -121,10 +121,16 @@ class Discriminator(nn.Module):
         return out.squeeze(1) if out.shape[1] == 1 else out
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """DCGAN init: conv/linear weights N(0, 0.02), biases 0."""
+ORTHOGONAL_GAIN = 1.4  # the unrolled-GAN notebook's tf.orthogonal_initializer(gain=1.4)
+
+
+def init_weights(module: nn.Module, std: float = 0.02, scheme: str = "normal") -> None:
+    """Conv/linear weights N(0, std) (DCGAN), or orthogonal with gain 1.4; biases 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, std)
+            if scheme == "orthogonal":
+                nn.init.orthogonal_(m.weight, gain=ORTHOGONAL_GAIN)
+            else:
+                nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
