@@ -94,6 +94,7 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "trick_versions": {t["name"]: int(t.get("version", 1)) for t in tricks},
         "seed": int(cfg.get("seed", 0)), "steps": train.get("steps"),
         "batch_size": train.get("batch_size"), "lr": g_cfg.get("lr"),
+        "lr_d": d_cfg.get("lr", g_cfg.get("lr")),  # the configured D lr (g_lr / d_lr grids)
         "status": r.status, "reason": r.reason, "step": r.step,
         "flags": tuple(f.get("flag", "") for f in r.flags), "flag_details": list(r.flags),
         "error": r.error,
@@ -197,6 +198,7 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
     known = [m for m in METRIC_DIRECTIONS if m in metric_names]
     df.attrs["metrics"] = known + [m for m in metric_names if m not in known]
     df.attrs["grids"] = grids
+    df.attrs["members"] = members  # what the grids asked for, stored or not
     return df
 
 

@@ -115,3 +115,43 @@ def test_unwritable_out_is_one_line(report, tmp_path, capsys):
                  "--grid", "synth-tune"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ganbench: error: cannot write the report")
+
+
+def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
+    """A grid trained part by part (`run --only`), or still running: each table and the index
+    name the variants short of seeds; a grid's own D lr shows in the protocol line."""
+    import dataclasses
+
+    from bench.config import OptimConfig
+    from bench.record import Record
+    from bench.report.build import write_report
+    from tests.synthetic_store import SEEDS, SyntheticStore, cell, metrics_2d
+
+    s = SyntheticStore(tmp_path)
+    members = []
+    for seed in SEEDS:  # the baseline with its own D lr, as paper-2d's cells
+        c = cell("ring8", (), seed, lr=1e-3)
+        c = dataclasses.replace(c, train=dataclasses.replace(c.train,
+                                                             d_optim=OptimConfig(lr=1e-4)))
+        s.store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,
+                           config=c.to_dict(), status="done", step=500,
+                           metrics=metrics_2d((), seed),
+                           protocol={"kind": "2d", "dataset": "ring8", "num_generated": 2500}))
+        members.append(s.member("add-one", "ring8", c, "baseline"))
+    for seed in SEEDS:  # 2 of 5 seeds stored, and a variant with none
+        sn = s.add("ring8", ("spectral_norm",), seed) if seed < 2 else \
+            cell("ring8", ("spectral_norm",), seed)
+        members.append(s.member("add-one", "ring8", sn, "variant"))
+        members.append(s.member("add-one", "ring8", cell("ring8", ("unrolled",), seed),
+                                "variant"))
+    s.store.put_grid("partial", {"description": "partial", "designs": {"ring8": "add-one"}},
+                     members)
+    s.store.close()
+    report = write_report(tmp_path, tmp_path / "r", grid="partial", samples=False)
+    (table,) = report.tables
+    assert table.notes[-1] == ("Not stored yet (8 cell(s); `ganbench status --grid partial` "
+                               "lists them): spectral_norm 2/5 seeds, unrolled 0/5 seeds.")
+    index = (tmp_path / "r" / "index.md").read_text()
+    assert "## Not stored yet" in index
+    assert "- ring8, add-one (grid partial): spectral_norm 2/5 seeds, unrolled 0/5 seeds." in index
+    assert "lr G 0.001 / D 0.0001" in index

@@ -67,6 +67,33 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
+def missing(members: list[dict], df: pd.DataFrame, grid: str, dataset: str,
+            design: str) -> list[tuple[str, int, int]]:
+    """What one grid and design asked for on a dataset that has no current record yet (a run in
+    progress, or one trained part by part with `run --only`): (variant, stored, asked) for each
+    variant short of seeds, in grid order."""
+    asked: dict[str, list[str]] = {}
+    for m in members:
+        if (m["grid"], m["dataset"], m["design"]) == (grid, dataset, design):
+            asked.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"])
+    have = set(df["cell_id"])
+    counts = [(label, sum(c in have for c in ids), len(ids)) for label, ids in asked.items()]
+    return [c for c in counts if c[1] < c[2]]
+
+
+def _seeds_text(short: list[tuple[str, int, int]]) -> str:
+    return ", ".join(f"{label} {k}/{n} seeds" for label, k, n in short)
+
+
+def missing_note(members: list[dict], df: pd.DataFrame, grid: str, dataset: str,
+                 design: str) -> str | None:
+    short = missing(members, df, grid, dataset, design)
+    if not short:
+        return None
+    return (f"Not stored yet ({sum(n - k for _, k, n in short)} cell(s); `ganbench status "
+            f"--grid {grid}` lists them): {_seeds_text(short)}.")
+
+
 def _add(listing: list, paths: list[Path], what: str) -> None:
     """Index the PNG of a figure (its PDF sits beside it)."""
     listing.extend((p, what) for p in paths if p.suffix == ".png")
@@ -92,6 +119,10 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
             stem = _slug(grid_name or "store", data, design)
             title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
             tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
+            note = missing_note(df.attrs.get("members", []), df, grid_name,
+                                part["dataset"].iloc[0], design)
+            if note:
+                tables[0].notes.append(note)
             report.tables += tables
             main = tables[0].numbers
             label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
@@ -134,9 +165,10 @@ def _protocol_lines(df: pd.DataFrame) -> list[str]:
     for dataset, rows in df.drop_duplicates("cell_id").groupby("data", sort=False):
         done = rows[rows["status"] == "done"]
         proto = done["protocol"].iloc[0] if len(done) else {}
-        budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, lr {num(lr)}"
-                                   for s, b, lr in zip(rows["steps"], rows["batch_size"], rows["lr"])
-                                   if pd.notna(s)}))
+        budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, " + (
+            f"lr {num(lr)}" if lr == lr_d else f"lr G {num(lr)} / D {num(lr_d)}")
+            for s, b, lr, lr_d in zip(rows["steps"], rows["batch_size"], rows["lr"], rows["lr_d"])
+            if pd.notna(s)}))
         seeds = sorted(set(int(s) for s in rows["seed"]))
         extractor = proto.get("extractor", "PacGAN 2-D mode protocol" if kind_of(rows) == "2d" else "?")
         n = proto.get("num_generated", "?")
@@ -185,6 +217,11 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
               "number unformatted).", ""]
     for t in report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
+    lacking = _lacking_lines(df)
+    if lacking:
+        lines += ["", "## Not stored yet", "",
+                  "What the grids asked for that has no current record (a run in progress, or "
+                  "one trained part by part with `ganbench run --only`):", ""] + lacking
     if report.samples:
         lines += ["", "## Samples", "",
                   "One figure per scored cell from the sample file it wrote when it was scored "
@@ -195,6 +232,17 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _lacking_lines(df: pd.DataFrame) -> list[str]:
+    members = df.attrs.get("members", [])
+    lines = []
+    for grid, dataset, design in dict.fromkeys((m["grid"], m["dataset"], m["design"])
+                                               for m in members):
+        short = missing(members, df, grid, dataset, design)
+        if short:
+            lines.append(f"- {dataset}, {design} (grid {grid}): {_seeds_text(short)}.")
+    return lines
 
 
 def _names(designs) -> str:
