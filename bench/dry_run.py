@@ -32,21 +32,26 @@ def _timings(store_root: Path) -> tuple[dict, dict]:
     return med(by_label), med(by_data)
 
 
-def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path) -> tuple[float, int]:
-    """(estimated seconds of one worker, cells with no comparable record)."""
+def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path
+                     ) -> tuple[float, int, int]:
+    """(estimated seconds of one worker, cells with no comparable record, cells estimated from
+    other tricks' cells of the same dataset and batch size: a trick such as unrolled or wgan_gp
+    can cost several times the baseline's step, so those are a floor)."""
     by_label, by_data = _timings(store_root)
-    total, unknown = 0.0, 0
+    total, unknown, borrowed = 0.0, 0, 0
     for cell in grid.cells:
         if cell.cell_id not in todo_ids:
             continue
         batch = cell.train.batch_size
-        per_step = by_label.get((cell.data.name, cell.label, batch),
-                                by_data.get((cell.data.name, batch)))
+        per_step = by_label.get((cell.data.name, cell.label, batch))
+        if per_step is None:
+            per_step = by_data.get((cell.data.name, batch))
+            borrowed += per_step is not None
         if per_step is None:
             unknown += 1
         else:
             total += per_step * cell.train.steps
-    return total, unknown
+    return total, unknown, borrowed
 
 
 def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | None) -> None:
@@ -104,7 +109,7 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
         places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,
                               device=device, cells_per_gpu=1))
         print("\nplacement: " + ", ".join(f"{n} on {d}" for d, n in sorted(places.items())))
-    seconds, unknown = estimate_seconds(grid, todo, store_root)
+    seconds, unknown, borrowed = estimate_seconds(grid, todo, store_root)
     workers = max(1, workers)
     line = (f"\nto train: {len(todo)} cells; estimated {seconds / workers / 60:.1f} min with "
             f"{workers} worker(s)")
@@ -113,4 +118,7 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
                 f"same dataset and batch size)")
     elif unknown:
         line += f" ({unknown} cells without a comparable stored cell are not counted)"
+    if borrowed and unknown < len(todo):
+        line += (f"; {borrowed} of them timed from other variants' cells (no stored cell of "
+                 f"their own variant), which a costly trick can exceed several times")
     print(line + "." if todo else "\nnothing to train: every cell is stored.")

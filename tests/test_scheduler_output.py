@@ -56,8 +56,11 @@ def test_dry_run_estimate_uses_comparable_stored_cells(tmp_path):
         # a stored baseline of 100 steps at 10 ms/step with 1 s of eval: 0.02 s per step
         old = tiny_cell(steps=100, batch_size=16)
         store.put(record(old, "done", ms_per_step=10.0, eval_s=1.0))
-    seconds, unknown = estimate_seconds(grid, {base.cell_id, sn.cell_id}, tmp_path / "s")
-    # both cells: same dataset and batch size (the spectral_norm one has no same-label record)
-    assert unknown == 0 and abs(seconds - 2 * 200 * 0.02) < 1e-9
-    seconds, unknown = estimate_seconds(grid, {base.cell_id}, tmp_path / "empty")
-    assert (seconds, unknown) == (0.0, 1)
+    seconds, unknown, borrowed = estimate_seconds(grid, {base.cell_id, sn.cell_id},
+                                                  tmp_path / "s")
+    # both cells: same dataset and batch size (the spectral_norm one has no same-label record,
+    # so its time is borrowed from the baseline's and counted as such)
+    assert (unknown, borrowed) == (0, 1) and abs(seconds - 2 * 200 * 0.02) < 1e-9
+    assert estimate_seconds(grid, {base.cell_id}, tmp_path / "s")[1:] == (0, 0)
+    seconds, unknown, borrowed = estimate_seconds(grid, {base.cell_id}, tmp_path / "empty")
+    assert (seconds, unknown, borrowed) == (0.0, 1, 0)
