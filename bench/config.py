@@ -112,6 +112,12 @@ class NetConfig:
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 
+    def check_kind(self, kind: str) -> None:
+        """ConfigError when an option does not fit the nets of this data kind."""
+        if kind != "2d" and self.activation != "default":
+            raise ConfigError(f"activation is an option of the 2-D MLPs; the DCGAN nets keep "
+                              f"theirs (got {self.activation!r})")
+
     def resolved_width(self, kind: str) -> int:
         return self.width if self.width is not None else (128 if kind == "2d" else 32)
 

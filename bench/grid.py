@@ -222,7 +222,7 @@ def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
 
 
 def load_grid(name_or_path: str) -> Grid:
-    from bench.data import dataset_kind, dataset_traits
+    from bench.data import dataset_kind, dataset_traits, normalize_name
     from bench.designs import DesignOptions, get_design, with_baseline
     from bench.registry import conflict_reasons
 
@@ -280,7 +280,7 @@ def load_grid(name_or_path: str) -> Grid:
             raise ConfigError(f"{path}: {where}missing 'name'")
         name = check.str_(table["name"], where, "name")
         kind = dataset_kind(name)
-        key = name.strip().lower().replace("_", "-")
+        key = normalize_name(name)
         if key in seen:
             # tables, designs and memberships are keyed by dataset: a second table would mix
             # its cells into the first one's rows
@@ -313,12 +313,10 @@ def load_grid(name_or_path: str) -> Grid:
             if "resolution" in table else None
         net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
                       if k in table}
-        if kind != "2d" and net_choice.get("activation", "default") != "default":
-            raise ConfigError(f"{path}: {where}activation is an option of the 2-D MLPs; the "
-                              f"DCGAN nets keep theirs")
         try:
             net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed},
                             **net_choice)
+            net.check_kind(kind)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {where}{exc}") from None
         data = DataConfig(name, resolution)

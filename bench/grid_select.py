@@ -8,6 +8,7 @@ import dataclasses
 import fnmatch
 
 from bench.config import ConfigError
+from bench.data import normalize_name
 from bench.grid import Grid
 
 
@@ -19,12 +20,12 @@ def select(grid: Grid, only: str | None = None, datasets: str | None = None) -> 
     """The grid restricted to the cells whose variant label matches one of the comma-separated
     `only` patterns (fnmatch: 'baseline,unrolled', 'lr_*') and whose dataset is in `datasets`.
     A pattern or dataset that selects nothing is a ConfigError naming what there is."""
-    labels, names = _patterns(only), [d.lower() for d in _patterns(datasets)]
+    labels, names = _patterns(only), [normalize_name(d) for d in _patterns(datasets)]
     if not labels and not names:
         return grid
     members = list(grid.members)
     known_labels = list(dict.fromkeys(m["info"]["label"] for m in members))
-    known_sets = list(dict.fromkeys(m["dataset"] for m in members))
+    known_sets = list(dict.fromkeys(normalize_name(m["dataset"]) for m in members))
     for pattern in labels:
         if not fnmatch.filter(known_labels, pattern):
             raise ConfigError(f"--only {pattern!r} matches no variant of grid '{grid.name}' "
@@ -35,7 +36,7 @@ def select(grid: Grid, only: str | None = None, datasets: str | None = None) -> 
                               f"(datasets: {', '.join(known_sets)})")
     chosen = [m for m in members
               if (not labels or any(fnmatch.fnmatchcase(m["info"]["label"], p) for p in labels))
-              and (not names or m["dataset"] in names)]
+              and (not names or normalize_name(m["dataset"]) in names)]
     ids = {m["cell_id"] for m in chosen}
     if not ids:
         raise ConfigError(f"--only {only!r} with --datasets {datasets!r} selects no cell of "

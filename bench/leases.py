@@ -42,14 +42,21 @@ def lease_timeout() -> float:
 _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (state is [0], start time [19]), or None where it
+    cannot be read (no such process, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def start_ticks(pid: int) -> str:
     """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or "0" where
     that cannot be read: with the pid it names one process even after the pid is reused."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return "0"
+    fields = _stat_fields(pid)
+    return fields[19] if fields and len(fields) > 19 else "0"
 
 
 def my_owner() -> str:
@@ -65,11 +72,8 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process: alive
         return True
-    try:  # a zombie (killed, not yet reaped) is dead for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    fields = _stat_fields(pid)  # a zombie (killed, not yet reaped) is dead for our purposes
+    return not fields or fields[0] != "Z"
 
 
 def owner_alive(owner: str, heartbeat: float, now: float, timeout: float) -> bool:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option,
                               add_data_options, add_device_option, add_eval_options,
                               eval_spec_from, load_data, parse_tricks)
 from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
@@ -72,10 +72,9 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
                         stop_on=args.stop_on or "")
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
-    if args.activation != "default" and kind != "2d":
-        raise CliError("--activation is an option of the 2-D MLPs; the DCGAN nets keep theirs")
     net = NetConfig(z_dim=args.z_dim, depth=args.depth, activation=args.activation, init=args.init,
                     **({"width": args.width} if args.width is not None else {}))
+    net.check_kind(kind)
     return CellConfig(data=DataConfig(args.dataset, args.resolution), net=net, train=train,
                       tricks=tuple(specs), seed=args.seed)
 
@@ -130,7 +129,7 @@ def _device_for(cell: CellConfig, device: str | None) -> str | None:
     step is faster than on a GPU); an explicit device is used as given."""
     import torch
 
-    from bench.data import dataset_kind, dataset_traits
+    from bench.data import dataset_kind
     from bench.placement import choose_device
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0

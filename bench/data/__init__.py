@@ -21,6 +21,7 @@ __all__ = [
     "dataset_names",
     "dataset_kind",
     "dataset_traits",
+    "normalize_name",
     "dataset_resolutions",
     "default_data_root",
     "mode_ids",
@@ -47,10 +48,15 @@ def dataset_names() -> list[str]:
     return sorted(_SPECS)
 
 
+def normalize_name(name: str) -> str:
+    """The spelling every dataset name is compared in: 'Fashion_MNIST ' -> 'fashion-mnist'."""
+    return name.strip().lower().replace("_", "-")
+
+
 def _canonical(name: str) -> str:
     if not isinstance(name, str):
         raise DataError(f"dataset name must be a string, got {name!r}")
-    key = name.strip().lower().replace("_", "-")
+    key = normalize_name(name)
     if key in _SPECS:
         return key
     close = difflib.get_close_matches(key, dataset_names(), n=3, cutoff=0.5)

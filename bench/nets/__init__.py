@@ -1,7 +1,7 @@
 """Baseline networks chosen by data kind: MLP for 2-D, DCGAN for images."""
 from __future__ import annotations
 
-from bench.config import ConfigError, NetConfig
+from bench.config import NetConfig
 from bench.nets.dcgan import dcgan_discriminator, dcgan_generator
 from bench.nets.mlp import mlp_discriminator, mlp_generator
 from bench.nets.parts import Discriminator, Generator, Stage, Synthesis, init_weights
@@ -9,14 +9,12 @@ from bench.trick import Nets
 
 
 def build_nets(net: NetConfig, kind: str, shape: tuple[int, ...]) -> Nets:
+    net.check_kind(kind)
     width = net.resolved_width(kind)
     if kind == "2d":
         G = mlp_generator(net.z_dim, width, net.depth, shape[0], net.activation)
         D = mlp_discriminator(shape[0], width, net.depth, net.activation)
     else:
-        if net.activation != "default":
-            raise ConfigError(f"activation {net.activation!r} is an option of the 2-D MLPs; the "
-                              f"DCGAN nets keep theirs")
         G = dcgan_generator(net.z_dim, width, shape)  # type: ignore[arg-type]
         D = dcgan_discriminator(width, shape)  # type: ignore[arg-type]
     init_weights(G, scheme=net.init)

@@ -25,6 +25,7 @@ class Report:
     figures: list[tuple[Path, str]] = field(default_factory=list)  # (png, one line)
     samples: list[tuple[Path, str]] = field(default_factory=list)
     df: pd.DataFrame | None = None
+    lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
 
 
 def _slug(*parts: str) -> str:
@@ -67,31 +68,26 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
-def missing(members: list[dict], df: pd.DataFrame, grid: str, dataset: str,
-            design: str) -> list[tuple[str, int, int]]:
-    """What one grid and design asked for on a dataset that has no current record yet (a run in
-    progress, or one trained part by part with `run --only`): (variant, stored, asked) for each
-    variant short of seeds, in grid order."""
-    asked: dict[str, list[str]] = {}
-    for m in members:
-        if (m["grid"], m["dataset"], m["design"]) == (grid, dataset, design):
-            asked.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"])
+def shortfalls(df: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, int, int]]]:
+    """What the grids asked for that has no current record yet (a run in progress, or one
+    trained part by part with `run --only`): for each (grid, dataset, design), (variant, stored,
+    asked) per variant short of seeds, in grid order."""
     have = set(df["cell_id"])
-    counts = [(label, sum(c in have for c in ids), len(ids)) for label, ids in asked.items()]
-    return [c for c in counts if c[1] < c[2]]
+    asked: dict[tuple[str, str, str], dict[str, list[bool]]] = {}
+    for m in df.attrs.get("members", []):
+        per_variant = asked.setdefault((m["grid"], m["dataset"], m["design"]), {})
+        per_variant.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"] in have)
+    out = {}
+    for key, per_variant in asked.items():
+        short = [(label, sum(got), len(got)) for label, got in per_variant.items()
+                 if sum(got) < len(got)]
+        if short:
+            out[key] = short
+    return out
 
 
 def _seeds_text(short: list[tuple[str, int, int]]) -> str:
     return ", ".join(f"{label} {k}/{n} seeds" for label, k, n in short)
-
-
-def missing_note(members: list[dict], df: pd.DataFrame, grid: str, dataset: str,
-                 design: str) -> str | None:
-    short = missing(members, df, grid, dataset, design)
-    if not short:
-        return None
-    return (f"Not stored yet ({sum(n - k for _, k, n in short)} cell(s); `ganbench status "
-            f"--grid {grid}` lists them): {_seeds_text(short)}.")
 
 
 def _add(listing: list, paths: list[Path], what: str) -> None:
@@ -105,7 +101,7 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
     df = load_records(store, grid=grid)
     out = Path(out)
     figs = out / "figures"
-    report = Report(out, df=df)
+    report = Report(out, df=df, lacking=shortfalls(df))
     metrics = df.attrs.get("metrics", [])
     specs = df.attrs.get("grids", {})
     summary_panels = []
@@ -119,10 +115,11 @@ def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False
             stem = _slug(grid_name or "store", data, design)
             title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
             tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
-            note = missing_note(df.attrs.get("members", []), df, grid_name,
-                                part["dataset"].iloc[0], design)
-            if note:
-                tables[0].notes.append(note)
+            short = report.lacking.get((grid_name, part["dataset"].iloc[0], design))
+            if short:
+                tables[0].notes.append(
+                    f"Not stored yet ({sum(n - k for _, k, n in short)} cell(s); `ganbench "
+                    f"status --grid {grid_name}` lists them): {_seeds_text(short)}.")
             report.tables += tables
             main = tables[0].numbers
             label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
@@ -217,7 +214,8 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
               "number unformatted).", ""]
     for t in report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
-    lacking = _lacking_lines(df)
+    lacking = [f"- {dataset}, {design} (grid {grid}): {_seeds_text(short)}."
+               for (grid, dataset, design), short in report.lacking.items()]
     if lacking:
         lines += ["", "## Not stored yet", "",
                   "What the grids asked for that has no current record (a run in progress, or "
@@ -232,17 +230,6 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def _lacking_lines(df: pd.DataFrame) -> list[str]:
-    members = df.attrs.get("members", [])
-    lines = []
-    for grid, dataset, design in dict.fromkeys((m["grid"], m["dataset"], m["design"])
-                                               for m in members):
-        short = missing(members, df, grid, dataset, design)
-        if short:
-            lines.append(f"- {dataset}, {design} (grid {grid}): {_seeds_text(short)}.")
-    return lines
 
 
 def _names(designs) -> str:
