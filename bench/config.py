@@ -21,6 +21,9 @@ HARNESS_VERSION = 1
 # Use as `new_field: int = field(default=0, metadata=OPTIONAL)`.
 OPTIONAL = {"id": "when-not-default"}
 
+# TrainConfig.g_loss values; bench/losses.py G_LOSSES holds the functions (kept torch-free here)
+G_LOSS_NAMES = ("non_saturating", "minimax")
+
 
 def prune_optional(obj: Any, d: dict[str, Any]) -> dict[str, Any]:
     """Drop OPTIONAL fields at their defaults from `asdict(obj)`, recursively."""
@@ -142,6 +145,8 @@ class TrainConfig:
     d_optim: OptimConfig = field(default_factory=OptimConfig)
     # "hard": end the cell early (status diverged) on a hard failure flag (bench/flags.py)
     stop_on: str = field(default="", metadata=OPTIONAL)
+    # G's baseline loss when no trick replaces the adversarial loss (bench/losses.py)
+    g_loss: str = field(default="non_saturating", metadata=OPTIONAL)
     log_every: int = 50  # loss curves are averaged over this many steps
     checkpoint_every: int = 500  # 0: only when the run stops
 
@@ -152,6 +157,9 @@ class TrainConfig:
         check_int("checkpoint_every", self.checkpoint_every, 0)
         if self.stop_on not in ("", "hard"):
             raise ConfigError(f"stop_on must be '' or 'hard', got {self.stop_on!r}")
+        if self.g_loss not in G_LOSS_NAMES:
+            raise ConfigError(f"g_loss must be one of {', '.join(G_LOSS_NAMES)}, "
+                              f"got {self.g_loss!r}")
         for key in ("g_optim", "d_optim"):
             if not isinstance(getattr(self, key), OptimConfig):
                 raise ConfigError(f"{key} must be an OptimConfig, got {getattr(self, key)!r}")

@@ -1,6 +1,6 @@
 """Failure flags: the failure modes ganhacks names, detected on a cell's stored curves.
 
-`detect_flags(curves, bce_loss=...)` returns `[{"flag", "step", "detail"}]`, the step being the
+`detect_flags(curves, bce_loss=..., g_nonsaturating=...)` returns `[{"flag", "step", "detail"}]`, the step being the
 first log point where the failure shows. Curves are `{name: [[step, value], ...]}` as the loss log
 and the metric probe store them (`d_adv`, `g_adv`, `eval_modes`, ...). The thresholds below are
 the whole definition; the README's "Failure flags" section repeats them.
@@ -11,7 +11,9 @@ the whole definition; the README's "Failure flags" section repeats them.
   G_RUNAWAY_POINTS consecutive log points, and not lower at the last of them than at the first.
   Both loss flags need the loss's scale, so they are detected only for the baseline's
   non-saturating BCE loss (2 ln 2 ~ 1.39 for D and ln 2 ~ 0.69 for G at D's chance level); a trick
-  that replaces the adversarial loss (WGAN, hinge, ...) has other scales and is not flagged.
+  that replaces the adversarial loss (WGAN, hinge, ...) has other scales and is not flagged. With
+  the minimax G loss (`train.g_loss`, log(1 - D(G(z))) <= 0) D's loss keeps its scale and is
+  checked; G's cannot run away upwards and is not.
 - `mode_drop`: an eval curve of covered modes (`eval_modes`, `eval_stacked_modes`) falls from its
   maximum by at least MODE_DROP_FRACTION of that maximum (and by at least MODE_DROP_MIN modes) and
   is still that low at its last point: G had found modes and lost them. Flagged at the first point
@@ -120,13 +122,15 @@ def oscillation(curve: Curve, name: str) -> dict[str, Any] | None:
                  f"{len(window)} log points ({changes} reversals)")
 
 
-def detect_flags(curves: dict[str, Curve], *, bce_loss: bool = True) -> list[dict[str, Any]]:
-    """Every flag found, ordered by step. `bce_loss`: the adversarial loss is the baseline's
-    non-saturating BCE (the loss flags need its scale)."""
+def detect_flags(curves: dict[str, Curve], *, bce_loss: bool = True,
+                 g_nonsaturating: bool = True) -> list[dict[str, Any]]:
+    """Every flag found, ordered by step. `bce_loss`: the adversarial loss is the baseline's BCE
+    (the loss flags need its scale); `g_nonsaturating`: G's part of it is -log D(G(z))."""
     found = []
     if bce_loss:
         found.append(d_collapse(curves.get("d_adv", [])))
-        found.append(g_runaway(curves.get("g_adv", [])))
+        if g_nonsaturating:
+            found.append(g_runaway(curves.get("g_adv", [])))
     for name in MODE_CURVES:
         if name in curves:
             found.append(mode_drop(curves[name], name))

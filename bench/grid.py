@@ -30,6 +30,8 @@ exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comm
 width = 128                 # optional NetConfig overrides: z_dim, width, depth, activation
                             # ("default" or "tanh", 2-D only), init ("normal" or "orthogonal")
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (bench/flags.py)
+g_loss = "minimax"          # optional: G's baseline loss, "non_saturating" (default) or "minimax"
+                            # (bench/losses.py); tricks that replace the loss ignore it
 ```
 
 Every design also trains the baseline. Cells whose tricks do not apply to the data kind or may
@@ -46,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
-                          TrainConfig, TrickSpec)
+from bench.config import (G_LOSS_NAMES, CellConfig, ConfigError, DataConfig, NetConfig,
+                          OptimConfig, TrainConfig, TrickSpec)
 from bench.registry import create_trick, get_trick_class, list_tricks
 
 if sys.version_info >= (3, 11):
@@ -60,7 +62,7 @@ TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data
             "tune", "cells", "fraction_resolution"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
              "exclude", "activation", "init",
-             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on"}
+             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}
 
@@ -309,6 +311,11 @@ def load_grid(name_or_path: str) -> Grid:
         stop_on = check.str_(table["stop_on"], where, "stop_on") if "stop_on" in table else ""
         if stop_on not in ("", "hard"):
             raise ConfigError(f"{path}: {where}stop_on must be \"\" or \"hard\", got {stop_on!r}")
+        g_loss = check.str_(table["g_loss"], where, "g_loss") if "g_loss" in table \
+            else TrainConfig.g_loss
+        if g_loss not in G_LOSS_NAMES:
+            raise ConfigError(f"{path}: {where}g_loss must be one of {', '.join(G_LOSS_NAMES)}, "
+                              f"got {g_loss!r}")
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
         net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
@@ -345,7 +352,7 @@ def load_grid(name_or_path: str) -> Grid:
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
                             g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
                             d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
-                            **{k: fixed[k] for k in ("log_every", "checkpoint_every")
+                            g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         for seed in seeds:
                             cell = CellConfig(data=data, net=net, train=train, tricks=specs,

@@ -95,6 +95,7 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "seed": int(cfg.get("seed", 0)), "steps": train.get("steps"),
         "batch_size": train.get("batch_size"), "lr": g_cfg.get("lr"),
         "lr_d": d_cfg.get("lr", g_cfg.get("lr")),  # the configured D lr (g_lr / d_lr grids)
+        "g_loss": train.get("g_loss", "non_saturating"),  # G's baseline loss (bench/losses.py)
         "status": r.status, "reason": r.reason, "step": r.step,
         "flags": tuple(f.get("flag", "") for f in r.flags), "flag_details": list(r.flags),
         "error": r.error,

@@ -17,7 +17,7 @@ from torch import nn
 
 from bench.config import OptimConfig
 from bench.hooks import HOOKS
-from bench.losses import non_saturating_loss
+from bench.losses import G_LOSSES
 from bench.trick import BuildContext, Nets, StepContext, Trick, TrickError, overrides
 
 
@@ -179,14 +179,16 @@ class TrickSet(Sequence):
             real_t, fake_t = out
         return real_t, fake_t
 
-    def adversarial_loss_fn(self) -> Callable[[StepContext], torch.Tensor]:
-        """The loss of the trick that claims the slot, checked; the NS-GAN baseline otherwise."""
+    def adversarial_loss_fn(self, g_loss: str = "non_saturating"
+                            ) -> Callable[[StepContext], torch.Tensor]:
+        """The loss of the trick that claims the slot, checked; otherwise the baseline loss
+        `g_loss` names (bench/losses.py)."""
         for t in self.using("adversarial_loss"):
             def checked(ctx: StepContext, _t: Trick = t) -> torch.Tensor:
                 return _scalar(_t, "adversarial_loss", _t.adversarial_loss(ctx),
                                f"the {ctx.phase.upper()} loss")
             return checked
-        return non_saturating_loss
+        return G_LOSSES[g_loss]
 
     def adversarial_weight(self, phase: str) -> float:
         weight = 1.0

@@ -8,7 +8,8 @@ import time
 from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option,
                               add_data_options, add_device_option, add_eval_options,
                               eval_spec_from, load_data, parse_tricks)
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
+from bench.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
+                          TrainConfig)
 
 
 def register(sub) -> None:
@@ -38,6 +39,9 @@ def register(sub) -> None:
                         "tanh")
     p.add_argument("--init", default="normal", choices=["normal", "orthogonal"],
                    help="weight init: N(0, 0.02) or orthogonal with gain 1.4")
+    p.add_argument("--g-loss", default=TrainConfig.g_loss, choices=list(G_LOSS_NAMES),
+                   help="G's baseline loss when no trick replaces it: non_saturating "
+                        "-log D(G(z)) or minimax log(1 - D(G(z)))")
     p.add_argument("--log-every", type=int, default=TrainConfig.log_every,
                    help="steps averaged into one point of the loss curves")
     p.add_argument("--stop-on", choices=["hard"],
@@ -70,7 +74,7 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     d_opt = OptimConfig(lr=args.d_lr if args.d_lr is not None else lr)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=g_opt, d_optim=d_opt,
                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                        stop_on=args.stop_on or "")
+                        stop_on=args.stop_on or "", g_loss=args.g_loss)
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
     net = NetConfig(z_dim=args.z_dim, depth=args.depth, activation=args.activation, init=args.init,
                     **({"width": args.width} if args.width is not None else {}))

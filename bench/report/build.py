@@ -163,8 +163,10 @@ def _protocol_lines(df: pd.DataFrame) -> list[str]:
         done = rows[rows["status"] == "done"]
         proto = done["protocol"].iloc[0] if len(done) else {}
         budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, " + (
-            f"lr {num(lr)}" if lr == lr_d else f"lr G {num(lr)} / D {num(lr_d)}")
-            for s, b, lr, lr_d in zip(rows["steps"], rows["batch_size"], rows["lr"], rows["lr_d"])
+            f"lr {num(lr)}" if lr == lr_d else f"lr G {num(lr)} / D {num(lr_d)}") + (
+            "" if g_loss == "non_saturating" else f", G loss {g_loss}")
+            for s, b, lr, lr_d, g_loss in zip(rows["steps"], rows["batch_size"], rows["lr"],
+                                              rows["lr_d"], rows["g_loss"])
             if pd.notna(s)}))
         seeds = sorted(set(int(s) for s in rows["seed"]))
         extractor = proto.get("extractor", "PacGAN 2-D mode protocol" if kind_of(rows) == "2d" else "?")

@@ -20,13 +20,15 @@ from bench.report import stats
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.results import TUNE_METRIC, direction, kind_of
 
-BASE_KEY = ["steps", "batch_size", "lr", "resolution"]  # a variant's baseline shares these
+# a variant's baseline shares these (both nets' lrs and G's baseline loss included: two grids in
+# one store may train the same data under different ones)
+BASE_KEY = ["steps", "batch_size", "lr", "lr_d", "g_loss", "resolution"]
 HIDDEN = {"is_std", "kid_std"}  # uncertainties of a single score: in the CSV, not the tables
 
 
 def _key(row) -> tuple:
-    return tuple(None if (isinstance(row[k], float) and math.isnan(row[k])) else row[k]
-                 for k in BASE_KEY)
+    values = (row.get(k) for k in BASE_KEY)
+    return tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in values)
 
 
 def variants(part: pd.DataFrame) -> list[pd.DataFrame]:

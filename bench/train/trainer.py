@@ -62,7 +62,7 @@ class Trainer:
         self.n_d = self.tricks.d_steps()
         # lazy regularisers: a separate update every N steps (1: none) for each net
         self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
-        self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn()
+        self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn(cell.train.g_loss)
         # class labels travel with the batches only when a trick conditions on them
         self.num_classes = class_count(self.data) if self.tricks.wants_labels else None
         self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device,
@@ -197,7 +197,8 @@ class Trainer:
     def flags(self) -> list[dict]:
         """Failure flags on the curves so far (bench/flags.py). The loss flags need the BCE
         baseline's scale, so they are checked only when no trick replaces the loss."""
-        return detect_flags(self.curves, bce_loss=not self.tricks.using("adversarial_loss"))
+        return detect_flags(self.curves, bce_loss=not self.tricks.using("adversarial_loss"),
+                            g_nonsaturating=self.cell.train.g_loss == "non_saturating")
 
     def _stop_on_hard_flag(self) -> None:
         hard = hard_flags(self.flags())
