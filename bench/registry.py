@@ -222,31 +222,38 @@ def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
                      traits: frozenset[str] | None = None) -> list[str]:
     """Why this set of tricks may not run together (on data of `kind` offering `traits`, see
     `bench.data.dataset_traits`; None: not checked); empty when allowed."""
-    reasons: list[str] = []
+    return [text for _, text in typed_conflict_reasons(tricks, kind, traits)]
+
+
+def typed_conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
+                           traits: frozenset[str] | None = None) -> list[tuple[str, str]]:
+    """`conflict_reasons` with each reason's type: "data" (a trick does not apply to this data:
+    the cell is `not-applicable`) or "tricks" (the set itself may not run: `conflict`)."""
+    reasons: list[tuple[str, str]] = []
     names = {t.name for t in tricks}
     claimed: dict[str, str] = {}
     excluded_pairs: set[frozenset[str]] = set()  # a conflict declared on both sides is said once
     for t in sorted(tricks, key=lambda t: t.name):
         if kind is not None and kind not in t.applies_to:
-            reasons.append(f"{t.name} does not apply to {kind} data "
-                           f"(applies to: {', '.join(sorted(t.applies_to))})")
+            reasons.append(("data", f"{t.name} does not apply to {kind} data "
+                                    f"(applies to: {', '.join(sorted(t.applies_to))})"))
         elif traits is not None and not set(t.needs) <= traits:
             missing = ", ".join(TRAITS[n] for n in sorted(set(t.needs) - traits))
-            reasons.append(f"{t.name} does not apply to data without {missing}")
+            reasons.append(("data", f"{t.name} does not apply to data without {missing}"))
         for slot in slots_of(t):
             if slot in claimed:
-                reasons.append(f"{claimed[slot]} and {t.name} both claim the '{slot}' slot "
-                               f"(it {SLOTS[slot]})")
+                reasons.append(("tricks", f"{claimed[slot]} and {t.name} both claim the "
+                                          f"'{slot}' slot (it {SLOTS[slot]})"))
             else:
                 claimed[slot] = t.name
         for other, why in t.excludes.items():
             pair = frozenset((t.name, other))
             if other in names and pair not in excluded_pairs:
                 excluded_pairs.add(pair)
-                reasons.append(f"{t.name} excludes {other}: {why}")
+                reasons.append(("tricks", f"{t.name} excludes {other}: {why}"))
         for other, why in t.requires.items():
             if other not in names:
-                reasons.append(f"{t.name} requires {other}: {why}")
+                reasons.append(("tricks", f"{t.name} requires {other}: {why}"))
     return reasons
 
 

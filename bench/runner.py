@@ -22,7 +22,7 @@ from bench.config import CellConfig
 from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.leases import Heartbeat, Lease, Leases, my_owner
 from bench.record import Record
-from bench.registry import conflict_reasons, create_trick
+from bench.registry import create_trick, typed_conflict_reasons
 from bench.runtime import pick_device
 from bench.store import Store, StoreError
 from bench.train import Trainer
@@ -54,13 +54,13 @@ def disallowed_record(cell: CellConfig) -> Record | None:
     Bad trick names or params raise TrickError: those are input errors, not grid results."""
     kind, traits = dataset_kind(cell.data.name), dataset_traits(cell.data.name)
     tricks = [create_trick(t.name, **t.param_dict) for t in cell.tricks]
-    reasons = conflict_reasons(tricks, kind, traits)
+    reasons = typed_conflict_reasons(tricks, kind, traits)
     if not reasons:
         return None
-    only_kind = all("does not apply to" in r for r in reasons)
+    only_data = all(why == "data" for why, _ in reasons)
     return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
-                  config=cell.to_dict(), status="not-applicable" if only_kind else "conflict",
-                  reason="; ".join(reasons))
+                  config=cell.to_dict(), status="not-applicable" if only_data else "conflict",
+                  reason="; ".join(text for _, text in reasons))
 
 
 def failed_record(cell: CellConfig, reason: str, error: str = "",

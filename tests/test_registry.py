@@ -121,6 +121,32 @@ def test_requires_and_applies_to():
         unregister_trick("needs_sn_for_test")
 
 
+def test_cell_status_follows_the_reasons_type_not_its_wording():
+    """not-applicable only when every reason is about the data; a plug-in's exclusion whose text
+    happens to say "does not apply to" is still a conflict between tricks."""
+    from bench.runner import disallowed_record
+    from bench.registry import typed_conflict_reasons
+    from tests.tiny import tiny_cell
+
+    @register_trick
+    class Picky(Trick):
+        name = "picky_for_test"
+        excludes = {"spectral_norm": "its rescaling does not apply to normalised weights"}
+        applies_to = frozenset({"2d"})
+
+    try:
+        both = [create_trick("picky_for_test"), create_trick("spectral_norm")]
+        assert [k for k, _ in typed_conflict_reasons(both, "2d")] == ["tricks"]
+        assert [k for k, _ in typed_conflict_reasons(both[:1], "image")] == ["data"]
+        assert disallowed_record(tiny_cell("ring8", ["picky_for_test", "spectral_norm"])
+                                 ).status == "conflict"
+        assert disallowed_record(tiny_cell("digits", ["picky_for_test"])).status \
+            == "not-applicable"
+        assert disallowed_record(tiny_cell("ring8", ["picky_for_test"])) is None
+    finally:
+        unregister_trick("picky_for_test")
+
+
 def test_needs_names_a_known_data_trait():
     with pytest.raises(TrickError, match="needs must be a subset of {'class_labels'}"):
         @register_trick
