@@ -55,8 +55,7 @@ def _stat_fields(pid: int) -> list[str] | None:
 def start_ticks(pid: int) -> str:
     """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or "0" where
     that cannot be read: with the pid it names one process even after the pid is reused."""
-    fields = _stat_fields(pid)
-    return fields[19] if fields and len(fields) > 19 else "0"
+    return process_state(pid)[1]
 
 
 def my_owner() -> str:
@@ -65,15 +64,21 @@ def my_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{start_ticks(os.getpid())}:{_PROCESS_TOKEN}"
 
 
-def pid_alive(pid: int) -> bool:
+def process_state(pid: int) -> tuple[bool, str]:
+    """(alive, start ticks) of `pid` from one read of /proc/PID/stat; start "0" where unknown."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return False, "0"
     except PermissionError:  # someone else's process: alive
-        return True
+        pass
     fields = _stat_fields(pid)  # a zombie (killed, not yet reaped) is dead for our purposes
-    return not fields or fields[0] != "Z"
+    alive = not fields or fields[0] != "Z"
+    return alive, fields[19] if fields and len(fields) > 19 else "0"
+
+
+def pid_alive(pid: int) -> bool:
+    return process_state(pid)[0]
 
 
 def owner_alive(owner: str, heartbeat: float, now: float, timeout: float) -> bool:
@@ -82,10 +87,10 @@ def owner_alive(owner: str, heartbeat: float, now: float, timeout: float) -> boo
     host, *parts = owner.split(":")
     pid = parts[0] if parts else ""
     if host == socket.gethostname() and pid.isdigit():
-        if not pid_alive(int(pid)):
+        alive, now_started = process_state(int(pid))
+        if not alive:
             return False
         started = parts[1] if len(parts) == 3 else "0"  # owners of older versions: no start
-        now_started = start_ticks(int(pid))
         if "0" not in (started, now_started) and started != now_started:
             return False  # the pid was reused by another process
     return now - heartbeat <= timeout

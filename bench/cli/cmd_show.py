@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         ids = [store.resolve_id(args.cell)] if args.cell else None
         records = list(store.records(ids=ids))
         if args.grid:
-            from bench.cli.cmd_status import grid_members
+            from bench.cli.common import grid_members
 
             order = {}
             for m in grid_members(store, args.grid):

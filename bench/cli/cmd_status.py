@@ -9,7 +9,7 @@ import sqlite3
 import time
 from collections import Counter
 
-from bench.cli.common import DEFAULT_STORE, CliError
+from bench.cli.common import DEFAULT_STORE, CliError, grid_members
 
 
 def register(sub) -> None:
@@ -20,14 +20,6 @@ def register(sub) -> None:
     p.add_argument("--slowest", type=int, default=5, metavar="N", help="show the N slowest cells")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
-
-
-def grid_members(store, grid: str) -> list[dict]:
-    if grid in store.grids():
-        return store.members(grid)
-    from bench.grid import load_grid
-
-    return list(load_grid(grid).members)
 
 
 def collect(store, grid: str | None, slowest: int) -> dict:

@@ -165,3 +165,10 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--download", action="store_true", help="download torchvision datasets if missing")
 
 
+def grid_members(store, grid: str) -> list[dict]:
+    """A grid's members in grid order: as recorded in the store, else from its grid file."""
+    if grid in store.grids():
+        return store.members(grid)
+    from bench.grid import load_grid
+
+    return list(load_grid(grid).members)
