@@ -151,6 +151,10 @@ def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
     (table,) = report.tables
     assert table.notes[-1] == ("Not stored yet (8 cell(s); `ganbench status --grid partial` "
                                "lists them): spectral_norm 2/5 seeds, unrolled 0/5 seeds.")
+    tex = next((tmp_path / "r" / "tables").glob("*.tex")).read_text()
+    assert tex.split("\\end{tabular}")[1].count("\\par") == len(table.notes) + 1
+    assert ("Not stored yet (8 cell(s); \\texttt{ganbench status --grid partial} lists them): "
+            "spectral\\_norm 2/5 seeds, unrolled 0/5 seeds.\\par") in tex
     index = (tmp_path / "r" / "index.md").read_text()
     assert "## Not stored yet" in index
     assert "- ring8, add-one (grid partial): spectral_norm 2/5 seeds, unrolled 0/5 seeds." in index

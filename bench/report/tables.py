@@ -3,6 +3,7 @@ fragment, and CSV (the numbers, unformatted, from the view that built it)."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,7 +103,17 @@ def to_latex(t: Table) -> str:
     for row in t.rows:
         lines.append(" & ".join(_tex_cell(c) for c in row) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}"]
+    if t.notes:  # the Markdown's notes (method, seeds short of the grid) as small print below
+        lines += ["\\par\\smallskip", "{\\footnotesize"]
+        lines += [_tex_note(n) + r"\par" for n in t.notes]
+        lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _tex_note(text: str) -> str:
+    """A Markdown note in LaTeX: escaped, with `code` in \\texttt and **bold** in \\textbf."""
+    text = re.sub(r"`([^`]*)`", r"\\texttt{\1}", tex_escape(text))
+    return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", text)
 
 
 def to_text(t: Table, columns: list[str] | None = None, max_width: int = 44) -> str:
