@@ -22,6 +22,9 @@ D's buffers are never written by the unrolling (it works on clones), but G's own
 goes through the unrolled critic, so buffers that a forward pass of D advances (spectral-norm
 power-iteration vectors, batch-norm running statistics) miss that one G-phase update, as in
 version 1.
+Each unrolled step uses D's full per-step loss (the adversarial loss and every penalty added to
+it every step); lazy regularisers (`gradient_penalty` with `interval` > 1, StyleGAN2's separate
+update every N steps) are not part of the k steps, which stand for D's ordinary updates.
 The critic returned to the loop supports what penalties ask of a D: calling it, `features(x)`,
 `parameters()` and `named_parameters()` (the unrolled values, so weight penalties see them).
 
