@@ -129,9 +129,9 @@ def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
 
     s = SyntheticStore(tmp_path)
     members = []
-    for seed in SEEDS:  # the baseline with its own D lr, as paper-2d's cells
+    for seed in SEEDS:  # the baseline with its own D lr (as paper-2d's cells) and G loss
         c = cell("ring8", (), seed, lr=1e-3)
-        c = dataclasses.replace(c, train=dataclasses.replace(c.train,
+        c = dataclasses.replace(c, train=dataclasses.replace(c.train, g_loss="minimax",
                                                              d_optim=OptimConfig(lr=1e-4)))
         s.store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,
                            config=c.to_dict(), status="done", step=500,
@@ -158,4 +158,4 @@ def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
     index = (tmp_path / "r" / "index.md").read_text()
     assert "## Not stored yet" in index
     assert "- ring8, add-one (grid partial): spectral_norm 2/5 seeds, unrolled 0/5 seeds." in index
-    assert "lr G 0.001 / D 0.0001" in index
+    assert "lr G 0.001 / D 0.0001, G loss minimax" in index
