@@ -44,3 +44,18 @@ def test_wgan_gp_optimizer_option_keeps_existing_cell_ids():
     assert "optimizer" not in full_spec("wgan_gp").param_dict
     assert full_spec("wgan_gp", {"optimizer": "cell"}).param_dict["optimizer"] == "cell"
     assert full_spec("wgan_gp").version == 1
+
+
+def test_ring8_tuned_tunes_wgan_gp_at_the_cells_lr_and_shares_the_rest_with_cpu_default():
+    """The tuned-LR preset would otherwise 'tune' wgan_gp at three lrs its paper optimizer
+    ignores; every other 1e-3 cell is cpu-default's own (trained once in a shared store)."""
+    from bench.grid import load_grid
+
+    tuned = [c for c in load_grid("ring8-tuned").cells if c.data.name == "ring8"]
+    default = {c.cell_id for c in load_grid("cpu-default").cells}
+    wgan = [c for c in tuned if c.label.startswith("wgan_gp")]
+    assert sorted({c.train.g_optim.lr for c in wgan}) == [5e-4, 1e-3, 2e-3]
+    assert all(c.tricks[0].param_dict["optimizer"] == "cell" for c in wgan)
+    others = [c for c in tuned if c.train.g_optim.lr == 1e-3 and c not in wgan]
+    assert others and all(c.cell_id in default for c in others)
+    assert not any(c.cell_id in default for c in wgan)
