@@ -145,5 +145,6 @@ def hard_flags(flags: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_flags(flags: list[dict[str, Any]]) -> str:
-    """`d_collapse@1200,mode_drop@1500` for one-line summaries."""
-    return ",".join(f"{f['flag']}@{f['step']}" for f in flags)
+    """`d_collapse@1200,mode_drop@1500` for one-line summaries; a flag raised on two curves at
+    the same step (`oscillation` of d_adv and g_adv) is named once (the details keep both)."""
+    return ",".join(dict.fromkeys(f"{f['flag']}@{f['step']}" for f in flags))

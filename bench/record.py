@@ -67,8 +67,9 @@ class Record:
     def result_text(self) -> str:
         """What the cell produced, for terminals: headline metrics, train/eval seconds and
         failure flags (e.g. flags=d_collapse@1200), or the reason it did not finish."""
-        flags = ["flags=" + ",".join(f"{f['flag']}@{f['step']}" for f in self.flags)] \
-            if self.flags else []
+        from bench.flags import format_flags
+
+        flags = ["flags=" + format_flags(self.flags)] if self.flags else []
         if self.status != "done":
             return "  ".join([self.reason] + flags).strip()
         shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",

@@ -97,7 +97,9 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "lr_d": d_cfg.get("lr", g_cfg.get("lr")),  # the configured D lr (g_lr / d_lr grids)
         "g_loss": train.get("g_loss", "non_saturating"),  # G's baseline loss (bench/losses.py)
         "status": r.status, "reason": r.reason, "step": r.step,
-        "flags": tuple(f.get("flag", "") for f in r.flags), "flag_details": list(r.flags),
+        # each flag once per cell (oscillation may fire on both loss curves): tables count cells
+        "flags": tuple(dict.fromkeys(f.get("flag", "") for f in r.flags)),
+        "flag_details": list(r.flags),
         "error": r.error,
         "g_params": (r.nets or {}).get("g_params"), "d_params": (r.nets or {}).get("d_params"),
         "g_lr": opt_g.get("lr"), "d_lr": opt_d.get("lr"),

@@ -1,5 +1,8 @@
 """Failure flags: each detector fires on a curve showing its failure and not on a healthy one,
 at the right step; the trainer records them and can stop on a hard one."""
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
 from bench import flags as F
@@ -79,6 +82,24 @@ def test_flags_are_ordered_by_step_and_formatted_in_the_summary_line():
                     metrics={"modes": 1.0})
     assert record.summary_line().endswith("flags=d_collapse@200,mode_drop@200")
     assert F.format_flags(flags) == "d_collapse@200,mode_drop@200"
+
+
+def test_a_flag_on_both_loss_curves_is_named_once_in_summaries_and_counted_once_per_cell():
+    from bench.report.views import flags_text
+    from bench.results import _record_row
+
+    swing = [1.0, 2.0] * 6
+    flags = F.detect_flags({"d_adv": curve(swing), "g_adv": curve(swing)})
+    assert [f["flag"] for f in flags] == ["oscillation", "oscillation"]  # details keep both
+    assert F.format_flags(flags) == f"oscillation@{flags[0]['step']}"
+    record = Record(cell_id="c" * 16, variant_id="v", label="baseline",
+                    config=tiny_cell().to_dict(), status="done", flags=flags,
+                    metrics={"modes": 1.0})
+    row = _record_row(record, Path("."))
+    assert row["flags"] == ("oscillation",) and len(row["flag_details"]) == 2
+    # a variant's flags column counts cells: 1 of its 2 seeds oscillated
+    assert flags_text(pd.DataFrame({"flags": [row["flags"], ()]})) == "oscillation"
+    assert flags_text(pd.DataFrame({"flags": [row["flags"]] * 2})) == "oscillation×2"
 
 
 def test_trainer_records_flags_of_its_curves():
