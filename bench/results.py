@@ -38,7 +38,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
@@ -154,26 +154,29 @@ def _current_flags(df: pd.DataFrame, installed: Mapping[str, int]) -> pd.Series:
 
 
 def load_records(store: str | os.PathLike | Store, *, current_versions: bool = True,
-                 grid: str | None = None,
+                 grid: str | Sequence[str] | None = None,
                  trick_versions: Mapping[str, int] | None = None) -> pd.DataFrame:
     """All stored records as a DataFrame (see the module docstring for the columns).
 
-    grid: only cells that grid asked for. trick_versions: {trick: version} to treat as installed
-    (default: read from the installed tricks' source)."""
+    grid: only cells that grid (or these grids) asked for. trick_versions: {trick: version} to
+    treat as installed (default: read from the installed tricks' source)."""
+    wanted = [grid] if isinstance(grid, str) else list(grid or [])
     own = not isinstance(store, Store)
     st = Store(store, create=False) if own else store
     try:
         records = list(st.records())
-        members = st.members(grid) if grid else st.members()
         grids = st.grids()
+        unknown = [g for g in wanted if g not in grids]
+        members = [m for g in wanted if g not in unknown for m in st.members(g)] if wanted \
+            else st.members()
     finally:
         if own:
             st.close()
-    if grid and grid not in grids:
+    if unknown:
         from bench.store import StoreError
 
         known = ", ".join(grids) or "none"
-        raise StoreError(f"no grid '{grid}' in store {st.root} (grids there: {known})")
+        raise StoreError(f"no grid '{unknown[0]}' in store {st.root} (grids there: {known})")
     by_cell: dict[str, list[dict]] = {}
     for order, m in enumerate(members):  # members are stored in grid order
         by_cell.setdefault(m["cell_id"], []).append({**m, "order": order})
@@ -185,7 +188,7 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
             base[name] = value
             if name not in metric_names:
                 metric_names.append(name)
-        cell_members: Iterable[Mapping | None] = by_cell.get(r.cell_id) or ([] if grid else [None])
+        cell_members: Iterable[Mapping | None] = by_cell.get(r.cell_id) or ([] if wanted else [None])
         rows.extend(_membership(base, m) for m in cell_members)
     df = pd.DataFrame(rows)
     if df.empty:

@@ -125,3 +125,29 @@ def test_empty_store_gives_an_empty_frame(tmp_path):
     Store(tmp_path).close()
     df = load_records(tmp_path)
     assert df.empty and {"cell_id", "data", "status"} <= set(df.columns)
+
+
+def test_several_grids_at_once_leave_out_cells_no_grid_asks_for(tmp_path, capsys):
+    """`report --grid A --grid B`: a store also holds records no grid asks for any more (a grid
+    file changed); naming the grids keeps them out of the tables."""
+    from tests.synthetic_store import SyntheticStore
+
+    s = SyntheticStore(tmp_path)
+    a, b = s.add("ring8", (), 0), s.add("ring8", ("spectral_norm",), 0)
+    orphan = s.add("ring8", ("dropout",), 0)
+    s.store.put_grid("A", {"description": "a"}, [s.member("add-one", "ring8", a, "baseline")])
+    s.store.put_grid("B", {"description": "b"}, [s.member("add-one", "ring8", b, "variant")])
+    s.store.close()
+    everything = load_records(tmp_path)
+    assert orphan.cell_id in set(everything.cell_id)
+    both = load_records(tmp_path, grid=["A", "B"])
+    assert set(both.cell_id) == {a.cell_id, b.cell_id} and set(both.grid) == {"A", "B"}
+    assert set(load_records(tmp_path, grid="A").cell_id) == {a.cell_id}
+    with pytest.raises(StoreError, match="no grid 'C'"):
+        load_records(tmp_path, grid=["A", "C"])
+    from bench.cli import main
+
+    assert main(["report", "--store", str(tmp_path), "--grid", "A", "--grid", "B", "--out",
+                 str(tmp_path / "r"), "--no-samples"]) == 0
+    tables = " ".join(p.read_text() for p in (tmp_path / "r" / "tables").glob("*.md"))
+    assert "spectral_norm" in tables and "dropout" not in tables

@@ -12,7 +12,10 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), figures and index.md from a store")
     p.add_argument("--store", default=DEFAULT_STORE)
     p.add_argument("--out", help="output folder (default: <store>/report)")
-    p.add_argument("--grid", help="only the cells this grid asked for")
+    p.add_argument("--grid", action="append", metavar="GRID",
+                   help="only the cells this grid asked for; repeat for several grids (a store "
+                        "can also hold cells that no grid asks for any more, e.g. after a grid "
+                        "file changed)")
     p.add_argument("--bootstrap", action="store_true",
                    help="percentile bootstrap CIs (scipy.stats.bootstrap) instead of paired t")
     p.add_argument("--no-samples", action="store_true", help="skip the per-cell sample figures")

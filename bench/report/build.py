@@ -95,7 +95,7 @@ def _add(listing: list, paths: list[Path], what: str) -> None:
     listing.extend((p, what) for p in paths if p.suffix == ".png")
 
 
-def write_report(store, out, *, grid: str | None = None, bootstrap: bool = False,
+def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
                  command: str = "", samples: bool = True) -> Report:
     started = time.perf_counter()
     df = load_records(store, grid=grid)
