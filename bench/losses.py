@@ -5,9 +5,9 @@ otherwise:
 - "non_saturating" (default): G minimises -log D(G(z)), the form the paper recommends in
   practice and every trick list assumes.
 - "minimax": G minimises log(1 - D(G(z))), i.e. maximises D's loss on fakes, the game's value
-  function (eq. 1). Its gradient vanishes when D confidently rejects the fakes. The unrolled-GAN
-  reference notebook trains G this way (`gen_loss = -loss`), so a 2-D comparison with its
-  numbers can match it.
+  function (eq. 1). Its gradient vanishes when D confidently rejects the fakes. The 2-D
+  reference notebook of Metz et al. 2017 (poolio/unrolled_gan) trains G this way
+  (`-loss`), so a comparison with that code can match it.
 
 D's loss is the same for both."""
 from __future__ import annotations
