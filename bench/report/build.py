@@ -147,10 +147,12 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     for t in report.tables:
         t.write(out / "tables")
     if samples:
+        several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
         for _, r in df.drop_duplicates("cell_id").iterrows():
             f = Path(r["cell_dir"]) / "samples.npz"
             if r["status"] == "done" and f.exists():
-                title = f"{r['data']} {r['row_label']} seed {r['seed']}"
+                title = f"{r['data']} {r['row_label']} seed {r['seed']}" + (
+                    f" (grid {r['grid']})" if several and r["grid"] else "")
                 _add(report.samples, figures.sample_figure(f, out / "samples" / r["cell_id"]),
                      title)
     write_index(report, command=command, seconds=time.perf_counter() - started)
