@@ -170,3 +170,17 @@ def test_bootstrap_option_reaches_the_table(df):
     # a percentile bootstrap interval lies within the range of the per-seed differences
     assert min(diffs) <= row["d_high_quality_lo"] < row["d_high_quality_hi"] <= max(diffs)
     assert "percentile bootstrap" in t.notes[0]
+
+
+def test_a_variant_is_paired_with_the_baseline_of_its_own_lrs_and_g_loss():
+    """Two grids in one store may train a dataset under different D lrs or G losses: a variant's
+    Δ is against the baseline trained like it, not the first baseline on the data."""
+    base = {"tricks": (), "role": "baseline", "steps": 500, "batch_size": 64, "lr": 1e-3,
+            "resolution": None, "cell_id": "", "lr_d": 1e-3, "g_loss": "non_saturating"}
+    pool = pd.DataFrame([{**base, "cell_id": "ns"},
+                         {**base, "cell_id": "mm", "g_loss": "minimax"},
+                         {**base, "cell_id": "dlr", "lr_d": 1e-4}])
+    for want, change in (("ns", {}), ("mm", {"g_loss": "minimax"}), ("dlr", {"lr_d": 1e-4})):
+        variant = pd.DataFrame([{**base, **change, "tricks": ("spectral_norm",),
+                                 "role": "variant", "cell_id": "v"}])
+        assert list(views.baseline_of(variant, pool)["cell_id"]) == [want]
