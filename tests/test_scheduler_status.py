@@ -54,6 +54,14 @@ def test_status_shows_counts_leases_failures_slowest_and_what_a_grid_lacks(tmp_p
     text = capsys.readouterr().out
     assert "being trained now (live leases):" in text and "lacks 1 cell(s):" in text
     assert "RuntimeError: boom" in text
+    with Store(store_root) as store:  # a cell trained alone (`train`) belongs to no grid
+        c = cells["baseline"].replace(seed=7)
+        store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label="baseline",
+                         config=c.to_dict(), status="done"))
+    assert main(["status", "--store", str(store_root), "--json"]) == 0
+    rows = {(r["design"], r["status"]): r["cells"]
+            for r in json.loads(capsys.readouterr().out)["by_dataset_design"]}
+    assert rows[("(no grid)", "done")] == 1
 
 
 def test_show_grid_lists_only_that_grids_cells_in_grid_order(tmp_path, capsys):

@@ -39,7 +39,7 @@ def collect(store, grid: str | None, slowest: int) -> dict:
         in_design.add(m["cell_id"])
     for cid, r in records.items():
         if cid not in in_design:
-            table[(r.dataset, "-", r.status)] += 1
+            table[(r.dataset, "(no grid)", r.status)] += 1  # `train`, or dropped from a grid
     try:
         with Leases(store.db_path) as leases:
             live = [lease for lease in leases.live() if not grid or lease.cell_id in
