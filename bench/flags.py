@@ -1,7 +1,7 @@
 """Failure flags: the failure modes ganhacks names, detected on a cell's stored curves.
 
-`detect_flags(curves, bce_loss=..., g_nonsaturating=...)` returns `[{"flag", "step", "detail"}]`, the step being the
-first log point where the failure shows. Curves are `{name: [[step, value], ...]}` as the loss log
+`detect_flags(curves, bce_loss=..., g_nonsaturating=...)` returns `[{"flag", "step", "detail"}]`,
+the step being the first log point where the failure shows. Curves are `{name: [[step, value], ...]}` as the loss log
 and the metric probe store them (`d_adv`, `g_adv`, `eval_modes`, ...). The thresholds below are
 the whole definition; the README's "Failure flags" section repeats them.
 
