@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.config import (G_LOSS_NAMES, CellConfig, ConfigError, DataConfig, NetConfig,
-                          OptimConfig, TrainConfig, TrickSpec)
+from bench.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
+                          TrainConfig, TrickSpec)
 from bench.registry import create_trick, get_trick_class, list_tricks
 
 if sys.version_info >= (3, 11):
@@ -313,9 +313,10 @@ def load_grid(name_or_path: str) -> Grid:
             raise ConfigError(f"{path}: {where}stop_on must be \"\" or \"hard\", got {stop_on!r}")
         g_loss = check.str_(table["g_loss"], where, "g_loss") if "g_loss" in table \
             else TrainConfig.g_loss
-        if g_loss not in G_LOSS_NAMES:
-            raise ConfigError(f"{path}: {where}g_loss must be one of {', '.join(G_LOSS_NAMES)}, "
-                              f"got {g_loss!r}")
+        try:
+            TrainConfig(g_loss=g_loss)  # TrainConfig's own check, named with file and table
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
         net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")

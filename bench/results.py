@@ -42,6 +42,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
+from bench.config import TrainConfig
 from bench.metric_directions import METRIC_DIRECTIONS
 from bench.record import Record
 from bench.store import Store
@@ -95,7 +96,7 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "seed": int(cfg.get("seed", 0)), "steps": train.get("steps"),
         "batch_size": train.get("batch_size"), "lr": g_cfg.get("lr"),
         "lr_d": d_cfg.get("lr", g_cfg.get("lr")),  # the configured D lr (g_lr / d_lr grids)
-        "g_loss": train.get("g_loss", "non_saturating"),  # G's baseline loss (bench/losses.py)
+        "g_loss": train.get("g_loss", TrainConfig.g_loss),  # G's baseline loss (bench/losses.py)
         "status": r.status, "reason": r.reason, "step": r.step,
         # each flag once per cell (oscillation may fire on both loss curves): tables count cells
         "flags": tuple(dict.fromkeys(f.get("flag", "") for f in r.flags)),

@@ -179,8 +179,7 @@ class TrickSet(Sequence):
             real_t, fake_t = out
         return real_t, fake_t
 
-    def adversarial_loss_fn(self, g_loss: str = "non_saturating"
-                            ) -> Callable[[StepContext], torch.Tensor]:
+    def adversarial_loss_fn(self, g_loss: str) -> Callable[[StepContext], torch.Tensor]:
         """The loss of the trick that claims the slot, checked; otherwise the baseline loss
         `g_loss` names (bench/losses.py)."""
         for t in self.using("adversarial_loss"):

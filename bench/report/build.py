@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.config import TrainConfig
 from bench.report import figures, views
 from bench.report.tables import Table, num
 from bench.results import TUNE_METRIC, headline_metrics, kind_of, load_records
@@ -166,7 +167,7 @@ def _protocol_lines(df: pd.DataFrame) -> list[str]:
         proto = done["protocol"].iloc[0] if len(done) else {}
         budget = ", ".join(sorted({f"{int(s)} steps × batch {int(b)}, " + (
             f"lr {num(lr)}" if lr == lr_d else f"lr G {num(lr)} / D {num(lr_d)}") + (
-            "" if g_loss == "non_saturating" else f", G loss {g_loss}")
+            "" if g_loss == TrainConfig.g_loss else f", G loss {g_loss}")
             for s, b, lr, lr_d, g_loss in zip(rows["steps"], rows["batch_size"], rows["lr"],
                                               rows["lr_d"], rows["g_loss"])
             if pd.notna(s)}))

@@ -62,7 +62,8 @@ class Trainer:
         self.n_d = self.tricks.d_steps()
         # lazy regularisers: a separate update every N steps (1: none) for each net
         self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
-        self.loss_fn: Callable[[StepContext], torch.Tensor] = self.tricks.adversarial_loss_fn(cell.train.g_loss)
+        self.loss_fn: Callable[[StepContext], torch.Tensor] = \
+            self.tricks.adversarial_loss_fn(cell.train.g_loss)
         # class labels travel with the batches only when a trick conditions on them
         self.num_classes = class_count(self.data) if self.tricks.wants_labels else None
         self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device,
