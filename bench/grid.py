@@ -308,13 +308,12 @@ def load_grid(name_or_path: str) -> Grid:
         fixed = {k: check.int_(table[k], where, k, 1 if k != "checkpoint_every" else 0)
                  for k in ("z_dim", "width", "depth", "log_every", "checkpoint_every")
                  if k in table}
-        stop_on = check.str_(table["stop_on"], where, "stop_on") if "stop_on" in table else ""
-        if stop_on not in ("", "hard"):
-            raise ConfigError(f"{path}: {where}stop_on must be \"\" or \"hard\", got {stop_on!r}")
+        stop_on = check.str_(table["stop_on"], where, "stop_on") if "stop_on" in table \
+            else TrainConfig.stop_on
         g_loss = check.str_(table["g_loss"], where, "g_loss") if "g_loss" in table \
             else TrainConfig.g_loss
-        try:
-            TrainConfig(g_loss=g_loss)  # TrainConfig's own check, named with file and table
+        try:  # TrainConfig's own checks, named with file and table
+            TrainConfig(stop_on=stop_on, g_loss=g_loss)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {where}{exc}") from None
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
