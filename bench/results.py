@@ -13,7 +13,10 @@ inferred from its label. Columns:
   when a resolution was asked for: what tables are grouped by), label, row_label (label plus the
   swept values), tricks (tuple of names), trick_params {trick: {param: value}}, trick_versions
   {trick: version}, one `<trick>.<param>` column per trick param, seed, steps, batch_size, lr
-  (the cell's base LR, G's), role (baseline | variant | all), factors, sweep, tune, tune_lr;
+  (the cell's base LR, G's), lr_d, g_loss, log_every, checkpoint_every, role (baseline |
+  variant | all), factors, sweep, tune, tune_lr;
+- setup (the config without tricks, seed and bookkeeping, flattened: `bench.report.setups`) and
+  setup_id (its short hash): a variant's Δ is taken against the baseline of the same setup_id;
 - outcome: status, reason, step, flags (tuple of flag names), flag_details (list of dicts),
   error (traceback of a failed cell);
 - every metric (one column each; their names are in `df.attrs["metrics"]`);
@@ -45,6 +48,7 @@ import pandas as pd
 from bench.config import TrainConfig
 from bench.metric_directions import METRIC_DIRECTIONS
 from bench.record import Record
+from bench.report.setups import setup_id, setup_of
 from bench.store import Store
 
 # Headline metrics per data kind: the ones tables give a paired-delta column and figures plot.
@@ -70,7 +74,8 @@ def _inferred_role(label: str) -> str:
     return "baseline" if label == "baseline" else "variant"
 
 
-def _row_label(label: str, sweep: Mapping[str, Any], tune: Mapping[str, Any]) -> str:
+def row_label_of(label: str, sweep: Mapping[str, Any], tune: Mapping[str, Any]) -> str:
+    """'label [k=v, ...]' with the swept and tuned values (the label alone without any)."""
     extra = {**sweep, **{k: v for k, v in tune.items() if k not in sweep}}
     if not extra:
         return label
@@ -84,6 +89,7 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
     g_cfg, d_cfg = train.get("g_optim", {}), train.get("d_optim", {})
     opt_g, opt_d = (r.optim or {}).get("G") or g_cfg, (r.optim or {}).get("D") or d_cfg
     tricks = cfg.get("tricks", [])
+    setup = setup_of(cfg)
     row: dict[str, Any] = {
         "cell_id": r.cell_id, "variant_id": r.variant_id,
         "dataset": cfg["data"]["name"], "resolution": cfg["data"].get("resolution"),
@@ -97,6 +103,8 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "batch_size": train.get("batch_size"), "lr": g_cfg.get("lr"),
         "lr_d": d_cfg.get("lr", g_cfg.get("lr")),  # the configured D lr (g_lr / d_lr grids)
         "g_loss": train.get("g_loss", TrainConfig.g_loss),  # G's baseline loss (bench/losses.py)
+        "log_every": train.get("log_every"), "checkpoint_every": train.get("checkpoint_every"),
+        "setup": setup, "setup_id": setup_id(setup),
         "status": r.status, "reason": r.reason, "step": r.step,
         # each flag once per cell (oscillation may fire on both loss curves): tables count cells
         "flags": tuple(dict.fromkeys(f.get("flag", "") for f in r.flags)),
@@ -131,7 +139,7 @@ def _membership(row: dict[str, Any], member: Mapping[str, Any] | None) -> dict[s
             "role": info.get("role") or _inferred_role(row["label"]),
             "factors": dict(info.get("factors", {}) or {}),
             "sweep": sweep, "tune": tune, "tune_lr": tune.get("lr"),
-            "row_label": _row_label(row["label"], sweep, tune)}
+            "row_label": row_label_of(row["label"], sweep, tune)}
 
 
 def _current_flags(df: pd.DataFrame, installed: Mapping[str, int]) -> pd.Series:
@@ -223,4 +231,4 @@ def headline_metrics(df: pd.DataFrame) -> list[str]:
 
 
 __all__ = ["load_records", "headline_metrics", "kind_of", "direction", "protocol_hash",
-           "HEADLINE", "TUNE_METRIC"]
+           "row_label_of", "HEADLINE", "TUNE_METRIC"]

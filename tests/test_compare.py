@@ -69,3 +69,23 @@ def test_compare_keeps_a_tuned_grids_lrs_apart(tmp_path, capsys):
     assert len(set(df.row_label)) == 4  # e.g. "label_flip [lr=0.0005]"
     tuned = (store / "compare-label_flip" / "tables" / "compare_label_flip_tuned-ring8-add-one-tuned.md")
     assert "each variant at its best LR" in tuned.read_text()
+
+
+def test_compare_header_names_the_resolved_worker_count(grid, tmp_path, capsys, monkeypatch):
+    """Called without --workers and without `main` resolving it, the header names the default
+    (it printed "(None worker(s))") and run_cells gets that number."""
+    import bench.executor
+    from bench.cli import cmd_compare, make_parser
+
+    got = {}
+
+    def run_cells(cells, root, *, workers, **kw):
+        got["workers"] = workers
+        return iter(())
+    monkeypatch.setattr(bench.executor, "default_workers", lambda: 3)
+    monkeypatch.setattr(bench.executor, "run_cells", run_cells)
+    monkeypatch.setattr(cmd_compare, "print_comparison", lambda *a, **k: None)
+    args = make_parser().parse_args(["compare", "--trick", "label_flip", "--grid", str(grid),
+                                     "--store", str(tmp_path / "s")])
+    assert args.workers is None and cmd_compare.run(args) == 0
+    assert "(3 worker(s))" in capsys.readouterr().out and got["workers"] == 3

@@ -35,13 +35,46 @@ def test_paired_delta_and_t_interval_by_hand():
 def test_no_interval_without_spread_or_pairs():
     d = stats.differences_ci([1.0, 1.0, 1.0])
     assert d.delta == 1.0 and math.isnan(d.lo) and math.isnan(d.p) and not d.excludes_zero
+    # equal up to rounding: k/2500 scores give 25/2500 differences that differ in the last bits
+    diffs = [625 / 2500 - 600 / 2500, 627 / 2500 - 602 / 2500, 625 / 2500 - 600 / 2500]
+    assert diffs[0] != diffs[1]
+    d = stats.differences_ci(diffs)
+    assert d.delta == pytest.approx(0.01) and d.n == 3
+    assert math.isnan(d.lo) and math.isnan(d.p) and not d.significant  # was p ~ 1e-30
+    assert stats.differences_ci([0.01, 0.010001, 0.01]).lo < 0.01  # a real spread keeps its CI
     assert stats.differences_ci([2.0]).n == 1
     assert stats.paired_delta(pd.Series([1.0], index=[0]), pd.Series([1.0], index=[1])).n == 0
 
 
-def test_bootstrap_interval_covers_the_mean():
-    d = stats.differences_ci([0.1, 0.3, 0.2, 0.4, 0.25], bootstrap=True)
-    assert d.lo < d.delta < d.hi and d.lo > 0
+def test_bootstrap_below_ten_pairs_is_the_paired_t_interval():
+    """A percentile bootstrap of 3 differences is [min, max] and excludes 0 for ~27% of null
+    data; below BOOTSTRAP_MIN_N the interval is the paired t one, by hand."""
+    diffs = [0.1, 0.2, 0.35]
+    d = stats.differences_ci(diffs, bootstrap=True)
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 2)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2)
+    assert d.method == "t" and (d.lo, d.hi) == (pytest.approx(mean - half),
+                                                pytest.approx(mean + half))
+    assert d.lo < 0 < d.hi and not d.significant  # [min, max] = [0.1, 0.35] would exclude 0
+    rng = np.random.default_rng(123)  # null data: * about 5% of the time, not ~27%
+    hits = sum(stats.differences_ci(rng.normal(0, 1, 3), bootstrap=True).significant
+               for _ in range(400))
+    assert hits / 400 < 0.09
+
+
+def test_bootstrap_from_ten_pairs_is_bca_and_the_star_follows_the_t_test():
+    from scipy import stats as sst
+
+    diffs = [0.15, -0.12, 0.13, 0.0, 0.1, 0.07, -0.02, -0.03, -0.02, 0.56]  # one large outlier
+    d = stats.differences_ci(diffs, bootstrap=True)
+    ref = sst.bootstrap((np.array(diffs),), np.mean, method="BCa", n_resamples=9999,
+                        random_state=np.random.default_rng(0)).confidence_interval
+    assert d.method == "bca" and (d.lo, d.hi) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert d.p == pytest.approx(sst.ttest_1samp(diffs, 0).pvalue)
+    # the BCa interval excludes 0 but the t-test does not reject: no * (the p printed beside it)
+    assert d.excludes_zero and d.p > 0.05 and not d.significant
+    assert "*" not in views.delta_text(d)
 
 
 def test_holm_by_hand():
@@ -167,20 +200,10 @@ def test_bootstrap_option_reaches_the_table(df):
     row = t.numbers.set_index("variant").loc["spectral_norm"]
     diffs = [high_quality(("spectral_norm",), s) - high_quality((), s) for s in SEEDS]
     assert row["d_high_quality"] == pytest.approx(np.mean(diffs))
-    # a percentile bootstrap interval lies within the range of the per-seed differences
-    assert min(diffs) <= row["d_high_quality_lo"] < row["d_high_quality_hi"] <= max(diffs)
-    assert "percentile bootstrap" in t.notes[0]
-
-
-def test_a_variant_is_paired_with_the_baseline_of_its_own_lrs_and_g_loss():
-    """Two grids in one store may train a dataset under different D lrs or G losses: a variant's
-    Δ is against the baseline trained like it, not the first baseline on the data."""
-    base = {"tricks": (), "role": "baseline", "steps": 500, "batch_size": 64, "lr": 1e-3,
-            "resolution": None, "cell_id": "", "lr_d": 1e-3, "g_loss": "non_saturating"}
-    pool = pd.DataFrame([{**base, "cell_id": "ns"},
-                         {**base, "cell_id": "mm", "g_loss": "minimax"},
-                         {**base, "cell_id": "dlr", "lr_d": 1e-4}])
-    for want, change in (("ns", {}), ("mm", {"g_loss": "minimax"}), ("dlr", {"lr_d": 1e-4})):
-        variant = pd.DataFrame([{**base, **change, "tricks": ("spectral_norm",),
-                                 "role": "variant", "cell_id": "v"}])
-        assert list(views.baseline_of(variant, pool)["cell_id"]) == [want]
+    # 5 seeds: below BOOTSTRAP_MIN_N, so the paired t interval, and the CSV says which
+    hand = stats.differences_ci(diffs)
+    assert (row["d_high_quality_lo"], row["d_high_quality_hi"]) == (pytest.approx(hand.lo),
+                                                                    pytest.approx(hand.hi))
+    assert row["d_high_quality_ci"] == "t"
+    assert "BCa bootstrap" in t.notes[0] and "where n ≥ 10 paired seeds, paired t otherwise" \
+        in t.notes[0] and "p from the paired t-test" in t.notes[0]

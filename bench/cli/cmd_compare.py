@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     add_device_option(p, PLACEMENT_HELP)
     p.add_argument("--out", help="report folder (default: <store>/compare-<tricks>)")
-    p.add_argument("--bootstrap", action="store_true", help="bootstrap CIs instead of paired t")
+    p.add_argument("--bootstrap", action="store_true",
+                   help="BCa bootstrap CIs where a Δ has >= 10 paired seeds (paired t below)")
     add_data_options(p)
     add_curve_option(p)
     p.set_defaults(func=run)
@@ -75,7 +76,7 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.executor import run_cells
+    from bench.executor import default_workers, run_cells
     from bench.grid import load_grid
     from bench.registry import get_trick_class
     from bench.run_output import RunTable
@@ -97,10 +98,11 @@ def run(args: argparse.Namespace) -> int:
     name = f"compare:{'+'.join(tricks)}@{grid.name}"
     with Store(args.store) as store:
         store.put_grid(name, spec, members)
+    workers = args.workers or default_workers()  # `main` resolves it; a direct call may not
     table = RunTable(cells, sys.stdout)
     table.header(f"compare {', '.join(tricks)} with the baseline of grid '{grid.name}': "
-                 f"{len(table.cells)} cells -> {args.store} ({args.workers} worker(s))")
-    for record in run_cells(cells, Path(args.store), workers=args.workers, device=args.device,
+                 f"{len(table.cells)} cells -> {args.store} ({workers} worker(s))")
+    for record in run_cells(cells, Path(args.store), workers=workers, device=args.device,
                             progress=sys.stderr.isatty(), curve_every=args.curve_every):
         table.add(record)
     print(table.summary(args.store, len(table.cells)), flush=True)
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> None:
     from bench.report.build import write_report
     from bench.report.tables import to_text
+    from bench.report.views import ci_note
 
     report = write_report(store, out, grid=grid_name, bootstrap=bootstrap,
                           command="ganbench " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
@@ -122,5 +125,5 @@ def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> No
                      or c.startswith("Δ ") or c.split(" ")[0] in heads]
             print()
             print(to_text(t, shown))
-    print(f"\nΔ: paired over seeds, 95% {'bootstrap' if bootstrap else 't'} CI; * = excludes 0; "
-          f"^ = best mean. Report: {out / 'index.md'}")
+    print(f"\nΔ: paired over seeds; {ci_note(bootstrap)} ^ = best mean. "
+          f"Report: {out / 'index.md'}")

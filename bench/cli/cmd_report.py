@@ -17,7 +17,8 @@ def register(sub) -> None:
                         "can also hold cells that no grid asks for any more, e.g. after a grid "
                         "file changed)")
     p.add_argument("--bootstrap", action="store_true",
-                   help="percentile bootstrap CIs (scipy.stats.bootstrap) instead of paired t")
+                   help="BCa bootstrap CIs (scipy.stats.bootstrap) where a Δ has >= 10 paired "
+                        "seeds; paired t below that (p and * always from the paired t-test)")
     p.add_argument("--no-samples", action="store_true", help="skip the per-cell sample figures")
     p.set_defaults(func=run)
 

@@ -61,11 +61,11 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             out.append(effects)
     if part["tune_lr"].notna().any():
         base_lr = views.for_dataset(spec.get("base_lr"), part["dataset"].iloc[0])
-        tuned = views.tuned_table(f"{stem}-tuned", f"{title}: each variant at its best LR", part,
+        table = views.tuned_table(f"{stem}-tuned", f"{title}: each variant at its best LR", part,
                                   headline, bootstrap=bootstrap,
                                   base_lr=base_lr if isinstance(base_lr, float) else None)
-        if tuned is not None:
-            out.append(tuned)
+        if table is not None:
+            out.append(table)
     return out
 
 

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from bench.report.stats import LEVEL  # noqa: E402
 from bench.results import direction  # noqa: E402
 from bench.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
 
@@ -45,9 +46,17 @@ def _save(fig, stem: Path, pdf: bool = True) -> list[Path]:
     return paths
 
 
+def _significant(numbers: pd.DataFrame, col: str) -> np.ndarray:
+    """The tables' *: the paired t p-value below 1 - LEVEL (the CI excluding 0 without one)."""
+    if f"{col}_p" in numbers:
+        return numbers[f"{col}_p"].to_numpy(float) < 1 - LEVEL
+    lo, hi = numbers[f"{col}_lo"].to_numpy(float), numbers[f"{col}_hi"].to_numpy(float)
+    return np.isfinite(lo) & ((lo > 0) | (hi < 0))
+
+
 def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
            prefix: str = "d", label: str = "Δ vs baseline") -> list[Path]:
-    """Δ with its 95% CI per variant (one panel per headline metric); filled = CI excludes 0."""
+    """Δ with its 95% CI per variant (one panel per headline metric); filled = the tables' *."""
     metrics = [m for m in metrics if f"{prefix}_{m}" in numbers and numbers[f"{prefix}_{m}"].notna().any()]
     if not metrics:
         return []
@@ -61,7 +70,7 @@ def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
     for ax, m in zip(axes[0], metrics):
         d, lo, hi = (rows[f"{prefix}_{m}{s}"].to_numpy(float) for s in ("", "_lo", "_hi"))
         good = 1 if direction(m) != "down" else -1
-        sig = np.isfinite(lo) & ((lo > 0) | (hi < 0))
+        sig = _significant(rows, f"{prefix}_{m}")
         colour = np.where(sig & (good * d > 0), "tab:green", np.where(sig, "tab:red", "tab:gray"))
         for yi, di, l, h, c, s in zip(y, d, lo, hi, colour, sig):
             if np.isfinite(l):
@@ -152,28 +161,38 @@ def loss_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
 
 
 def interaction_heatmap(numbers: pd.DataFrame, metric: str, stem: Path, title: str) -> list[Path]:
-    """Interaction Δ(a+b) − Δ(a) − Δ(b) of the pairs, as a symmetric trick × trick matrix."""
+    """Interaction Δ(a+b) − Δ(a) − Δ(b) of the pairs, as a symmetric trick × trick matrix; one
+    panel per sweep point (`point`, e.g. each tuned lr), so no point overwrites another."""
     col = f"i_{metric}"
     if numbers.empty or col not in numbers or numbers[col].notna().sum() == 0:
         return []
     tricks = sorted(set(numbers["a"]) | set(numbers["b"]))
-    mat = pd.DataFrame(np.nan, index=tricks, columns=tricks)
-    notes = pd.DataFrame("", index=tricks, columns=tricks)
-    for _, r in numbers.iterrows():
-        v = r[col]
-        sig = np.isfinite(r[f"{col}_lo"]) and (r[f"{col}_lo"] > 0 or r[f"{col}_hi"] < 0)
-        for a, b in ((r["a"], r["b"]), (r["b"], r["a"])):
-            mat.loc[a, b] = v
-            notes.loc[a, b] = "" if not np.isfinite(v) else f"{v:+.2g}{'*' if sig else ''}"
+    points = list(dict.fromkeys(numbers["point"])) if "point" in numbers else [""]
+    lim = float(np.nanmax(np.abs(numbers[col].to_numpy(float)))) or 1.0
     size = 1.2 + 0.45 * len(tricks)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
+    cols = min(4, len(points))
+    fig, axes = plt.subplots(math.ceil(len(points) / cols), cols,
+                             figsize=((size + 1) * cols, size * math.ceil(len(points) / cols)),
+                             squeeze=False)
     cmap = "RdBu" if direction(metric) != "down" else "RdBu_r"
-    sns.heatmap(mat, annot=notes, fmt="", cmap=cmap, vmin=-lim, vmax=lim, ax=ax,
-                annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7})
-    ax.tick_params(labelsize=6)
-    ax.set_title(f"{title}: interaction on {metric}\n(blue = better together than alone; "
-                 "* CI excludes 0; blank: not run or conflict)", fontsize=8)
+    for ax in list(axes.flat)[len(points):]:
+        ax.axis("off")
+    for ax, point in zip(axes.flat, points):
+        part = numbers[numbers["point"] == point] if "point" in numbers else numbers
+        mat = pd.DataFrame(np.nan, index=tricks, columns=tricks)
+        notes = pd.DataFrame("", index=tricks, columns=tricks)
+        for (_, r), sig in zip(part.iterrows(), _significant(part, col)):
+            v = r[col]
+            for a, b in ((r["a"], r["b"]), (r["b"], r["a"])):
+                mat.loc[a, b] = v
+                notes.loc[a, b] = "" if not np.isfinite(v) else f"{v:+.2g}{'*' if sig else ''}"
+        sns.heatmap(mat, annot=notes, fmt="", cmap=cmap, vmin=-lim, vmax=lim, ax=ax,
+                    annot_kws={"fontsize": 6}, cbar_kws={"shrink": 0.7})
+        ax.tick_params(labelsize=6)
+        if point:
+            ax.set_title(point, fontsize=7)
+    fig.suptitle(f"{title}: interaction on {metric}\n(blue = better together than alone; "
+                 "* paired t p < 0.05; blank: not run or conflict)", fontsize=8)
     return _save(fig, stem)
 
 
@@ -193,15 +212,14 @@ def summary(panels: list[tuple[str, pd.DataFrame, list[str]]], stem: Path) -> li
         good = pd.DataFrame({m: n[f"d_{m}"].to_numpy(float) * (1 if direction(m) != "down" else -1)
                              for m in ms}, index=list(n["variant"]))
         scaled = good / good.abs().max().replace(0, 1)
-        text = pd.DataFrame({m: [("" if not np.isfinite(d) else f"{d:+.2g}")
-                                 + ("*" if np.isfinite(lo) and (lo > 0 or hi < 0) else "")
-                                 for d, lo, hi in zip(n[f"d_{m}"], n[f"d_{m}_lo"], n[f"d_{m}_hi"])]
+        text = pd.DataFrame({m: [("" if not np.isfinite(d) else f"{d:+.2g}") + ("*" if s else "")
+                                 for d, s in zip(n[f"d_{m}"], _significant(n, f"d_{m}"))]
                              for m in ms}, index=good.index)
         sns.heatmap(scaled, annot=text, fmt="", cmap="RdYlGn", vmin=-1, vmax=1, cbar=False, ax=ax,
                     annot_kws={"fontsize": 5.5})
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=6)
-    fig.suptitle("Δ vs baseline (paired over seeds; green = better, * = 95% CI excludes 0)",
+    fig.suptitle("Δ vs baseline (paired over seeds; green = better, * = paired t p < 0.05)",
                  fontsize=8)
     return _save(fig, stem)
 

@@ -1,9 +1,11 @@
-"""Statistics of the tables: mean ± std over seeds, paired deltas with t (or bootstrap) confidence
-intervals, Holm-adjusted p-values, and factorial effects by least squares on the ±1 design."""
+"""Statistics of the tables: mean ± std over seeds, paired deltas with t (or, from
+BOOTSTRAP_MIN_N pairs on, BCa bootstrap) confidence intervals, paired t p-values and their Holm
+adjustment, and factorial effects by least squares on the ±1 design."""
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +13,9 @@ import pandas as pd
 from scipy import stats
 
 LEVEL = 0.95
+# Below this many pairs a bootstrap interval is too narrow to be a 95% CI (at n = 3 a percentile
+# interval is [min, max] and excludes 0 for ~27% of null data): the paired t interval is used.
+BOOTSTRAP_MIN_N = 10
 
 
 @dataclass(frozen=True)
@@ -18,14 +23,21 @@ class Delta:
     """A paired difference over matched seeds: mean of (variant - reference) per seed."""
 
     delta: float
-    lo: float  # confidence interval; NaN when undefined (n < 2 or zero spread)
+    lo: float  # confidence interval; NaN when undefined (n < 2 or no spread)
     hi: float
     n: int  # matched seeds with a finite value on both sides
     p: float  # two-sided paired t-test p-value; NaN when undefined
+    method: str = ""  # of the interval: "t" or "bca" ("" without one)
 
     @property
     def excludes_zero(self) -> bool:
         return bool(np.isfinite(self.lo) and np.isfinite(self.hi) and (self.lo > 0 or self.hi < 0))
+
+    @property
+    def significant(self) -> bool:
+        """The tables' *: the paired t-test rejects 0 at 1 - LEVEL, the test whose p (and Holm
+        adjustment) is printed beside it; for a t interval the same as `excludes_zero`."""
+        return bool(np.isfinite(self.p) and self.p < 1 - LEVEL)
 
 
 NO_DELTA = Delta(math.nan, math.nan, math.nan, 0, math.nan)
@@ -42,25 +54,31 @@ def mean_std(values) -> tuple[float, float, int]:
 
 def differences_ci(d, *, bootstrap: bool = False, level: float = LEVEL,
                    seed: int = 0) -> Delta:
-    """Mean of per-seed differences `d` with a t interval (or a percentile bootstrap)."""
+    """Mean of per-seed differences `d` with a paired t interval and p-value; `bootstrap`: a BCa
+    bootstrap interval instead where there are at least BOOTSTRAP_MIN_N differences."""
     d = np.asarray(d, dtype=float)
     d = d[np.isfinite(d)]
     n = int(d.size)
     if n == 0:
         return NO_DELTA
     mean = float(d.mean())
-    if n < 2 or float(d.std(ddof=1)) == 0.0:
-        # no spread: a t interval and p-value are undefined (not "certain")
+    # no spread (up to rounding: k/2500 - j/2500 differs in the last bits): a t interval and
+    # p-value are undefined, not "certain"
+    if n < 2 or float(np.ptp(d)) <= 1e-9 * max(1.0, abs(mean)):
         return Delta(mean, math.nan, math.nan, n, math.nan)
-    p = float(stats.ttest_1samp(d, 0.0).pvalue)
-    if bootstrap:
-        res = stats.bootstrap((d,), np.mean, confidence_level=level, method="percentile",
-                              n_resamples=9999, random_state=np.random.default_rng(seed))
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    else:
-        half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(d.std(ddof=1)) / math.sqrt(n)
-        lo, hi = mean - half, mean + half
-    return Delta(mean, lo, hi, n, p)
+    sd = float(d.std(ddof=1))
+    p = float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))  # = ttest_1samp(d, 0)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    lo, hi, method = mean - half, mean + half, "t"
+    if bootstrap and n >= BOOTSTRAP_MIN_N:
+        with warnings.catch_warnings():  # a degenerate case gives NaN, handled below
+            warnings.simplefilter("ignore")  # also `random_state` renamed `rng` in scipy 1.15
+            res = stats.bootstrap((d,), np.mean, confidence_level=level, method="BCa",
+                                  n_resamples=9999, random_state=np.random.default_rng(seed))
+        b_lo, b_hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        if math.isfinite(b_lo) and math.isfinite(b_hi):  # BCa degenerates on a few-valued d
+            lo, hi, method = b_lo, b_hi, "bca"
+    return Delta(mean, lo, hi, n, p, method)
 
 
 def paired_delta(variant: pd.Series, reference: pd.Series, **kw) -> Delta:

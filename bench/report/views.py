@@ -4,7 +4,8 @@
   baseline at the same base settings), and leave-one-out (Δ = all − all-without-the-row's-trick);
 - `pairs_table`: Δ(a+b) and the interaction Δ(a+b) − Δ(a) − Δ(b), paired over seeds;
 - `factorial_table`: main effects and two-factor interactions by least squares on the ±1 design;
-- `tuned_table`: each variant at its own best LR beside the common-LR rows.
+(the tuned view of an LR sweep is in `bench.report.tuned`; what a Δ is against, in
+`bench.report.pairing`).
 """
 from __future__ import annotations
 
@@ -13,22 +14,17 @@ import math
 from collections import Counter
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from bench.report import stats
+# all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
+from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
+from bench.report.rows import by_seed, ci_note, delta_text, labels
 from bench.report.tables import ARROWS, Cell, Table, count, num
-from bench.results import TUNE_METRIC, direction, kind_of
+from bench.report.tuned import tuned_table  # noqa: F401
+from bench.results import direction
 
-# a variant's baseline shares these (both nets' lrs and G's baseline loss included: two grids in
-# one store may train the same data under different ones)
-BASE_KEY = ["steps", "batch_size", "lr", "lr_d", "g_loss", "resolution"]
 HIDDEN = {"is_std", "kid_std"}  # uncertainties of a single score: in the CSV, not the tables
-
-
-def _key(row) -> tuple:
-    values = (row.get(k) for k in BASE_KEY)
-    return tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in values)
 
 
 def variants(part: pd.DataFrame) -> list[pd.DataFrame]:
@@ -41,13 +37,6 @@ def variants(part: pd.DataFrame) -> list[pd.DataFrame]:
                  first if pd.notna(first) else math.inf, rows["created_at"].min())
         groups.append((order, rows))
     return [rows for _, rows in sorted(groups, key=lambda g: g[0])]
-
-
-def by_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
-    done = rows[(rows["status"] == "done")].drop_duplicates("seed")
-    if metric not in done:
-        return pd.Series(dtype=float)
-    return pd.Series(done[metric].to_numpy(dtype=float), index=done["seed"].to_numpy())
 
 
 def status_text(rows: pd.DataFrame) -> str:
@@ -101,9 +90,10 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     shown = shown_metrics(part, metrics)
     heads = [m for m in headline if m in shown]
     groups = variants(part)
+    names = labels(groups, row_name)
     records, deltas = [], []
-    for rows in groups:
-        rec = {"variant": row_name(rows) if row_name else rows["row_label"].iloc[0],
+    for rows, row_label in zip(groups, names):
+        rec = {"variant": row_label,
                "role": rows["role"].iloc[0], "status": status_text(rows),
                "n_seeds": len(rows), "n_done": int((rows["status"] == "done").sum()),
                "n_diverged": int((rows["status"] == "diverged").sum()),
@@ -124,7 +114,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                     stats.paired_delta(a, b, bootstrap=bootstrap)
             row_deltas[m] = d
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
-                        f"d_{m}_n": d.n, f"d_{m}_p": d.p})
+                        f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method})
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
@@ -155,7 +145,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             text = num(d.delta, signed=True)
             if math.isfinite(d.lo):
                 text += f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
-                text += " *" if d.excludes_zero else ""
+                text += " *" if d.significant else ""
                 ph = rec[f"d_{m}_p_holm"]
                 text += f" p_H={ph:.2g}" if math.isfinite(ph) else ""
             else:
@@ -165,31 +155,13 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         rows_out.append(cells)
     base_notes = [
         f"Cells: mean ± std over seeds (n done). {delta_label}: paired over matched seeds, "
-        f"{'percentile bootstrap' if bootstrap else 'paired t'} 95% CI; * = the CI excludes 0; "
-        "p_H = Holm-adjusted p-value across this table's rows. Bold: best mean per column "
-        "(↑ higher is better, ↓ lower). A CI needs ≥ 2 seeds with some spread.",
+        f"against the reference of the same setup (config but tricks and seed); "
+        f"{ci_note(bootstrap)} p_H = that p Holm-adjusted across this table's rows. Bold: best "
+        "mean per column (↑ higher is better, ↓ lower). A CI needs ≥ 2 seeds with some spread. "
+        "[k=v] in a row label: a sweep point, or a setting that differs between the rows (named "
+        "where it is not the harness default).",
     ]
     return Table(name, title, columns, rows_out, numbers, base_notes + (notes or []))
-
-
-def baseline_of(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame | None:
-    """The baseline with the variant's base settings (None for a baseline row itself)."""
-    if (rows["role"] == "baseline").all() or rows["tricks"].iloc[0] == ():
-        return None
-    key = _key(rows.iloc[0])
-    cand = pool[(pool["tricks"].map(len) == 0)]
-    cand = cand[[_key(r) == key for _, r in cand.iterrows()]]
-    return cand.drop_duplicates("cell_id") if len(cand) else None
-
-
-def all_of(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame | None:
-    """Leave-one-out: the 'all' row the others are compared with."""
-    if (rows["role"] == "all").all() or (rows["role"] == "baseline").all():
-        return None
-    cand = pool[pool["role"] == "all"]
-    key = _key(rows.iloc[0])
-    cand = cand[[_key(r) == key for _, r in cand.iterrows()]]
-    return cand.drop_duplicates("cell_id") if len(cand) else None
 
 
 def leave_one_out_name(part: pd.DataFrame) -> Callable[[pd.DataFrame], str]:
@@ -207,19 +179,17 @@ def leave_one_out_name(part: pd.DataFrame) -> Callable[[pd.DataFrame], str]:
 
 def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 headline: list[str], bootstrap: bool = False) -> Table:
-    """Per pair: Δ(a+b) vs baseline and the interaction (a+b) − a − b + baseline per seed."""
+    """Per pair: Δ(a+b) vs baseline and the interaction (a+b) − a − b + baseline per seed, each
+    against cells at the pair's own sweep point (data axes, tuned lr, the tricks' params)."""
     records, rows_out = [], []
-    for rows in variants(part):
+    groups = [g for g in variants(part) if len(g["tricks"].iloc[0]) == 2]
+    for rows, label in zip(groups, labels(groups)):
         tricks = rows["tricks"].iloc[0]
-        if len(tricks) != 2:
-            continue
         base = baseline_of(rows, pool)
-        singles = []
-        for t in tricks:
-            cand = pool[pool["tricks"].map(lambda x, t=t: x == (t,)) & (pool["sweep"].map(len) == 0)]
-            cand = cand[[_key(r) == _key(rows.iloc[0]) for _, r in cand.iterrows()]]
-            singles.append(cand.drop_duplicates("cell_id") if len(cand) else None)
-        rec = {"pair": "+".join(tricks), "a": tricks[0], "b": tricks[1], "status": status_text(rows)}
+        singles = [single_of(rows, t, pool) for t in tricks]
+        point = label[len(rows["label"].iloc[0]):].strip()[1:-1]  # "lr=0.001" of "a+b [lr=0.001]"
+        rec = {"pair": label, "a": tricks[0], "b": tricks[1], "point": point,
+               "status": status_text(rows)}
         cells = [Cell(rec["pair"]), Cell(rec["status"])]
         for m in headline:
             if base is None or not (rows["status"] == "done").any():
@@ -237,8 +207,8 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             for prefix, d in (("d", d_ab), ("i", inter)):
                 rec.update({f"{prefix}_{m}": d.delta, f"{prefix}_{m}_lo": d.lo,
                             f"{prefix}_{m}_hi": d.hi, f"{prefix}_{m}_n": d.n,
-                            f"{prefix}_{m}_p": d.p})
-            cells += [Cell(_delta_text(d_ab)), Cell(_delta_text(inter))]
+                            f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method})
+            cells += [Cell(delta_text(d_ab)), Cell(delta_text(inter))]
         records.append(rec)
         rows_out.append(cells)
     numbers = pd.DataFrame(records)
@@ -246,20 +216,10 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     for m in headline:
         columns += [f"Δ(a+b) {m}", f"interaction {m}"]
     notes = ["interaction = Δ(a+b) − Δ(a) − Δ(b) per seed (= (a+b) − a − b + baseline), mean "
-             "with a paired t 95% CI over the seeds all four cells share; * = CI excludes 0. "
-             "Single-trick cells come from any design of the grid with the same base settings; "
-             "'–' where one is missing."]
+             "over the seeds all four cells share. " + ci_note(bootstrap) + " Single-trick "
+             "cells come from any design of the grid at the pair's sweep point (same setup, the "
+             "trick's params as in the pair); '–' where one is missing."]
     return Table(name, title, columns, rows_out, numbers, notes)
-
-
-def _delta_text(d: stats.Delta) -> str:
-    if d.n == 0:
-        return "–"
-    text = num(d.delta, signed=True)
-    if math.isfinite(d.lo):
-        return text + f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]" + (
-            " *" if d.excludes_zero else "")
-    return text + f" (n={d.n})"
 
 
 def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
@@ -320,66 +280,3 @@ def for_dataset(value, dataset: str):
     if isinstance(value, dict) and dataset in value:
         return value[dataset]
     return value
-
-
-def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
-                bootstrap: bool = False, metric: str | None = None,
-                base_lr: float | None = None) -> Table | None:
-    """Each variant at the LR with the best mean (over seeds) of `metric`, beside the common-LR
-    view: every variant at one LR (`base_lr` when it was tried, else the baseline's best)."""
-    tuned = part[part["tune_lr"].notna()].drop_duplicates("cell_id")
-    if tuned.empty:
-        return None
-    metric = metric or TUNE_METRIC[kind_of(part)]
-    if metric not in tuned:
-        return None
-    sign = 1 if direction(metric) == "up" else -1
-    key = tuned["label"] + tuned["sweep"].map(
-        lambda s: json.dumps({k: v for k, v in s.items() if k != "lr"}, sort_keys=True))
-    chosen = {}
-    for k, rows in tuned.groupby(key, sort=False):
-        means = {lr: stats.mean_std(by_seed(r, metric))[0] for lr, r in rows.groupby("tune_lr")}
-        finite = {lr: v for lr, v in means.items() if math.isfinite(v)}
-        if finite:
-            lr = max(finite, key=lambda x: sign * finite[x])
-            chosen[k] = (lr, rows[rows["tune_lr"] == lr], means, rows)
-    base_key = next((k for k, c in chosen.items() if c[1]["tricks"].iloc[0] == ()), None)
-    tried = set(tuned["tune_lr"])
-    common = base_lr if base_lr in tried else (chosen[base_key][0] if base_key else None)
-    base_at_common = (chosen[base_key][3][chosen[base_key][3]["tune_lr"] == common]
-                      if base_key is not None else None)
-    records, rows_out = [], []
-    heads = [m for m in headline if m in tuned]
-    for k, (lr, rows, means, every_lr) in chosen.items():
-        rec = {"variant": rows["label"].iloc[0], "best_lr": lr, "common_lr": common,
-               "lrs_tried": ", ".join(num(x) for x in sorted(means))}
-        cells = [Cell(rec["variant"]), Cell(num(lr)), Cell(rec["lrs_tried"])]
-        at_common = every_lr[every_lr["tune_lr"] == common]
-        for m in heads:
-            mean, sd, n = stats.mean_std(by_seed(rows, m))
-            rec.update({f"{m}_mean": mean, f"{m}_std": sd, f"{m}_n": n})
-            d = c = stats.NO_DELTA
-            if base_key is not None and k != base_key:
-                d = stats.paired_delta(by_seed(rows, m), by_seed(chosen[base_key][1], m),
-                                       bootstrap=bootstrap)
-                c = stats.paired_delta(by_seed(at_common, m), by_seed(base_at_common, m),
-                                       bootstrap=bootstrap)
-            rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
-                        f"common_d_{m}": c.delta, f"common_d_{m}_lo": c.lo,
-                        f"common_d_{m}_hi": c.hi})
-            cells.append(Cell(f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else num(mean)))
-            cells.append(Cell(_delta_text(d)))
-            cells.append(Cell(_delta_text(c)))
-        records.append(rec)
-        rows_out.append(cells)
-    columns = ["variant", "best lr", "lrs tried"]
-    for m in heads:
-        columns += [f"{m} {ARROWS.get(direction(m), '')}".rstrip(), f"Δ {m} (both tuned)",
-                    f"Δ {m} at lr {num(common)}"]
-    notes = [f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
-             "its paired Δ against the baseline at the baseline's own best LR; the choice and the "
-             "score use the same seeds, so these numbers are optimistic (most for noisy "
-             f"variants). Beside it the common-LR view: every variant and the baseline at lr "
-             f"{num(common)} ({'the grid base LR' if common == base_lr else 'the baseline best LR'}"
-             "). The design table holds every LR as its own row."]
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
