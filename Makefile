@@ -21,11 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# The report is written even when some cells failed (run exits 1; the tables show them as
-# failed), but not after Ctrl-C (130); make's exit status is run's.
+# The report is written when run finished (0) or some cells failed (1; the tables show them as
+# failed); not after bad input (2), Ctrl-C (130) or SIGTERM (143). The recipe exits with run's
+# status (make reports it as "Error N").
 run: install
 	status=0; $(VENV)/bin/ganbench run --grid $(GRID) --store $(STORE) $(RUN_ARGS) || status=$$?; \
-	if [ $$status -ne 130 ]; then \
+	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then \
 	  $(VENV)/bin/ganbench report --store $(STORE) --grid $(GRID) --out results/$(GRID) || exit $$?; \
 	fi; exit $$status
 

@@ -54,7 +54,29 @@ def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path
     return total, unknown, borrowed
 
 
-def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | None) -> None:
+def check_store_path(store_root: Path) -> None:
+    """Raise the StoreError `run` would raise when it opens the store (a plain file, or a folder
+    it may not write), without creating anything: the store is the first existing folder on
+    the way to it."""
+    import os
+
+    from bench.store import StoreError
+
+    db = store_root / "results.sqlite"
+    probe = store_root
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StoreError(f"cannot use store {db}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK):
+        raise StoreError(f"cannot use store {db}: {probe} is not writable")
+    if db.exists() and not (db.is_file() and os.access(db, os.W_OK)):
+        raise StoreError(f"cannot use store {db}: not a writable file")
+
+
+def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | None,
+                  retry: tuple[str, ...] = ()) -> None:
+    """`retry`: stored statuses `run --retry` would train again (counted as to train)."""
     from bench.executor import visible_gpus
     from bench.placement import plan
     from bench.runner import disallowed_record
@@ -73,6 +95,8 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
     for m in grid.members:
         cid = m["cell_id"]
         status = stored.get(cid) or (blocked[cid].status if blocked[cid] else "to train")
+        if cid in stored and stored[cid] in retry and blocked[cid] is None:
+            status = f"{status} (to train again)"
         table[(m["dataset"], m["design"])][status] += 1
     print(f"\n{'dataset':<16} {'design':<22} cells by status (stored, or what will happen)")
     for (dataset, design), counts in table.items():
@@ -103,7 +127,9 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
             print(f"  not estimable (runs stored as conflict): {', '.join(frac['unestimable'])}")
     if grid.spec.get("tune"):
         print(f"\nLR tuning: every variant at lr {grid.spec['tune']['lr']} (same seeds)")
-    todo = {cid for cid in cells if cid not in stored and blocked[cid] is None}
+    # as run_cell decides: not stored, or stored with a retried status; never a blocked cell
+    todo = {cid for cid in cells
+            if (cid not in stored or stored[cid] in retry) and blocked[cid] is None}
     gpus = visible_gpus()
     if gpus:
         places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,

@@ -6,8 +6,8 @@ Fault behaviour (see the README, "When things go wrong"):
 - a worker killed by the OS: its cell is retried once on a fresh worker, then stored `failed`;
 - a cell whose lease another live process holds is deferred and picked up when that process
   stores it (or dies: the lease is then taken over);
-- Ctrl-C (SIGINT): no new cell starts, running cells checkpoint at their next step, and
-  run_cells raises KeyboardInterrupt within seconds;
+- Ctrl-C (SIGINT) or SIGTERM: no new cell starts, running cells checkpoint at their next step,
+  and run_cells raises Stopped (a KeyboardInterrupt naming the signal) within seconds;
 - workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
   kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
 """
@@ -55,27 +55,49 @@ def default_workers() -> int:
     return for_machine(visible_gpus())
 
 
+class Stopped(KeyboardInterrupt):
+    """run_cells stopped by a signal: SIGINT (Ctrl-C) or SIGTERM (timeout, docker stop, Slurm).
+    A KeyboardInterrupt, so callers that handle Ctrl-C handle both; `signum` sets the exit code."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stopped_by: list[int] = []  # the first stop signal of the current run_cells
+
+
 @contextmanager
 def _ctrl_c_stops():
-    """First Ctrl-C: set STOP (cells checkpoint and stop); a second one interrupts at once."""
+    """First Ctrl-C or SIGTERM: set STOP (cells checkpoint and stop); a second one interrupts at
+    once."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
         if STOP.is_set():
-            raise KeyboardInterrupt
+            raise Stopped(signum)
         STOP.set()
-        print("\nganbench: stopping: running cells write a checkpoint (Ctrl-C again to quit "
-              "now)", file=sys.stderr, flush=True)
+        _stopped_by.append(signum)
+        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\nganbench: {signal.Signals(signum).name}: stopping: running cells write a "
+              f"checkpoint ({again} again to quit now)", file=sys.stderr, flush=True)
 
-    before = signal.signal(signal.SIGINT, handler)
+    before = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     STOP.clear()
+    _stopped_by.clear()
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, before)
+        for sig, old in before.items():
+            signal.signal(sig, old)
         STOP.clear()
+
+
+def _stopped() -> Stopped:
+    return Stopped(_stopped_by[0] if _stopped_by else signal.SIGINT)
 
 
 def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
@@ -85,11 +107,15 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
               address: str | None = None) -> Iterator[Record]:
     """Yield each cell's record as it is stored (stored ones first, without retraining).
     Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
-    Raises KeyboardInterrupt after a Ctrl-C once running cells have checkpointed.
+    Raises Stopped (a KeyboardInterrupt) after Ctrl-C or SIGTERM once running cells have
+    checkpointed.
     `executor="ray"` runs each cell as a Ray task (bench/ray_executor.py; `address` of a
     cluster, or None for a local Ray)."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
     retry = tuple(retry)
+    # `seen`: when each retried record was stored, as seen now; only that record is redone, so
+    # a newer record another run stores meanwhile (even `failed`) is kept, not trained twice
+    seen: dict[str, float] = {}
     with Store(store_root) as store:
         todo = []
         for cell in cells:
@@ -98,6 +124,8 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
                 yield record
             else:
                 todo.append(cell)
+                if record is not None:
+                    seen[cell.cell_id] = record.created_at
     if not todo:
         return
     from tqdm.auto import tqdm
@@ -105,7 +133,7 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
     # disable=None: bars only on a terminal, never as kilobytes of '\r' lines in a log file
     bar = tqdm(total=len(todo), desc="cells", unit="cell", dynamic_ncols=True, leave=False,
                disable=None if progress else True)
-    opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry)
+    opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry, seen=seen)
     try:
         with _ctrl_c_stops():
             if executor == "ray":
@@ -121,7 +149,7 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
                 bar.update(1)
                 yield record
             if STOP.is_set():
-                raise KeyboardInterrupt
+                raise _stopped()
     finally:
         bar.close()
 
@@ -133,7 +161,7 @@ def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Ite
         deferred: dict[str, tuple[CellConfig, float]] = {}
         while (queue or deferred) and not STOP.is_set():
             if not queue:
-                yield from _collect_deferred(store, deferred, queue)
+                yield from _collect_deferred(store, deferred, queue, opts["seen"])
                 continue
             cell = queue.popleft()
             dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
@@ -149,13 +177,16 @@ def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Ite
                 yield record
 
 
-def _collect_deferred(store: Store, deferred: dict, queue: deque) -> Iterator[Record]:
+def _collect_deferred(store: Store, deferred: dict, queue: deque,
+                      seen: dict[str, float]) -> Iterator[Record]:
     """Cells leased by another process: yield the ones it stored; requeue the rest when their
-    poll time comes (the lease is taken over if its owner died)."""
+    poll time comes (the lease is taken over if its owner died). A retried cell's old record
+    (`seen`) is not its result."""
     now = time.monotonic()
     for cid, (cell, due) in list(deferred.items()):
         record = store.get(cid)
-        if record is not None:  # stored by the process that held the lease: final for this run
+        if record is not None and record.created_at != seen.get(cid):
+            # stored by the process that held the lease: final for this run
             del deferred[cid]
             yield record
         elif due <= now:
@@ -190,10 +221,11 @@ def _die_with_parent(parent_pid: int) -> None:
 def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event) -> None:
     _die_with_parent(parent_pid)
     quiet_plugin_warnings()
-    # A terminal Ctrl-C reaches the whole process group; the parent also sets `stop_event`
-    # (a signal sent while we were still booting would be lost). Either way: finish the current
-    # step, checkpoint, report "stopped".
-    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    # A terminal Ctrl-C (or Slurm's SIGTERM) reaches the whole process group; the parent also
+    # sets `stop_event` (a signal sent while we were still booting would be lost). Either way:
+    # finish the current step, checkpoint, report "stopped".
+    for sig in STOP_SIGNALS:  # Slurm and `docker stop` signal every process, not just ours
+        signal.signal(sig, lambda *_: STOP.set())
     threading.Thread(target=lambda: (stop_event.wait(), STOP.set()), daemon=True,
                      name="stop-watch").start()
     with Store(store_root) as store:
@@ -208,7 +240,7 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
             cell = CellConfig.from_dict(cell_json)
             if STOP.is_set():  # queued before the stop: leave it for the next run
                 conn.send({"state": "stopped"})
-                continue
+                return
             try:
                 record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
                 reply = {"state": "stored" if record is not None else "stopped"}
@@ -218,6 +250,8 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
                 reply = {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
                          "error": traceback.format_exc()}
             conn.send(reply)
+            if reply["state"] == "stopped":  # the parent's stop, or a signal to us alone: the
+                return  # parent replaces us (and resumes the cell) unless it is stopping too
 
 
 class _Worker:
@@ -225,17 +259,17 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, daemon=True,
                                    args=(child, str(store_root), os.getpid(), opts, stop_event))
-        # Start it with SIGINT ignored (inherited across exec) so a Ctrl-C while it boots prints
-        # no KeyboardInterrupt traceback; _worker_main installs the real handler.
+        # Start it with SIGINT/SIGTERM ignored (inherited across exec) so a stop signal while it
+        # boots neither kills it nor prints a traceback; _worker_main installs the real handlers.
         try:
-            before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
         except ValueError:  # not the main thread: leave signals alone
-            before = None
+            before = {}
         try:
             self.process.start()
         finally:
-            if before is not None:
-                signal.signal(signal.SIGINT, before)
+            for sig, old in before.items():
+                signal.signal(sig, old)
         child.close()
         self.cell: CellConfig | None = None
         self.device: str | None = None
@@ -287,9 +321,9 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                     if time.monotonic() > stop_deadline:
                         break
                 if not queue and deferred:
-                    yield from _collect_deferred(store, deferred, queue)
+                    yield from _collect_deferred(store, deferred, queue, opts["seen"])
                 for i, w in enumerate(pool):  # an idle worker killed meanwhile is replaced
-                    if w.cell is None and not w.process.is_alive():
+                    if w.cell is None and not w.process.is_alive() and not STOP.is_set():
                         pool[i] = _Worker(ctx, root, opts, stop_event)
                 _dispatch(pool, queue, gpus, device, per_gpu)
                 busy = [w for w in pool if w.cell is not None]
@@ -302,7 +336,7 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                         record = _finish(w, store, deferred, deaths, queue)
                         if record is not None:
                             yield record
-                        if not w.process.is_alive():
+                        if not w.process.is_alive() and not STOP.is_set():
                             pool[pool.index(w)] = _Worker(ctx, root, opts, stop_event)
         finally:
             for w in pool:
@@ -367,7 +401,10 @@ def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
         return None
     if state == "error":
         return store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
-    return None  # stopped by Ctrl-C: its checkpoint is on disk
+    if not STOP.is_set():  # the worker alone was signalled: it checkpointed and exits; a fresh
+        w.process.join(timeout=5)  # worker resumes the cell
+        queue.appendleft(cell)
+    return None  # stopped by Ctrl-C / SIGTERM: its checkpoint is on disk
 
 
 def store_failed(store: Store, record: Record) -> Record:

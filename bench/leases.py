@@ -123,17 +123,21 @@ class Leases:
         self.close()
 
     def acquire(self, cell_id: str, owner: str, *, redo: tuple[str, ...] = (),
+                redo_created: float | None = None,
                 timeout: float | None = None) -> tuple[str, Lease | None]:
         """Try to take the lease. Returns ("taken", lease), ("stored", None) when the cell already
-        has a record (whose status is not in `redo`), or ("busy", the live lease)."""
+        has a record (whose status is not in `redo`, or, given `redo_created`, that is not the
+        record stored at that time: a newer one from a concurrent run is not redone twice), or
+        ("busy", the live lease)."""
         timeout = lease_timeout() if timeout is None else timeout
         now = time.time()
         db = self._db
         db.execute("BEGIN IMMEDIATE")  # one writer at a time: check and take atomically
         try:
-            row = db.execute("SELECT status FROM cells WHERE cell_id=?", (cell_id,)).fetchone() \
-                if self._has_cells() else None
-            if row is not None and row[0] not in redo:
+            row = db.execute("SELECT status, created_at FROM cells WHERE cell_id=?",
+                             (cell_id,)).fetchone() if self._has_cells() else None
+            if row is not None and (row[0] not in redo
+                                    or redo_created is not None and row[1] != redo_created):
                 db.execute("ROLLBACK")
                 return "stored", None
             cur = db.execute("SELECT owner, heartbeat, attempts FROM leases WHERE cell_id=?",

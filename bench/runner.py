@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Collection
+from typing import Callable, Collection, Mapping
 
 import torch
 
@@ -127,15 +127,23 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
              curve_every: int | None = None,
              on_trainer: Callable[[Trainer], None] | None = None,
              retry: Collection[str] = (), wait: bool = True,
-             threads: int | None = None) -> Record | None:
+             threads: int | None = None,
+             seen: Mapping[str, float] | None = None) -> Record | None:
     """Returns the stored record (new or existing), or None when stopped early (`stop_after`,
     STOP). Metric curves are scored every `curve_every` steps (None: 10 points per run; 0: none).
     A stored record whose status is in `retry` (e.g. failed, diverged) is trained again; the old
-    one goes into `history`. When another process holds the cell's lease, wait for it to store
-    the cell (`wait`) or raise CellBusy."""
-    retry = tuple(retry)
+    one goes into `history`. Only the record seen when the cell was scheduled is redone
+    (`seen`: cell id -> its `created_at`; None: the one stored now): a newer one, stored by a
+    concurrent run meanwhile, is returned, even when it failed too. When another process holds
+    the cell's lease, wait for it to store the cell (`wait`) or raise CellBusy."""
     existing = store.get(cell.cell_id)
-    if existing is not None and existing.status not in retry:
+    if seen is None:
+        redo_id = existing.created_at if existing is not None else None
+    else:
+        redo_id = seen.get(cell.cell_id)
+    retry = tuple(retry) if redo_id is not None else ()  # nothing was seen: nothing to redo
+    if existing is not None and (existing.status not in retry
+                                 or existing.created_at != redo_id):
         return existing
     blocked = disallowed_record(cell)
     if blocked is not None:
@@ -144,7 +152,7 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
     with Leases(store.db_path) as leases:
         said = False
         while True:
-            state, lease = leases.acquire(cell.cell_id, owner, redo=retry)
+            state, lease = leases.acquire(cell.cell_id, owner, redo=retry, redo_created=redo_id)
             if state == "stored":
                 return store.get(cell.cell_id)
             if state == "taken":

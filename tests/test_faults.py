@@ -1,5 +1,5 @@
 """Faults that must not stop a grid: a raising cell, a worker killed by the OS, a corrupt
-checkpoint, kill -9 of the main process with an immediate rerun, and Ctrl-C."""
+checkpoint, kill -9 of the main process with an immediate rerun, Ctrl-C and SIGTERM."""
 import os
 import signal
 import subprocess
@@ -192,6 +192,49 @@ def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_com
     checkpoints = list(store.glob("cells/*/checkpoint.pt"))
     assert len(checkpoints) == 2  # both running cells wrote one when they stopped
     assert lease_owners(store) == []  # leases released
+
+
+@pytest.mark.parametrize("to", [
+    "group",  # Slurm / docker stop: every process of the run gets SIGTERM, the workers too
+    pytest.param("main", marks=pytest.mark.slow)])  # timeout(1): the main process only
+def test_sigterm_stops_like_ctrl_c_with_checkpoints_a_summary_and_the_resume_command(
+        grid, tmp_path, to):
+    path, store = grid(3000), tmp_path / "s"
+    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0", "--eval-seed", "7")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    assert _wait_for(lambda: len(lease_owners(store)) == 2)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    if to == "group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.monotonic() - sent < 15, err
+    assert "cells:" in err and "not run" in err  # the summary
+    assert "interrupted (SIGTERM)" in err and "Resume with:" in err
+    assert "--eval-seed 7" in err  # the resume command keeps the protocol
+    assert "Traceback" not in err
+    assert len(list(store.glob("cells/*/checkpoint.pt"))) == 2  # running cells checkpointed
+    assert lease_owners(store) == []  # leases released
+
+
+def test_sigterm_to_one_worker_alone_checkpoints_and_a_fresh_worker_resumes_its_cell(
+        grid, tmp_path):
+    path, store = grid(600), tmp_path / "s"
+    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: len(lease_owners(store)) >= 1)
+    owner = lease_owners(store)[0]
+    os.kill(int(owner.split(":")[1]), signal.SIGTERM)  # not the run: it goes on
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert {r.status for r in _stored(store).values()} == {"done"} and len(_stored(store)) == 4
+    assert sorted(lease_attempts(store).values()) == [1, 1, 1, 2]  # only that cell twice
+    assert "Traceback" not in err
 
 
 def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid, tmp_path):

@@ -104,3 +104,58 @@ def test_run_cell_waits_for_a_live_lease_and_returns_the_holders_record(tmp_path
     assert record.reason == "stored by the holder"  # not trained a second time
     assert lease_attempts(tmp_path)[cell.cell_id] == 1  # only the holder's attempt
     assert f"is being trained by {holder}; waiting" in capsys.readouterr().err
+
+
+def test_retry_redoes_only_the_record_seen_when_scheduling(tmp_path):
+    """Two `--retry failed` runs: run A retrains the failed cell and stores a NEW failed record;
+    run B, which scheduled the cell when the OLD record was stored, must not train it again."""
+    from bench.runner import run_cell
+    from tests.tiny import tiny_cell
+
+    cell = tiny_cell(steps=3)
+
+    def failed(reason, at):
+        return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                      config=cell.to_dict(), status="failed", reason=reason, created_at=at)
+
+    with Store(tmp_path) as store, Leases(store.db_path) as leases:
+        store.put(failed("old", 1000.0))
+        seen = {cell.cell_id: store.get(cell.cell_id).created_at}  # B schedules the cell
+        store.put(failed("new, from run A", 2000.0), replace=True)  # A retried it: failed again
+        # the lease is refused for the newer record, granted for the one that was seen
+        assert leases.acquire(cell.cell_id, my_owner(), redo=("failed",),
+                              redo_created=seen[cell.cell_id]) == ("stored", None)
+        record = run_cell(cell, store, retry=("failed",), seen=seen, progress=False,
+                          curve_every=0)
+        assert record.reason == "new, from run A"  # returned, not retrained
+        assert leases.get(cell.cell_id) is None  # never handed to a trainer
+        # a cell with no record when scheduled (not in `seen`) is not redone either
+        assert run_cell(cell, store, retry=("failed",), seen={}, progress=False,
+                        curve_every=0).reason == "new, from run A"
+        assert leases.get(cell.cell_id) is None
+        assert leases.acquire(cell.cell_id, my_owner(), redo=("failed",),
+                              redo_created=2000.0)[0] == "taken"  # the record that was seen
+
+
+def test_a_deferred_retried_cell_waits_for_a_record_newer_than_the_one_seen(tmp_path):
+    """While another run holds a retried cell's lease, its old record is not this run's result."""
+    from collections import deque
+
+    from bench.executor import _collect_deferred
+    from tests.tiny import tiny_cell
+
+    cell = tiny_cell(steps=3)
+
+    def record(reason, at):
+        return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                      config=cell.to_dict(), status="failed", reason=reason, created_at=at)
+
+    with Store(tmp_path) as store:
+        store.put(record("old", 1000.0))
+        deferred, queue = {cell.cell_id: (cell, time.monotonic() + 60)}, deque()
+        seen = {cell.cell_id: 1000.0}
+        assert list(_collect_deferred(store, deferred, queue, seen)) == []
+        assert cell.cell_id in deferred  # still waiting for the holder
+        store.put(record("new", 2000.0), replace=True)  # the holder stored its result
+        assert [r.reason for r in _collect_deferred(store, deferred, queue, seen)] == ["new"]
+        assert deferred == {} and not queue

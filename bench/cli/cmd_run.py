@@ -1,12 +1,13 @@
 """`ganbench run`: train and score every cell of a grid (resumable, lease-safe).
 
 Exit codes: 0 when every cell has a record and none failed; 1 when some cell failed (the summary
-says how many; `--retry failed` reruns them); 2 for bad input; 130 after Ctrl-C (the command
-that resumes is printed)."""
+says how many; `--retry failed` reruns them); 2 for bad input; 130 after Ctrl-C (SIGINT) and 143
+after SIGTERM (running cells checkpoint; the summary and the command that resumes are printed)."""
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ RETRYABLE = ("failed", "diverged")
 def register(sub) -> None:
     p = sub.add_parser("run", help="train and score every cell of a grid (resumable)")
     p.add_argument("--grid", default="cpu-default", help="preset name (bench/grids/) or a .toml path")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--workers", type=int, default=None,
                    help="processes (default: CPU cores, at most 8)")
     add_device_option(p, PLACEMENT_HELP)
@@ -55,15 +56,40 @@ def parse_retry(text: str) -> tuple[str, ...]:
 
 
 def resume_command(args: argparse.Namespace) -> str:
+    """The command that continues this run with the same options: every `run` option whose value
+    differs from its default, read off the parser, so a new option cannot be left out (a resume
+    under another eval protocol would make the report drop cells)."""
     words = ["ganbench", "run", "--grid", args.grid, "--store", args.store]
-    if args.executor == "ray":
-        words += ["--executor", "ray"] + (["--address", args.address] if args.address else [])
-    if args.workers:
-        words += ["--workers", str(args.workers)]
-    for option in ("only", "datasets"):
-        if getattr(args, option, None):
-            words += [f"--{option}", getattr(args, option)]
-    return " ".join(shlex.quote(w) for w in words)
+    for action in _run_parser()._actions:
+        if not action.option_strings or action.dest in ("help", "grid", "store"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or value == action.default:  # None: unset (or --device auto, normalized)
+            continue
+        option = max(action.option_strings, key=len)
+        words += [option] if isinstance(action, argparse._StoreTrueAction) else [option, str(value)]
+    return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    from bench.cli.common import Parser
+
+    sub = Parser(prog="ganbench").add_subparsers()
+    register(sub)
+    return sub.choices["run"]
+
+
+def check_inputs(args: argparse.Namespace, cells: list, store: Path):
+    """Everything `run` refuses before training (data, resolution, batch size, metrics, the
+    store), shared with --dry-run so a dry run passes exactly when the run would start. Writes
+    nothing to the store. Returns the eval spec."""
+    from bench.dry_run import check_store_path
+
+    for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
+        load_data(args, cell)
+    spec = eval_spec_from(args)
+    check_store_path(store)
+    return spec
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,14 +113,13 @@ def run(args: argparse.Namespace) -> int:
     whole = load_grid(args.grid)
     grid = select(whole, args.only, args.datasets)
     cells = list(grid.cells)
+    spec = check_inputs(args, cells, Path(args.store))
     if args.dry_run:
         from bench.dry_run import print_dry_run
 
-        print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device)
+        print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device,
+                      retry=retry)
         return 0
-    for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
-        load_data(args, cell)
-    spec = eval_spec_from(args)
     write_memberships(whole, Path(args.store))
     table = RunTable(cells, sys.stdout)
     where = (f"Ray at {args.address or 'a local Ray'}" if args.executor == "ray"
@@ -109,12 +134,13 @@ def run(args: argparse.Namespace) -> int:
                                 cells_per_gpu=args.cells_per_gpu,
                                 executor=args.executor, address=args.address):
             table.add(record)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
+        signum = getattr(exc, "signum", signal.SIGINT)
         table.flush_rest()
         print(table.summary(args.store, len(table.cells)), file=sys.stderr)
-        print(f"ganbench: interrupted; running cells kept their checkpoints. Resume with:\n"
-              f"  {resume_command(args)}", file=sys.stderr, flush=True)
-        return 130
+        print(f"ganbench: interrupted ({signal.Signals(signum).name}); running cells kept their "
+              f"checkpoints. Resume with:\n  {resume_command(args)}", file=sys.stderr, flush=True)
+        return 128 + signum
     print(table.summary(args.store, len(table.cells)), flush=True)
     failed = table.counts.get("failed", 0)
     if failed:
