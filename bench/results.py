@@ -162,12 +162,29 @@ def _current_flags(df: pd.DataFrame, installed: Mapping[str, int]) -> pd.Series:
     return ok_versions & pd.Series(ok_protocol, index=df.index)
 
 
+def stored_grid_name(grid: str, stored: Mapping[str, Any]) -> str:
+    """The stored grid that `--grid` names: a stored name as given, else a grid file's stem,
+    the name `run --grid FILE` stores it under (as `bench.grid.load_grid` names it; resolved
+    here without importing it, which imports torch)."""
+    if grid in stored:
+        return grid
+    path = Path(grid)
+    if path.suffix == ".toml" or path.is_file():
+        if not path.is_file():
+            from bench.store import StoreError
+
+            raise StoreError(f"grid file not found: {path}")
+        return path.stem
+    return grid  # a preset's name is its file's stem
+
+
 def load_records(store: str | os.PathLike | Store, *, current_versions: bool = True,
                  grid: str | Sequence[str] | None = None,
                  trick_versions: Mapping[str, int] | None = None) -> pd.DataFrame:
     """All stored records as a DataFrame (see the module docstring for the columns).
 
-    grid: only cells that grid (or these grids) asked for. trick_versions: {trick: version} to
+    grid: only cells that grid (or these grids) asked for: a stored grid's name, or the grid
+    file it was run from (`stored_grid_name`). trick_versions: {trick: version} to
     treat as installed (default: read from the installed tricks' source)."""
     wanted = [grid] if isinstance(grid, str) else list(grid or [])
     own = not isinstance(store, Store)
@@ -175,6 +192,8 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
     try:
         records = list(st.records())
         grids = st.grids()
+        given = {stored_grid_name(g, grids): g for g in wanted}  # `--grid my.toml` works too
+        wanted = list(given)  # each grid once, so no cell is counted twice
         unknown = [g for g in wanted if g not in grids]
         members = [m for g in wanted if g not in unknown for m in st.members(g)] if wanted \
             else st.members()
@@ -185,7 +204,9 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
         from bench.store import StoreError
 
         known = ", ".join(grids) or "none"
-        raise StoreError(f"no grid '{unknown[0]}' in store {st.root} (grids there: {known})")
+        source = f" (from {given[unknown[0]]})" if given[unknown[0]] != unknown[0] else ""
+        raise StoreError(f"no grid '{unknown[0]}'{source} in store {st.root} (grids there: "
+                         f"{known})")
     by_cell: dict[str, list[dict]] = {}
     for order, m in enumerate(members):  # members are stored in grid order
         by_cell.setdefault(m["cell_id"], []).append({**m, "order": order})
@@ -214,6 +235,9 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
     df.attrs["metrics"] = known + [m for m in metric_names if m not in known]
     df.attrs["grids"] = grids
     df.attrs["members"] = members  # what the grids asked for, stored or not
+    # every stored cell, current or not: a grid member with a record of another protocol or
+    # trick version is not "missing" (bench.report.build.shortfalls)
+    df.attrs["stored_ids"] = sorted({r.cell_id for r in records})
     return df
 
 
@@ -230,5 +254,5 @@ def headline_metrics(df: pd.DataFrame) -> list[str]:
     return [m for m in HEADLINE[kind_of(df)] if m in df.columns and df[m].notna().any()]
 
 
-__all__ = ["load_records", "headline_metrics", "kind_of", "direction", "protocol_hash",
-           "row_label_of", "HEADLINE", "TUNE_METRIC"]
+__all__ = ["load_records", "stored_grid_name", "headline_metrics", "kind_of", "direction",
+           "protocol_hash", "row_label_of", "HEADLINE", "TUNE_METRIC"]

@@ -10,6 +10,7 @@ checkpoint: `cells/<id>/samples.npz` holds
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -66,11 +67,16 @@ def write_samples(sample_fn, dataset, folder: Path, eval_spec, device, n: int | 
     x = torch.cat(parts)
     path = folder / SAMPLE_FILE
     tmp = folder / f".{SAMPLE_FILE}.tmp.npz"
-    if kind == "2d":
-        np.savez(tmp, points=x.numpy(), centres=dataset.centers.cpu().numpy())
-    else:
-        images = to_uint8(x).numpy()
-        np.savez(tmp, images=images)
-        save_grid_png(images[:IMAGE_SAMPLES], folder / SAMPLE_PNG)
-    tmp.replace(path)  # a reader never sees half a file
+    try:
+        if kind == "2d":
+            np.savez(tmp, points=x.numpy(), centres=dataset.centers.cpu().numpy())
+        else:
+            images = to_uint8(x).numpy()
+            np.savez(tmp, images=images)
+            save_grid_png(images[:IMAGE_SAMPLES], folder / SAMPLE_PNG)
+        tmp.replace(path)  # a reader never sees half a file
+    except BaseException:
+        with contextlib.suppress(OSError):  # no half-written temporary left; the old file stays
+            tmp.unlink(missing_ok=True)
+        raise
     return path

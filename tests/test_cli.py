@@ -127,3 +127,42 @@ def test_readme_table_lists_every_registered_trick(capsys):
     main(["tricks", "--markdown"])
     table = capsys.readouterr().out.strip()
     assert table in readme, "README trick table is stale: paste `ganbench tricks --markdown`"
+
+
+def test_train_writes_no_progress_bars_when_stderr_is_not_a_terminal(capsys, tmp_path):
+    """As `run`: tqdm's '\\r' bars only on a terminal, not kilobytes of them in a log file."""
+    code, out, err = run(capsys, "train", "--dataset", "ring8", "--steps", "3", "--batch-size",
+                         "16", "--width", "8", "--checkpoint-every", "0", "--curve-every", "0",
+                         "--store", str(tmp_path / "s"))
+    assert code == 0 and out.strip()
+    assert "\r" not in err and "it/s" not in err
+
+
+def test_status_slowest_list_of_a_failed_cell_has_no_none(capsys, tmp_path):
+    from bench.record import Record
+    from bench.store import Store
+    from tests.tiny import tiny_cell
+
+    cell = tiny_cell()
+    with Store(tmp_path / "s") as store:
+        store.put(Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                         config=cell.to_dict(), status="failed", reason="RuntimeError: boom",
+                         timings={"train_s": 1.5}))
+    code, out, _ = run(capsys, "status", "--store", str(tmp_path / "s"))
+    assert code == 0
+    (line,) = [l for l in out.splitlines() if l.startswith(f"  {cell.cell_id}") and "train" in l]
+    assert line.endswith(": train 1.5s, not scored") and "None" not in out
+
+
+@pytest.mark.parametrize("raised, code", [("sigint", 130), ("sigterm", 143)])
+def test_a_stopped_command_exits_128_plus_its_signal(monkeypatch, capsys, raised, code):
+    import signal
+
+    from bench.cli import cmd_tricks
+    from bench.executor import Stopped
+
+    def stop(args):
+        raise KeyboardInterrupt if raised == "sigint" else Stopped(signal.SIGTERM)
+    monkeypatch.setattr(cmd_tricks, "run", stop)
+    assert main(["tricks"]) == code
+    assert "interrupted; rerun the same command to resume" in capsys.readouterr().err

@@ -67,7 +67,9 @@ def test_compare_keeps_a_tuned_grids_lrs_apart(tmp_path, capsys):
     df = load_records(store, grid="compare:label_flip@tuned")
     assert sorted(df.tune_lr) == [5e-4, 5e-4, 1e-3, 1e-3]
     assert len(set(df.row_label)) == 4  # e.g. "label_flip [lr=0.0005]"
-    tuned = (store / "compare-label_flip" / "tables" / "compare_label_flip_tuned-ring8-add-one-tuned.md")
+    # the grid name's ':' and '@' are replaced, so the stem carries a hash of the name
+    (tuned,) = (store / "compare-label_flip" / "tables").glob(
+        "compare_label_flip_tuned_*-ring8-add-one-tuned.md")
     assert "each variant at its best LR" in tuned.read_text()
 
 
@@ -89,3 +91,30 @@ def test_compare_header_names_the_resolved_worker_count(grid, tmp_path, capsys, 
                                      "--store", str(tmp_path / "s")])
     assert args.workers is None and cmd_compare.run(args) == 0
     assert "(3 worker(s))" in capsys.readouterr().out and got["workers"] == 3
+
+
+def test_compare_exits_1_when_a_cell_failed_and_retry_reruns_it(grid, tmp_path, capsys,
+                                                              monkeypatch):
+    """As `run`: failed cells make exit code 1 with a hint; `--retry failed` trains them again
+    (the failed record is kept in the new one's history)."""
+    from bench.train import Trainer
+
+    def boom(self, **kw):
+        raise RuntimeError("synthetic failure")
+
+    store = tmp_path / "s"
+    args = ["compare", "--trick", "label_flip", "--grid", str(grid), "--store", str(store),
+            "--workers", "1", "--seeds", "1", "--curve-every", "0"]
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "train", boom)
+        assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ganbench: 2 cell(s) failed") and "--retry failed" in err[-1]
+    assert main(args) == 1  # stored failures are reused as stored, and still reported
+    capsys.readouterr()
+    assert main(args + ["--retry", "failed"]) == 0
+    assert "retrying failed" in capsys.readouterr().out
+    with Store(store) as s:
+        records = list(s.records())
+    assert [r.status for r in records] == ["done", "done"]
+    assert all([e["event"] for e in r.history] == ["retry"] for r in records)

@@ -39,6 +39,9 @@ CASES = [
      "checkpoint_every must be >= 0, got -1"),
     ("trick-twice", TRAIN + ["--tricks", "spectral_norm,spectral_norm"],
      "--tricks names 'spectral_norm' more than once"),
+    ("param-twice", TRAIN + ["--tricks", "label_smoothing", "--param", "label_smoothing.real=0.9",
+                             "--param", "label_smoothing.real=0.8"],
+     "--param gives label_smoothing.real more than once"),
     ("n-zero", TRAIN + ["--n", "0"], "num_samples"),
     ("eval-seed-negative", TRAIN + ["--eval-seed", "-2"], "seed"),
     ("curve-every-negative", TRAIN + ["--curve-every", "-1"], "--curve-every must be >= 0"),
@@ -62,6 +65,19 @@ CASES = [
     ("eval-device-tpu", ["eval", "--store", OLD, "--device", "tpu"], "device 'tpu'"),
     ("eval-n-zero", ["eval", "--store", OLD, "--n", "0"], "num_samples"),
     ("eval-bad-metric", ["eval", "--store", OLD, "--metrics", "fid,isc"], "unknown metric 'isc'"),
+    # an empty --cell is not "every cell" (eval would re-score them all)
+    ("show-cell-empty", ["show", "--store", OLD, "--cell", ""], "--cell is empty"),
+    ("eval-cell-empty", ["eval", "--store", OLD, "--cell", ""], "--cell is empty"),
+    ("eval-cell-blank", ["eval", "--store", OLD, "--cell", "  "], "--cell is empty"),
+    ("samples-cell-empty", ["samples", "--store", OLD, "--cell", ""], "--cell is empty"),
+    # a metric that applies to none of the cells would re-score nothing but add history
+    ("eval-metric-applies-to-no-cell", ["eval", "--store", OLD, "--metrics", "fid,kid"],
+     "--metrics fid,kid does not apply to 2d data (scored on modes): nothing to re-score in "
+     "the 1 selected cell(s)"),
+    ("compare-bad-retry", ["compare", "--trick", "label_flip", "--store", NEW, "--retry", "done"],
+     "--retry takes failed, diverged, got done"),
+    ("report-grid-file-missing", ["report", "--store", OLD, "--grid", NEW + "/my.toml"],
+     "grid file not found"),
     ("show-unknown-option", ["show", "--store", OLD, "--bogus"], "unrecognized arguments"),
     # tricks and weights
     ("tricks-no-match", ["tricks", "nosuch*"], "no trick matches 'nosuch*'"),
@@ -160,3 +176,11 @@ def test_help_shows_defaults_choices_and_a_full_description(capsys):
     assert "one of: " + ", ".join(dataset_names()) in text
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"ganbench {__version__}\n"
+
+
+@pytest.mark.parametrize("command", ["run", "status", "report", "compare", "show", "eval", "samples",
+                                     "train"])
+def test_store_option_help_shows_its_default(capsys, command):
+    assert main([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--store STORE results store folder (default: runs/default)" in text

@@ -317,3 +317,57 @@ def test_checkpoint_temp_files_are_unique_per_write(tmp_path, monkeypatch):
     assert len(set(temps)) == 3 and not any(t.exists() for t in temps)
     assert int(checkpoint.load(path)["step"]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_samples_refuses_a_read_only_store_in_one_line(capsys, store_copy, monkeypatch):
+    root, cell_id = store_copy
+    samples = root / "cells" / cell_id / "samples.npz"
+    before = samples.read_bytes()
+    monkeypatch.setattr(store_mod, "_writable", lambda path: False)
+    code, _, err = cli(capsys, "samples", "--store", root, "--cell", cell_id[:6])
+    assert code == 2 and "is read-only here; samples writes to it" in one_error_line(err)
+    assert samples.read_bytes() == before
+
+
+def test_samples_write_error_is_one_line_and_keeps_the_old_file(capsys, store_copy, monkeypatch):
+    """E.g. a cell folder on a read-only mount (EROFS): one line, no temporary left behind."""
+    import numpy as np
+
+    root, cell_id = store_copy
+    folder = root / "cells" / cell_id
+    before = (folder / "samples.npz").read_bytes()
+
+    def read_only_fs(path, **arrays):
+        Path(path).write_bytes(b"partial")
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(np, "savez", read_only_fs)
+    code, _, err = cli(capsys, "samples", "--store", root, "--cell", cell_id)
+    assert code == 2 and "cannot write the sample file" in one_error_line(err)
+    assert "Read-only file system" in err
+    assert (folder / "samples.npz").read_bytes() == before
+    assert not list(folder.glob(".samples.npz.tmp*"))
+
+
+def test_eval_skips_cells_no_requested_metric_applies_to(capsys, store_copy, monkeypatch):
+    """fid on a 2-D cell changes nothing: no history entry for it, one line saying so; when it
+    applies to no selected cell at all, exit 2 (nothing written)."""
+    import bench.rescore
+
+    root, cell_id = store_copy
+    first = Store(root).get(cell_id)
+    code, _, err = cli(capsys, "eval", "--store", root, "--cell", cell_id, "--metrics", "fid")
+    assert code == 2 and "does not apply to 2d data" in one_error_line(err)
+    assert Store(root).get(cell_id).history == first.history == []
+    assert main(TRAIN + ["--store", str(root), "--seed", "1"]) == 0
+    (other,) = [r.cell_id for r in Store(root).records() if r.cell_id != cell_id]
+    capsys.readouterr()
+    # stand-in for an image cell beside the 2-D one: fid applies to it, not to the other
+    monkeypatch.setattr(bench.rescore, "kind_of",
+                        lambda r: "image" if r.cell_id == other else "2d")
+    code, out, err = cli(capsys, "eval", "--store", root, "--metrics", "fid", "--json")
+    assert code == 0 and [json.loads(l)["cell_id"] for l in out.splitlines()] == [other]
+    assert err == ("ganbench: skipped 1 cell(s): --metrics fid does not apply to 2d data "
+                   "(scored on modes)\n")
+    assert Store(root).get(cell_id).history == []
+    assert [e["event"] for e in Store(root).get(other).history] == ["rescore"]

@@ -159,3 +159,98 @@ def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
     assert "## Not stored yet" in index
     assert "- ring8, add-one (grid partial): spectral_norm 2/5 seeds, unrolled 0/5 seeds." in index
     assert "lr G 0.001 / D 0.0001, G loss minimax" in index
+
+
+def test_report_grid_takes_the_grid_file_it_was_run_from(report, tmp_path, capsys):
+    """`make run GRID=my.toml` reports with `--grid my.toml`: a file names the grid stored under
+    its stem (as `status`/`show --grid` take files); a file whose grid is not stored, or no file,
+    is one line."""
+    root, _ = report
+    (tmp_path / "g").mkdir()
+    grid_file = tmp_path / "g" / "synth-tune.toml"
+    grid_file.write_text("# the file `run` was given; only its name matters here\n")
+    by_file, by_name = tmp_path / "by-file", tmp_path / "by-name"
+    assert main(["report", "--store", str(root), "--out", str(by_file), "--no-samples",
+                 "--grid", str(grid_file)]) == 0
+    assert main(["report", "--store", str(root), "--out", str(by_name), "--no-samples",
+                 "--grid", "synth-tune"]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in (by_file / "tables").iterdir())
+    assert names and names == sorted(p.name for p in (by_name / "tables").iterdir())
+    other = tmp_path / "g" / "mine.toml"
+    other.write_text("")
+    for bad, words in ((other, f"no grid 'mine' (from {other})"),
+                       (tmp_path / "none.toml", "grid file not found")):
+        assert main(["report", "--store", str(root), "--out", str(tmp_path / "o"), "--grid",
+                     str(bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_grids_whose_names_slug_alike_get_their_own_files(tmp_path):
+    """`exp 1` / `exp_1`, names differing only in non-ASCII letters, or grid and dataset names
+    that join alike (`g-fashion` + `mnist`, `g` + `fashion-mnist`) map to one portable slug;
+    each table keeps its own file and the index links each once."""
+    from bench.report.build import write_report
+    from tests.synthetic_store import SEEDS, SyntheticStore
+
+    s = SyntheticStore(tmp_path)
+    grids = {"exp 1": "ring8", "exp_1": "ring8", "résumé": "ring8", "résumè": "ring8",
+             "g-fashion": "mnist", "g": "fashion-mnist"}
+    for i, (name, data) in enumerate(grids.items()):
+        members = [s.member("add-one", data, s.add(data, (), seed, lr=1e-3 * (i + 1)),
+                            "baseline") for seed in SEEDS[:2]]
+        s.store.put_grid(name, {"description": name, "designs": {data: "add-one"}}, members)
+    s.store.close()
+    report = write_report(tmp_path, tmp_path / "r", samples=False)
+    names = [t.name for t in report.tables]
+    assert len(names) == len(set(names)) == len(grids)
+    assert "exp_1-ring8-add-one" in names  # a name that needs no change keeps its plain stem
+    assert len(list((tmp_path / "r" / "tables").glob("*.md"))) == len(grids)
+    index = (tmp_path / "r" / "index.md").read_text()
+    for t in report.tables:
+        assert index.count(f"(tables/{t.name}.md)") == 1
+        assert t.title in (tmp_path / "r" / "tables" / f"{t.name}.md").read_text()
+
+
+def test_cells_stored_under_another_protocol_are_not_called_unstored(tmp_path):
+    """`status` counts them as done; the report does not show them (not the prevailing
+    protocol), and says so instead of "not stored yet"."""
+    from bench.record import Record
+    from bench.report.build import write_report
+    from tests.synthetic_store import SEEDS, SyntheticStore, cell, metrics_2d
+
+    s = SyntheticStore(tmp_path)
+    members = [s.member("add-one", "ring8", s.add("ring8", (), seed), "baseline")
+               for seed in SEEDS]
+    for seed in SEEDS:
+        sn = cell("ring8", ("spectral_norm",), seed)
+        if seed < 2:
+            s.add("ring8", ("spectral_norm",), seed)
+        else:  # scored with fewer samples: another protocol, outvoted by the 7 cells above
+            s.store.put(Record(cell_id=sn.cell_id, variant_id=sn.variant_id, label=sn.label,
+                               config=sn.to_dict(), status="done", step=500,
+                               metrics=metrics_2d(("spectral_norm",), seed),
+                               protocol={"kind": "2d", "dataset": "ring8",
+                                         "num_generated": 1000}))
+        members.append(s.member("add-one", "ring8", sn, "variant"))
+    s.store.put_grid("g", {"description": "g", "designs": {"ring8": "add-one"}}, members)
+    report = write_report(s.store, tmp_path / "r", grid="g", samples=False)
+    (table,) = report.tables
+    assert table.notes[-1] == ("Not shown (3 cell(s); stored under another protocol or trick "
+                               "version: 3): spectral_norm 2/5 seeds.")
+    index = (tmp_path / "r" / "index.md").read_text()
+    assert "## Not stored yet" not in index and "## Not shown" in index
+    assert ("- ring8, add-one (grid g): spectral_norm 2/5 seeds (stored under another protocol "
+            "or trick version: 3).") in index
+    for seed in SEEDS:  # and a variant with no record at all
+        members.append(s.member("add-one", "ring8", cell("ring8", ("unrolled",), seed),
+                                "variant"))
+    s.store.put_grid("g", {"description": "g", "designs": {"ring8": "add-one"}}, members)
+    (table,) = write_report(s.store, tmp_path / "r", grid="g", samples=False).tables
+    s.store.close()
+    assert table.notes[-1] == (
+        "Not shown (8 cell(s); not stored yet: 5, `ganbench status --grid g` lists them; stored "
+        "under another protocol or trick version: 3): spectral_norm 2/5 seeds, unrolled 0/5 "
+        "seeds.")

@@ -89,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `ganbench tricks | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through executor.Stopped
         print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)
 
 
 __all__ = ["main", "make_parser", "COMMANDS"]

@@ -25,8 +25,11 @@ def register(sub) -> None:
                         "budgets, seeds)")
     p.add_argument("--seeds", type=int, default=None, metavar="N",
                    help="seeds 0..N-1 instead of the grid's")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
+    p.add_argument("--retry", default="", metavar="STATUSES",
+                   help="train stored cells with these statuses again, e.g. failed,diverged "
+                        "(the old record is kept in the new one's history)")
     add_device_option(p, PLACEMENT_HELP)
     p.add_argument("--out", help="report folder (default: <store>/compare-<tricks>)")
     p.add_argument("--bootstrap", action="store_true",
@@ -76,12 +79,14 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.cli.cmd_run import parse_retry  # the same --retry as `run`
     from bench.executor import default_workers, run_cells
     from bench.grid import load_grid
     from bench.registry import get_trick_class
     from bench.run_output import RunTable
     from bench.store import Store
 
+    retry = parse_retry(args.retry)
     tricks = [t.strip() for t in args.trick.split(",") if t.strip()]
     if not tricks:
         raise CliError("--trick needs at least one trick name")
@@ -101,13 +106,21 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers()  # `main` resolves it; a direct call may not
     table = RunTable(cells, sys.stdout)
     table.header(f"compare {', '.join(tricks)} with the baseline of grid '{grid.name}': "
-                 f"{len(table.cells)} cells -> {args.store} ({workers} worker(s))")
+                 f"{len(table.cells)} cells -> {args.store} ({workers} worker(s)"
+                 + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
     for record in run_cells(cells, Path(args.store), workers=workers, device=args.device,
-                            progress=sys.stderr.isatty(), curve_every=args.curve_every):
+                            progress=sys.stderr.isatty(), curve_every=args.curve_every,
+                            retry=retry):
         table.add(record)
     print(table.summary(args.store, len(table.cells)), flush=True)
     out = Path(args.out) if args.out else Path(args.store) / f"compare-{'+'.join(tricks)}"
     print_comparison(args.store, name, out, bootstrap=args.bootstrap)
+    failed = table.counts.get("failed", 0)
+    if failed:  # as `run`: a comparison with failed cells is not a clean result
+        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
+              f"ganbench show --store {args.store} --json); rerun them with --retry failed",
+              file=sys.stderr)
+        return 1
     return 0
 
 

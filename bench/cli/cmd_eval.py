@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bench.cli.common import DEFAULT_STORE, add_device_option, add_eval_options, eval_spec_from
@@ -20,7 +21,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.rescore import rescore
 
+    def say_skipped(records, why: str) -> None:
+        print(f"ganbench: skipped {len(records)} cell(s): {why}", file=sys.stderr)
+
     spec = eval_spec_from(args)
-    for record in rescore(Path(args.store), args.cell, spec, device=args.device):
+    for record in rescore(Path(args.store), args.cell, spec, device=args.device,
+                          on_skip=say_skipped):
         print(record.to_json() if args.json else record.summary_line())
     return 0

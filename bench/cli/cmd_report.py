@@ -10,10 +10,11 @@ from bench.cli.common import DEFAULT_STORE
 
 def register(sub) -> None:
     p = sub.add_parser("report", help="tables (Markdown, LaTeX, CSV), figures and index.md from a store")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--out", help="output folder (default: <store>/report)")
     p.add_argument("--grid", action="append", metavar="GRID",
-                   help="only the cells this grid asked for; repeat for several grids (a store "
+                   help="only the cells this grid asked for (a grid stored by `run`, or the "
+                        "preset/.toml it was run from); repeat for several grids (a store "
                         "can also hold cells that no grid asks for any more, e.g. after a grid "
                         "file changed)")
     p.add_argument("--bootstrap", action="store_true",

@@ -25,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n is not None and args.n < 1:
         raise CliError(f"--n must be >= 1, got {args.n}")
     with Store(args.store, create=False) as store:
+        if store.read_only:  # refused before the checkpoint is loaded, as `eval` does
+            raise StoreError(f"store {store.db_path} is read-only here; samples writes to it")
         record = store.get(store.resolve_id(args.cell))
         if record.status != "done":
             raise StoreError(f"cell {record.cell_id} is '{record.status}': it has no final "
@@ -36,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         raise StoreError(f"cell {record.cell_id} has no final checkpoint in {workdir}")
     # the scorer's sampling seed, so the default file equals the one written at scoring time
     spec = EvalSpec(seed=int(record.protocol.get("seed", 0)))
-    path = write_samples(trainer.sample, trainer.data, workdir, spec, trainer.device, n=args.n)
+    try:
+        path = write_samples(trainer.sample, trainer.data, workdir, spec, trainer.device, n=args.n)
+    except OSError as exc:  # e.g. a read-only cell folder: one line, the old file is kept
+        raise StoreError(f"cannot write the sample file in {workdir}: "
+                         f"{exc.strerror or exc}") from None
     print(path)
     return 0

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.store import Store
 
     with Store(args.store, create=False) as store:
-        ids = [store.resolve_id(args.cell)] if args.cell else None
+        ids = [store.resolve_id(args.cell)] if args.cell is not None else None
         records = list(store.records(ids=ids))
         if args.grid:
             from bench.cli.common import grid_members

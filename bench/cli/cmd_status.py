@@ -15,7 +15,7 @@ from bench.cli.common import DEFAULT_STORE, CliError, grid_members
 def register(sub) -> None:
     p = sub.add_parser("status", help="what a store holds: counts, live leases, failures, "
                                       "what a grid lacks")
-    p.add_argument("--store", default=DEFAULT_STORE)
+    p.add_argument("--store", default=DEFAULT_STORE, help="results store folder")
     p.add_argument("--grid", help="only this grid's cells (stored by `run`, or a preset/.toml)")
     p.add_argument("--slowest", type=int, default=5, metavar="N", help="show the N slowest cells")
     p.add_argument("--json", action="store_true")
@@ -95,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     if info["slowest"]:
         print("\nslowest cells:")
         for s in info["slowest"]:
+            # a failed or unscored cell has no eval time (it printed "eval Nones")
+            times = [f"train {s['train_s']}s",
+                     "not scored" if s["eval_s"] is None else f"eval {s['eval_s']}s"]
+            if s["ms_per_step"] is not None:
+                times.append(f"{s['ms_per_step']} ms/step")
             print(f"  {s['cell_id']}  {s['dataset']} {s['label']} seed {s['seed']}: "
-                  f"train {s['train_s']}s, eval {s['eval_s']}s, {s['ms_per_step']} ms/step")
+                  + ", ".join(times))
     if args.grid:
         lacking = info["missing"]
         print(f"\ngrid {args.grid} lacks {len(lacking)} cell(s)"

@@ -119,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
                   f"stored {when}); showing the stored record without training. Add --force to "
                   f"train it again as a new attempt (the old record is kept in its history).",
                   file=sys.stderr)
+        progress = not args.json and sys.stderr.isatty()  # as `run`: no '\r' lines in logs
         record = run_cell(cell, store, eval_spec=spec, device=_device_for(cell, args.device),
-                          progress=not args.json, curve_every=args.curve_every)
+                          progress=progress, curve_every=args.curve_every)
     if args.json:
         print(record.to_json())
     else:

@@ -78,6 +78,9 @@ def parse_tricks(tricks: str, params: Sequence[str]) -> list[tuple[str, dict[str
             raise CliError(f"--param expects TRICK.NAME=VALUE, got '{item}'")
         if trick not in out:
             raise CliError(f"--param names trick '{trick}', which is not in --tricks")
+        if pname in out[trick]:  # last-wins would silently drop one of the two values
+            raise CliError(f"--param gives {trick}.{pname} more than once; give each "
+                           f"parameter once")
         out[trick][pname] = parse_value(value)
     return list(out.items())
 
@@ -142,6 +145,10 @@ def check_common_options(args: argparse.Namespace) -> None:
     workers = getattr(args, "workers", None)
     if workers is not None and workers < 1:
         raise CliError(f"--workers must be >= 1, got {workers}")
+    cell = getattr(args, "cell", None)
+    if cell is not None and not cell.strip():  # '' would otherwise read as "every cell"
+        raise CliError("--cell is empty: give a cell id (or a unique prefix), or leave --cell "
+                       "out")
 
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:

@@ -2,6 +2,7 @@
 the protocol. Reads records only through `bench.results.load_records`; imports no torch."""
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -30,8 +31,34 @@ class Report:
 
 
 def _slug(*parts: str) -> str:
-    """A portable file stem: characters other than letters, digits and . _ + - become _."""
-    return "-".join(re.sub(r"[^A-Za-z0-9._+-]", "_", p) for p in parts if p)
+    """A portable file stem: characters other than letters, digits and . _ + - become _. A part
+    that changes gets a short hash of itself, so names that differ only there (`exp 1` and
+    `exp_1`, or in non-ASCII letters) keep apart."""
+    out = []
+    for p in parts:
+        if p:
+            safe = re.sub(r"[^A-Za-z0-9._+-]", "_", p)
+            out.append(safe if safe == p else
+                       f"{safe}_{hashlib.sha256(p.encode()).hexdigest()[:6]}")
+    return "-".join(out)
+
+
+class _Stems:
+    """File stems unique within one report: parts that join to the same stem (`a-b`+`c` and
+    `a`+`b-c`) get a hash of all parts after the first (the stem keeps its `-<design>` end,
+    which `compare` looks for)."""
+
+    def __init__(self) -> None:
+        self.owner: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, *parts: str) -> str:
+        stem = _slug(*parts)
+        if self.owner.setdefault(stem, parts) != parts:
+            first = _slug(parts[0])
+            tag = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:6]
+            stem = f"{first}_{tag}{stem[len(first):]}"
+            self.owner[stem] = parts
+        return stem
 
 
 def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
@@ -69,26 +96,42 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
-def shortfalls(df: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, int, int]]]:
-    """What the grids asked for that has no current record yet (a run in progress, or one
-    trained part by part with `run --only`): for each (grid, dataset, design), (variant, stored,
-    asked) per variant short of seeds, in grid order."""
+def shortfalls(df: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, int, int, int]]]:
+    """What the grids asked for that has no current record (a run in progress, one trained part
+    by part with `run --only`, or records of another protocol or trick version): for each (grid,
+    dataset, design), (variant, current, asked, stored under another protocol or trick version)
+    per variant short of seeds, in grid order."""
     have = set(df["cell_id"])
-    asked: dict[tuple[str, str, str], dict[str, list[bool]]] = {}
+    stored = set(df.attrs.get("stored_ids", ())) - have
+    asked: dict[tuple[str, str, str], dict[str, list[str]]] = {}
     for m in df.attrs.get("members", []):
         per_variant = asked.setdefault((m["grid"], m["dataset"], m["design"]), {})
-        per_variant.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"] in have)
+        per_variant.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"])
     out = {}
     for key, per_variant in asked.items():
-        short = [(label, sum(got), len(got)) for label, got in per_variant.items()
-                 if sum(got) < len(got)]
+        short = [(label, sum(c in have for c in ids), len(ids), sum(c in stored for c in ids))
+                 for label, ids in per_variant.items() if not set(ids) <= have]
         if short:
             out[key] = short
     return out
 
 
-def _seeds_text(short: list[tuple[str, int, int]]) -> str:
-    return ", ".join(f"{label} {k}/{n} seeds" for label, k, n in short)
+def _seeds_text(short: list[tuple[str, int, int, int]]) -> str:
+    return ", ".join(f"{label} {k}/{n} seeds" for label, k, n, _ in short)
+
+
+def _lacking_text(short: list[tuple[str, int, int, int]], grid: str) -> str:
+    """A table's note on the cells it lacks: not stored at all (`status` lists them), or stored
+    under another protocol or trick version (which `status` counts as done)."""
+    other = sum(o for *_, o in short)
+    missing = sum(n - k for _, k, n, _ in short) - other
+    listed = f"`ganbench status --grid {grid}` lists them"
+    if not other:
+        return f"Not stored yet ({missing} cell(s); {listed}): {_seeds_text(short)}."
+    why = f"stored under another protocol or trick version: {other}"
+    if missing:
+        why = f"not stored yet: {missing}, {listed}; {why}"
+    return f"Not shown ({missing + other} cell(s); {why}): {_seeds_text(short)}."
 
 
 def _add(listing: list, paths: list[Path], what: str) -> None:
@@ -106,6 +149,7 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     metrics = df.attrs.get("metrics", [])
     specs = df.attrs.get("grids", {})
     summary_panels = []
+    stem_of = _Stems()
     for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
         spec = specs.get(grid_name, {})
         headline = headline_metrics(pool)
@@ -113,14 +157,12 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
         primary = TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
         primary = primary if primary in headline else (headline or [None])[0]
         for design, part in pool.groupby("design", sort=False):
-            stem = _slug(grid_name or "store", data, design)
+            stem = stem_of(grid_name or "store", data, design)
             title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
             tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
             short = report.lacking.get((grid_name, part["dataset"].iloc[0], design))
             if short:
-                tables[0].notes.append(
-                    f"Not stored yet ({sum(n - k for _, k, n in short)} cell(s); `ganbench "
-                    f"status --grid {grid_name}` lists them): {_seeds_text(short)}.")
+                tables[0].notes.append(_lacking_text(short, grid_name))
             report.tables += tables
             main = tables[0].numbers
             label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
@@ -135,7 +177,7 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
                         t.numbers, primary, figs / f"interactions-{stem}", title),
                         f"pair interactions on {primary}, {title}")
         rows = pool.drop_duplicates("cell_id")
-        stem = _slug(grid_name or "store", data)
+        stem = stem_of(grid_name or "store", data)
         for path in figures.metric_curves(rows, figs / f"curves-{stem}", where):
             curve = path.stem.rsplit("-eval_", 1)[-1]
             _add(report.figures, [path], f"{curve} vs step per variant, band over seeds, {where}")
@@ -219,12 +261,22 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
               "number unformatted).", ""]
     for t in report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
-    lacking = [f"- {dataset}, {design} (grid {grid}): {_seeds_text(short)}."
-               for (grid, dataset, design), short in report.lacking.items()]
-    if lacking:
+    lacking, others = [], 0
+    for (grid, dataset, design), short in report.lacking.items():
+        other = sum(o for *_, o in short)
+        others += other
+        lacking.append(f"- {dataset}, {design} (grid {grid}): {_seeds_text(short)}" + (
+            f" (stored under another protocol or trick version: {other})" if other else "") + ".")
+    if lacking and not others:
         lines += ["", "## Not stored yet", "",
                   "What the grids asked for that has no current record (a run in progress, or "
                   "one trained part by part with `ganbench run --only`):", ""] + lacking
+    elif lacking:
+        lines += ["", "## Not shown", "",
+                  "What the grids asked for that has no current record: not stored yet (a run "
+                  "in progress, or one trained part by part with `ganbench run --only`), or "
+                  "stored under another metric protocol (`ganbench eval` re-scores it) or "
+                  "trick version (retrain it):", ""] + lacking
     if report.samples:
         lines += ["", "## Samples", "",
                   "One figure per scored cell from the sample file it wrote when it was scored "
