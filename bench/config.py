@@ -74,14 +74,20 @@ def check_number(key: str, value: Any, *, low: float, high: float = math.inf,
         raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
+def normalize_name(name: str) -> str:
+    """The spelling every dataset name is compared in: 'Fashion_MNIST ' -> 'fashion-mnist'."""
+    return name.strip().lower().replace("_", "-")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    name: str
+    name: str  # stored in normalize_name's spelling, so 'Ring8' and 'ring8' are one cell id
     resolution: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"dataset name must be a non-empty string, got {self.name!r}")
+        object.__setattr__(self, "name", normalize_name(self.name))
         if self.resolution is not None:
             check_int("resolution", self.resolution, 1)
 

@@ -224,11 +224,27 @@ def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
 
 
 def load_grid(name_or_path: str) -> Grid:
-    from bench.data import dataset_kind, dataset_traits, normalize_name
+    """The grid a preset name or TOML path describes. Every error is one line naming the file
+    (and, where the check knows it, the table and key)."""
+    from bench.data import DataError
+    from bench.trick import TrickError
+
+    path = resolve_grid_path(name_or_path)
+    try:
+        return _load_grid(path)
+    except (ConfigError, TrickError, DataError) as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        # raised below the grid's own checks (a trick's params, a cell's config): same type,
+        # so callers that tell them apart still can
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def _load_grid(path: Path) -> Grid:
+    from bench.data import DataError, dataset_kind, dataset_traits, normalize_name
     from bench.designs import DesignOptions, get_design, with_baseline
     from bench.registry import conflict_reasons
 
-    path = resolve_grid_path(name_or_path)
     doc = _read(path)
     check = _Checker(path)
     check.keys(doc, TOP_KEYS, "")
@@ -280,16 +296,19 @@ def load_grid(name_or_path: str) -> Grid:
         check.keys(table, DATA_KEYS, where)
         if "name" not in table:
             raise ConfigError(f"{path}: {where}missing 'name'")
-        name = check.str_(table["name"], where, "name")
-        kind = dataset_kind(name)
-        key = normalize_name(name)
-        if key in seen:
+        raw = check.str_(table["name"], where, "name")
+        try:
+            kind = dataset_kind(raw)
+        except DataError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
+        name = normalize_name(raw)  # the spelling of cell ids, tables and memberships
+        if name in seen:
             # tables, designs and memberships are keyed by dataset: a second table would mix
             # its cells into the first one's rows
-            raise ConfigError(f"{path}: {where}repeats dataset {name!r} of [[data]] #{seen[key]}; "
+            raise ConfigError(f"{path}: {where}repeats dataset {raw!r} of [[data]] #{seen[name]}; "
                               f"use sweep axes ({', '.join(SWEEPABLE)} = [...]) in one table, or "
                               f"a second grid file")
-        seen[key] = i + 1
+        seen[name] = i + 1
         seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else top_seeds
         tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
                          else top_tricks, where, path, include_plugins)

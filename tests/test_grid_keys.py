@@ -150,6 +150,42 @@ def test_bad_data_values_name_the_table(tmp_path, capsys, line, shown):
     assert shown in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text, shown", [
+    ('design = "baseline"\nseeds = [5000000000]\n' + DATA, "seed must be <= 4294967295"),
+    ('design = "cells"\ncells = [["nope"]]\n' + DATA, "unknown trick 'nope'"),
+    ('design = "cells"\ncells = [["label_smoothing", "label_smoothing"]]\n' + DATA,
+     "'label_smoothing' is listed twice"),
+    ('tricks = ["label_smoothing"]\n' + DATA
+     + '[params]\n"label_smoothing.real" = 0.3\n"label_smoothing.fake" = 0.5\n',
+     "need 0 <= fake < real <= 1"),
+    (DATA.replace('"ring8"', '"ringg8"'), "[[data]] #1 unknown dataset 'ringg8'"),
+])
+def test_errors_from_below_the_grid_checks_still_name_the_file(tmp_path, capsys, text, shown):
+    path = write(tmp_path, text)
+    assert main(["run", "--grid", path, "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ganbench: error: {path}: ") and shown in err
+    assert err.count("\n") == 1 and not (tmp_path / "s").exists()
+
+
+def test_a_dataset_name_is_one_cell_id_however_it_is_spelled(tmp_path, capsys):
+    from bench.config import CellConfig, DataConfig
+
+    assert CellConfig(data=DataConfig(" RING8")).cell_id == CellConfig(data=DataConfig("ring8")).cell_id
+    lower = load_grid(write(tmp_path, DATA, "a.toml"))
+    upper = load_grid(write(tmp_path, DATA.replace('"ring8"', '"Ring8"'), "b.toml"))
+    assert [c.cell_id for c in lower.cells] == [c.cell_id for c in upper.cells]
+    assert {m["dataset"] for m in upper.members} == {"ring8"}
+    # `train` with another spelling finds the stored cell instead of training it again
+    store = str(tmp_path / "s")
+    assert main(["train", "--dataset", "ring8", "--steps", "3", "--batch-size", "16",
+                 "--width", "8", "--store", store]) == 0
+    assert main(["train", "--dataset", "RING8", "--steps", "3", "--batch-size", "16",
+                 "--width", "8", "--store", store]) == 0
+    assert "is already in" in capsys.readouterr().err
+    assert len(list(Store(store).records())) == 1
+
+
 def test_a_dataset_in_two_data_tables_is_refused(tmp_path, capsys):
     path = write(tmp_path, DATA + DATA.replace("name = \"ring8\"", "name = \"Ring8\""))
     assert main(["run", "--grid", path, "--store", str(tmp_path / "s")]) == 2

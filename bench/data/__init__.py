@@ -12,6 +12,8 @@ import pathlib
 import threading
 from collections import OrderedDict
 
+from bench.config import normalize_name
+
 from .base import DataError, Dataset, mode_ids
 
 __all__ = [
@@ -46,11 +48,6 @@ _lock = threading.RLock()
 
 def dataset_names() -> list[str]:
     return sorted(_SPECS)
-
-
-def normalize_name(name: str) -> str:
-    """The spelling every dataset name is compared in: 'Fashion_MNIST ' -> 'fashion-mnist'."""
-    return name.strip().lower().replace("_", "-")
 
 
 def _canonical(name: str) -> str:
