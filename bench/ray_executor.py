@@ -115,7 +115,10 @@ def run_ray(todo: list[CellConfig], root: Path, *, address: str | None, device: 
                         yield store.get(cell.cell_id)
                     elif reply["state"] == "busy":
                         record = store.get(cell.cell_id)
-                        if record is not None:
+                        # a retried cell's old record (`seen`) is not its result: wait for the
+                        # lease holder's, as the process pool does
+                        if record is not None and \
+                                record.created_at != opts.get("seen", {}).get(cell.cell_id):
                             yield record
                         else:
                             deferred.append((cell, time.monotonic() + BUSY_POLL_S))
