@@ -20,6 +20,10 @@ def select(grid: Grid, only: str | None = None, datasets: str | None = None) -> 
     """The grid restricted to the cells whose variant label matches one of the comma-separated
     `only` patterns (fnmatch: 'baseline,unrolled', 'lr_*') and whose dataset is in `datasets`.
     A pattern or dataset that selects nothing is a ConfigError naming what there is."""
+    for option, text in (("--only", only), ("--datasets", datasets)):
+        if text is not None and not _patterns(text):  # '' or ',' would silently mean "all"
+            raise ConfigError(f"{option} {text!r} names nothing; leave it out to run the whole "
+                              f"grid")
     labels, names = _patterns(only), [normalize_name(d) for d in _patterns(datasets)]
     if not labels and not names:
         return grid

@@ -22,6 +22,9 @@ def test_select_keeps_the_matching_variants_and_datasets_in_grid_order():
         select(grid, "unroled", None)
     with pytest.raises(ConfigError, match="not in grid 'paper-2d' .datasets: ring8, grid25"):
         select(grid, None, "mnist")
+    for only, datasets in (("", None), (" , ", None), (None, "")):  # not "everything"
+        with pytest.raises(ConfigError, match="names nothing; leave it out"):
+            select(grid, only, datasets)
 
 
 def test_a_partial_run_records_the_whole_grid_and_the_rest_trains_later(tmp_path, capsys):
