@@ -159,3 +159,63 @@ def test_a_deferred_retried_cell_waits_for_a_record_newer_than_the_one_seen(tmp_
         store.put(record("new", 2000.0), replace=True)  # the holder stored its result
         assert [r.reason for r in _collect_deferred(store, deferred, queue, seen)] == ["new"]
         assert deferred == {} and not queue
+
+
+def test_ray_a_busy_retried_cell_waits_for_the_holders_new_record(tmp_path, monkeypatch):
+    """The Ray executor's rule is the pool's: a retried cell whose lease another run holds is not
+    reported with the old record seen at scheduling, but with the holder's new one. A stand-in
+    for Ray runs the tasks in process: the first finds the cell busy; by the second the holder
+    has stored its record."""
+    from bench import ray_executor
+    from tests.tiny import tiny_cell
+
+    cell = tiny_cell(steps=3)
+
+    def record(reason, at):
+        return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                      config=cell.to_dict(), status="failed", reason=reason, created_at=at)
+
+    calls = []
+
+    def task(cell_json, store_root, device, opts):
+        calls.append(cell_json["seed"])
+        if len(calls) == 1:
+            return {"state": "busy", "owner": "elsewhere"}
+        with Store(store_root) as s:  # the holder's result arrived meanwhile
+            s.put(record("new", 2000.0), replace=True)
+        return {"state": "stored"}
+
+    class Ref:  # a task's result, run at once
+        def __init__(self, reply):
+            self.reply = reply
+
+    class FakeRay:
+        def is_initialized(self):
+            return True
+
+        def cluster_resources(self):
+            return {}
+
+        def remote(self, fn):
+            class Task:
+                def options(self, **kw):
+                    return self
+
+                def remote(self, *args):
+                    return Ref(task(*args))
+            return Task()
+
+        def wait(self, refs, num_returns, timeout):
+            return refs[:num_returns], refs[num_returns:]
+
+        def get(self, ref):
+            return ref.reply
+
+    monkeypatch.setattr(ray_executor, "_import_ray", FakeRay)
+    monkeypatch.setattr(ray_executor, "BUSY_POLL_S", 0.0)
+    with Store(tmp_path) as store:
+        store.put(record("old", 1000.0))
+    opts = {"retry": ("failed",), "seen": {cell.cell_id: 1000.0}}
+    got = list(ray_executor.run_ray([cell], tmp_path, address=None, device=None,
+                                    cells_per_gpu=None, opts=opts))
+    assert [r.reason for r in got] == ["new"] and len(calls) == 2
