@@ -177,6 +177,13 @@ def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Ite
                 yield record
 
 
+def holders_record(store: Store, cell_id: str, seen: dict[str, float]) -> Record | None:
+    """The record another run's lease holder stored for a cell this run deferred, or None while
+    there is none: a retried cell's old record (`seen`) is not its result."""
+    record = store.get(cell_id)
+    return record if record is not None and record.created_at != seen.get(cell_id) else None
+
+
 def _collect_deferred(store: Store, deferred: dict, queue: deque,
                       seen: dict[str, float]) -> Iterator[Record]:
     """Cells leased by another process: yield the ones it stored; requeue the rest when their
@@ -184,9 +191,8 @@ def _collect_deferred(store: Store, deferred: dict, queue: deque,
     (`seen`) is not its result."""
     now = time.monotonic()
     for cid, (cell, due) in list(deferred.items()):
-        record = store.get(cid)
-        if record is not None and record.created_at != seen.get(cid):
-            # stored by the process that held the lease: final for this run
+        record = holders_record(store, cid, seen)
+        if record is not None:  # stored by the process that held the lease: final for this run
             del deferred[cid]
             yield record
         elif due <= now:

@@ -50,6 +50,7 @@ from typing import Any
 
 from bench.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
                           TrainConfig, TrickSpec)
+from bench.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
 from bench.registry import create_trick, get_trick_class, list_tricks
 
 if sys.version_info >= (3, 11):
@@ -57,7 +58,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-GRID_DIR = Path(__file__).resolve().parent / "grids"  # presets ship inside the package
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
@@ -74,20 +74,6 @@ class Grid:
     cells: tuple[CellConfig, ...]
     members: tuple[dict, ...] = ()  # Store.put_grid members, in grid order
     spec: dict = field(default_factory=dict)  # Store.put_grid spec
-
-
-def resolve_grid_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    candidate = GRID_DIR / f"{name_or_path}.toml"
-    # a preset name wins over a same-named folder in the working directory; a file is a grid file
-    if path.suffix == ".toml" or path.is_file() or (path.exists() and not candidate.is_file()):
-        if not path.is_file():
-            raise ConfigError(f"grid file not found: {path}")
-        return path
-    if not candidate.is_file():
-        known = ", ".join(sorted(p.stem for p in GRID_DIR.glob("*.toml")))
-        raise ConfigError(f"unknown grid '{name_or_path}' (presets: {known}; or give a .toml path)")
-    return candidate
 
 
 def full_spec(name: str, params: dict[str, Any] | None = None) -> TrickSpec:

@@ -53,7 +53,7 @@ def _cell_task(cell_json: dict, store_root: str, device: str, opts: dict) -> dic
 
 def run_ray(todo: list[CellConfig], root: Path, *, address: str | None, device: str | None,
             cells_per_gpu: int | None, opts: dict) -> Iterator[Record]:
-    from bench.executor import store_failed
+    from bench.executor import holders_record, store_failed
 
     ray = _import_ray()
     started_here = not ray.is_initialized()
@@ -114,11 +114,8 @@ def run_ray(todo: list[CellConfig], root: Path, *, address: str | None, device: 
                     if reply["state"] == "stored":
                         yield store.get(cell.cell_id)
                     elif reply["state"] == "busy":
-                        record = store.get(cell.cell_id)
-                        # a retried cell's old record (`seen`) is not its result: wait for the
-                        # lease holder's, as the process pool does
-                        if record is not None and \
-                                record.created_at != opts.get("seen", {}).get(cell.cell_id):
+                        record = holders_record(store, cell.cell_id, opts.get("seen", {}))
+                        if record is not None:
                             yield record
                         else:
                             deferred.append((cell, time.monotonic() + BUSY_POLL_S))

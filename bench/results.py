@@ -46,6 +46,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from bench.config import TrainConfig
+from bench.grid_files import resolve_grid_path
 from bench.metric_directions import METRIC_DIRECTIONS
 from bench.record import Record
 from bench.report.setups import setup_id, setup_of
@@ -164,17 +165,13 @@ def _current_flags(df: pd.DataFrame, installed: Mapping[str, int]) -> pd.Series:
 
 def stored_grid_name(grid: str, stored: Mapping[str, Any]) -> str:
     """The stored grid that `--grid` names: a stored name as given, else a grid file's stem,
-    the name `run --grid FILE` stores it under (as `bench.grid.load_grid` names it; resolved
-    here without importing it, which imports torch)."""
+    the name `run --grid FILE` stores it under. A name that is neither stays as it is (the
+    caller says which grids the store has)."""
     if grid in stored:
         return grid
     path = Path(grid)
     if path.suffix == ".toml" or path.is_file():
-        if not path.is_file():
-            from bench.store import StoreError
-
-            raise StoreError(f"grid file not found: {path}")
-        return path.stem
+        return resolve_grid_path(grid).stem  # as `run` resolves it ("grid file not found")
     return grid  # a preset's name is its file's stem
 
 

@@ -3,6 +3,7 @@ end-of-run summary. Records arrive in completion order; lines are printed in gri
 waits for the cells before it), so two runs of one grid print the same table."""
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from typing import Iterable, TextIO
@@ -65,3 +66,14 @@ class RunTable:
             parts.append(f"{missing} not run")
         return (f"{done}/{total} cells: {', '.join(parts) or 'none'}; "
                 f"wall {wall:.1f}s; store {store}")
+
+    def exit_code(self, store: str) -> int:
+        """1 with a hint on stderr when a cell failed (a result with failed cells is not a clean
+        one), else 0: `run`'s and `compare`'s exit code."""
+        failed = self.counts.get("failed", 0)
+        if not failed:
+            return 0
+        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
+              f"ganbench show --store {store} --json); rerun them with --retry failed",
+              file=sys.stderr)
+        return 1

@@ -175,18 +175,28 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
         assert after[cid].metrics == ref.metrics and after[cid].curves == ref.curves
 
 
-def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_command(
-        grid, tmp_path):
-    path, store = grid(3000), tmp_path / "s"
-    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
-                  "--curve-every", "0")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _stop_while_two_cells_train(grid, store, send, *options, **popen):
+    """Start a 2-worker run of long cells, call `send(proc)` once both train; returns the exit
+    code, stderr and the seconds from the signal to the exit."""
+    cmd = cli_cmd("run", "--grid", str(grid(3000)), "--store", str(store), "--workers", "2",
+                  "--curve-every", "0", *options)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
     assert _wait_for(lambda: len(lease_owners(store)) == 2)
     time.sleep(0.5)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)  # to the main process only; it forwards to the workers
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and time.monotonic() - sent < 15
+    send(proc)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err, time.monotonic() - sent
+
+
+def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_command(
+        grid, tmp_path):
+    store = tmp_path / "s"
+    # to the main process only; it forwards to the workers
+    code, err, took = _stop_while_two_cells_train(
+        grid, store, lambda proc: proc.send_signal(signal.SIGINT))
+    assert code == 130 and took < 15
     assert "Resume with:" in err and f"--store {store}" in err
     assert "Traceback" not in err
     checkpoints = list(store.glob("cells/*/checkpoint.pt"))
@@ -199,20 +209,16 @@ def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_com
     pytest.param("main", marks=pytest.mark.slow)])  # timeout(1): the main process only
 def test_sigterm_stops_like_ctrl_c_with_checkpoints_a_summary_and_the_resume_command(
         grid, tmp_path, to):
-    path, store = grid(3000), tmp_path / "s"
-    cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
-                  "--curve-every", "0", "--eval-seed", "7")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    assert _wait_for(lambda: len(lease_owners(store)) == 2)
-    time.sleep(0.5)
-    sent = time.monotonic()
-    if to == "group":
-        os.killpg(proc.pid, signal.SIGTERM)
-    else:
-        proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143 and time.monotonic() - sent < 15, err
+    store = tmp_path / "s"
+
+    def send(proc):
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+    code, err, took = _stop_while_two_cells_train(grid, store, send, "--eval-seed", "7",
+                                                  start_new_session=True)
+    assert code == 143 and took < 15, err
     assert "cells:" in err and "not run" in err  # the summary
     assert "interrupted (SIGTERM)" in err and "Resume with:" in err
     assert "--eval-seed 7" in err  # the resume command keeps the protocol

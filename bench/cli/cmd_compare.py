@@ -115,13 +115,7 @@ def run(args: argparse.Namespace) -> int:
     print(table.summary(args.store, len(table.cells)), flush=True)
     out = Path(args.out) if args.out else Path(args.store) / f"compare-{'+'.join(tricks)}"
     print_comparison(args.store, name, out, bootstrap=args.bootstrap)
-    failed = table.counts.get("failed", 0)
-    if failed:  # as `run`: a comparison with failed cells is not a clean result
-        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
-              f"ganbench show --store {args.store} --json); rerun them with --retry failed",
-              file=sys.stderr)
-        return 1
-    return 0
+    return table.exit_code(args.store)  # as `run`: 1 when a cell failed
 
 
 def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> None:

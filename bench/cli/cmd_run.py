@@ -142,13 +142,7 @@ def run(args: argparse.Namespace) -> int:
               f"checkpoints. Resume with:\n  {resume_command(args)}", file=sys.stderr, flush=True)
         return 128 + signum
     print(table.summary(args.store, len(table.cells)), flush=True)
-    failed = table.counts.get("failed", 0)
-    if failed:
-        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
-              f"ganbench show --store {args.store} --json); rerun them with "
-              f"--retry failed", file=sys.stderr)
-        return 1
-    return 0
+    return table.exit_code(args.store)
 
 
 def write_memberships(grid, store_root: Path) -> None:

@@ -138,18 +138,10 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             text = "–" if n == 0 else (f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else f"{num(mean)} (1)")
             cells.append(Cell(text, bold=m in best and n > 0 and mean == best[m]))
         for m in heads:
-            d = deltas[i][m]
-            if d.n == 0:
-                cells.append(Cell("–"))
-                continue
-            text = num(d.delta, signed=True)
-            if math.isfinite(d.lo):
-                text += f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
-                text += " *" if d.significant else ""
-                ph = rec[f"d_{m}_p_holm"]
-                text += f" p_H={ph:.2g}" if math.isfinite(ph) else ""
-            else:
-                text += f" (n={d.n})"
+            d, text = deltas[i][m], delta_text(deltas[i][m])
+            ph = rec.get(f"d_{m}_p_holm", math.nan)
+            if math.isfinite(d.lo) and math.isfinite(ph):
+                text += f" p_H={ph:.2g}"
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
