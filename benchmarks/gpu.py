@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig  # noqa: E402
+from bench.core.config import (CellConfig, DataConfig, NetConfig, OptimConfig,  # noqa: E402
+                               TrainConfig)
 from bench.data import DataError, Dataset, load_dataset  # noqa: E402
 from benchmarks.overhead import harness_ms, plain_ms  # noqa: E402
 

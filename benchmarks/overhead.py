@@ -13,7 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
+from bench.core.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
 from bench.data import Dataset, load_dataset
 from bench.nets import build_nets
 from bench.train import Trainer

@@ -21,8 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig  # noqa: E402
-from bench.grid import full_spec  # noqa: E402
+from bench.core.config import (CellConfig, DataConfig, NetConfig, OptimConfig,  # noqa: E402
+                               TrainConfig)
+from bench.schedule.grid import full_spec  # noqa: E402
 from bench.train import Trainer  # noqa: E402
 
 PENALTY_TERM = {"historical_averaging": "hist", "weight_penalty": "l2"}

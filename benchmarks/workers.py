@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.executor import run_cells
-from bench.grid import load_grid
+from bench.schedule.executor import run_cells
+from bench.schedule.grid import load_grid
 
 GRID = """
 description = "benchmark: ring8 cells of equal cost"

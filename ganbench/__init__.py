@@ -10,11 +10,11 @@
 Register the module under the entry-point group `ganbench.tricks` (see the README). The older
 spelling `from tricks import Trick, register_trick` keeps working.
 """
-from bench.config import NetConfig, OptimConfig
-from bench.registry import (conflict_reasons, create_trick, describe, list_tricks,
-                            plugin_errors, register_trick)
-from bench.trick import (INSERT, REPARAMETRIZE, REPLACE, SLOTS, WRAP, BuildContext, Nets,
-                         NoParams, StepContext, Trick, TrickError)
+from bench.core.config import NetConfig, OptimConfig
+from bench.trickapi.registry import (conflict_reasons, create_trick, describe, list_tricks,
+                                     plugin_errors, register_trick)
+from bench.trickapi.trick import (INSERT, REPARAMETRIZE, REPLACE, SLOTS, WRAP, BuildContext, Nets,
+                                  NoParams, StepContext, Trick, TrickError)
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ effect (+0.20), label_flip none, instance_noise hurts (−0.10) and interacts wi
 wgan_gp+relativistic is a conflict. Designs: add-one, pairs, factorial (sn, lf, in), leave-one-out.
 A second grid "synth-tune" trains baseline and spectral_norm at two LRs (tune.lr).
 digits (2 seeds): baseline and spectral_norm with image metrics.
-Every scored cell gets a sample file (bench.samples format) and curves.
+Every scored cell gets a sample file (bench.store.samples format) and curves.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import CellConfig, DataConfig, OptimConfig, TrainConfig, TrickSpec
-from bench.record import Record
-from bench.report.versions import installed_trick_versions
+from bench.core.config import CellConfig, DataConfig, OptimConfig, TrainConfig, TrickSpec
+from bench.core.record import Record
+from bench.core.trick_versions import installed_trick_versions
 from bench.store import Store
 
 SEEDS = (0, 1, 2, 3, 4)

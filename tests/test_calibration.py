@@ -9,8 +9,8 @@ import statistics
 
 import pytest
 
+from bench.trickapi.registry import create_trick
 from benchmarks.penalty_ratio import gradient_ratios, ring8_cell
-from bench.registry import create_trick
 
 # a short tiny run: 200 steps, batch 64, MLP 3x64, ratio every 10th step
 TINY = {"steps": 200, "batch_size": 64, "width": 64}

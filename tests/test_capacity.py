@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import NetConfig
+from bench.core.config import NetConfig
 from bench.nets import build_nets
-from bench.registry import build_tricks
-from bench.trick import BuildContext
-from bench.trickset import TrickSet
+from bench.trickapi.registry import build_tricks
+from bench.trickapi.trick import BuildContext
+from bench.trickapi.trickset import TrickSet
 from tests.tiny import tiny_trainer
 
 CELLS = {"digits16": ((1, 16, 16), NetConfig()), "32px": ((3, 32, 32), NetConfig(width=64))}
@@ -72,7 +72,7 @@ def test_matched_cell_trains_and_its_record_shows_the_counts():
 @pytest.mark.parametrize("name", ["progressive_growing", "stylegan"])
 def test_capacity_option_keeps_existing_cell_ids(name):
     """The option came after cells were stored: at its default it is not pinned in the spec."""
-    from bench.grid import full_spec
+    from bench.schedule.grid import full_spec
 
     assert "capacity" not in full_spec(name).param_dict
     assert full_spec(name, {"capacity": "matched"}).param_dict["capacity"] == "matched"

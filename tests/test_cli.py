@@ -63,7 +63,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, extra
 
 
 def test_trick_not_applicable_to_the_data_kind(capsys, tmp_path):
-    from bench.registry import list_tricks
+    from bench.trickapi.registry import list_tricks
 
     image_only = [n for n in list_tricks() if n in ("self_attention", "progressive_growing")]
     if not image_only:
@@ -79,7 +79,7 @@ def test_train_builds_the_same_cell_as_a_grid_with_the_same_settings():
     (here paper-2d's ring8 unrolled seed 3) can be trained or inspected alone."""
     from bench.cli import make_parser
     from bench.cli.cmd_train import build_cell
-    from bench.grid import load_grid
+    from bench.schedule.grid import load_grid
 
     wanted = next(c for c in load_grid("paper-2d").cells
                   if c.data.name == "ring8" and c.label == "unrolled" and c.seed == 3)
@@ -139,7 +139,7 @@ def test_train_writes_no_progress_bars_when_stderr_is_not_a_terminal(capsys, tmp
 
 
 def test_status_slowest_list_of_a_failed_cell_has_no_none(capsys, tmp_path):
-    from bench.record import Record
+    from bench.core.record import Record
     from bench.store import Store
     from tests.tiny import tiny_cell
 
@@ -159,7 +159,7 @@ def test_a_stopped_command_exits_128_plus_its_signal(monkeypatch, capsys, raised
     import signal
 
     from bench.cli import cmd_tricks
-    from bench.executor import Stopped
+    from bench.schedule.executor import Stopped
 
     def stop(args):
         raise KeyboardInterrupt if raised == "sigint" else Stopped(signal.SIGTERM)

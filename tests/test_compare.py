@@ -2,8 +2,8 @@
 import pytest
 
 from bench.cli import main
-from bench.results import load_records
 from bench.store import Store
+from bench.store.results import load_records
 
 TINY = """description = "tiny compare grid"
 seeds = [0, 1]
@@ -76,7 +76,7 @@ def test_compare_keeps_a_tuned_grids_lrs_apart(tmp_path, capsys):
 def test_compare_header_names_the_resolved_worker_count(grid, tmp_path, capsys, monkeypatch):
     """Called without --workers and without `main` resolving it, the header names the default
     (it printed "(None worker(s))") and run_cells gets that number."""
-    import bench.executor
+    import bench.schedule.executor
     from bench.cli import cmd_compare, make_parser
 
     got = {}
@@ -84,8 +84,8 @@ def test_compare_header_names_the_resolved_worker_count(grid, tmp_path, capsys, 
     def run_cells(cells, root, *, workers, **kw):
         got["workers"] = workers
         return iter(())
-    monkeypatch.setattr(bench.executor, "default_workers", lambda: 3)
-    monkeypatch.setattr(bench.executor, "run_cells", run_cells)
+    monkeypatch.setattr(bench.schedule.executor, "default_workers", lambda: 3)
+    monkeypatch.setattr(bench.schedule.executor, "run_cells", run_cells)
     monkeypatch.setattr(cmd_compare, "print_comparison", lambda *a, **k: None)
     args = make_parser().parse_args(["compare", "--trick", "label_flip", "--grid", str(grid),
                                      "--store", str(tmp_path / "s")])

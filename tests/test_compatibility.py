@@ -7,7 +7,7 @@ import math
 import pytest
 
 from bench.data import dataset_kind
-from bench.registry import conflict_reasons, create_trick, describe, list_tricks
+from bench.trickapi.registry import conflict_reasons, create_trick, describe, list_tricks
 from tests.tiny import tiny_trainer
 
 DATASETS = ("ring8", "digits")

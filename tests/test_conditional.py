@@ -3,7 +3,7 @@ labels the loop carries, and training on digits."""
 import torch
 from torch import nn
 
-from bench.registry import conflict_reasons, create_trick
+from bench.trickapi.registry import conflict_reasons, create_trick
 from tests.test_trainer import _interrupted_vs_straight
 from tests.tiny import tiny_trainer, weights
 from tricks.conditional import ProjectionHead
@@ -100,8 +100,8 @@ def test_a_set_without_one_label_per_sample_makes_the_cell_not_applicable(tmp_pa
     """Stacked sets have a label per channel: a grid asking for `conditional` there gets a
     `not-applicable` record with the reason (never a `failed` one), as on 2-D data."""
     from bench.data import dataset_traits
-    from bench.grid import load_grid
-    from bench.runner import disallowed_record
+    from bench.schedule.grid import load_grid
+    from bench.schedule.runner import disallowed_record
 
     assert dataset_traits("digits") == {"class_labels"}
     assert dataset_traits("stacked-digits") == set() == dataset_traits("ring8")

@@ -5,7 +5,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.designs import DesignOptions, get_design, list_designs, with_baseline
 
 NAMES = ["a", "b", "c", "d"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import checkpoint
-from bench.runtime import rng_state, set_rng_state, watch_nondeterminism
+from bench.train import checkpoint
+from bench.train.runtime import rng_state, set_rng_state, watch_nondeterminism
 from tests.tiny import tiny_trainer, weights
 
 TRICKS = ["historical_averaging", "instance_noise"]  # trick state + a per-step random draw
@@ -127,7 +127,7 @@ def test_nondeterministic_op_warnings_are_collected_and_others_pass_through():
 
 @pytest.mark.cuda
 def test_a_real_nondeterministic_cuda_op_is_recorded():
-    from bench.runtime import seed_everything
+    from bench.train.runtime import seed_everything
 
     dev = torch.device("cuda")
     seed_everything(0, dev)

@@ -76,7 +76,7 @@ def test_with_every_compatible_trick_the_average_starts_as_g_and_is_its_own_copy
     """After step 0 (beta = 0) G_ema samples what G samples; afterwards nothing done to G's
     weights or buffers changes what G_ema samples (no module, hook or buffer is shared by
     mistake). Step-state shared on purpose (growth, labels) is read, never written, by G."""
-    from bench.registry import conflict_reasons, create_trick, list_tricks
+    from bench.trickapi.registry import conflict_reasons, create_trick, list_tricks
 
     ema = create_trick("ema_generator")
     for ds, kind in (("ring8", "2d"), ("digits", "image")):

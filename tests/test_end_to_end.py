@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-import bench.runner as runner
 from bench.cli import main
-from bench.executor import run_cells
-from bench.grid import load_grid
+from bench.schedule.executor import run_cells
+from bench.schedule.grid import load_grid
+import bench.schedule.runner as runner
 from bench.store import Store
 from bench.train import Trainer
 
@@ -124,7 +124,7 @@ def test_runner_returns_a_stored_cell_without_training(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(runner, "Trainer", lambda *a, **k: calls.append(1))
     from tests.tiny import tiny_cell
-    from bench.record import Record
+    from bench.core.record import Record
 
     c = tiny_cell()
     with Store(tmp_path) as store:

@@ -52,7 +52,7 @@ def test_compare_runs_the_installed_plugin(installed):
     assert "lsgan_loss" in table and "Δ high_quality [95% CI]" in table
     assert (store / "compare-lsgan_loss" / "index.md").exists()
     # the report reads the plug-in's version from its source, through the entry point
-    code = ("from bench.report.versions import installed_trick_versions as v; "
+    code = ("from bench.core.trick_versions import installed_trick_versions as v; "
             "import sys; print(v()['lsgan_loss']); assert 'torch' not in sys.modules")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "1", res.stderr

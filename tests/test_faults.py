@@ -9,9 +9,9 @@ import time
 import pytest
 
 from bench.cli import main
-from bench.executor import run_cells
-from bench.grid import load_grid
-from bench.runner import run_cell
+from bench.schedule.executor import run_cells
+from bench.schedule.grid import load_grid
+from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.train import Trainer
 from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners
@@ -244,7 +244,7 @@ def test_sigterm_to_one_worker_alone_checkpoints_and_a_fresh_worker_resumes_its_
 
 
 def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid, tmp_path):
-    from bench.runner import STOP
+    from bench.schedule.runner import STOP
 
     path, store = grid(400), tmp_path / "s"
     cells = load_grid(str(path)).cells

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import flags as F
-from bench.config import ConfigError, TrainConfig
-from bench.record import Record
+from bench.core import flags as F
+from bench.core.config import ConfigError, TrainConfig
+from bench.core.record import Record
 from tests.tiny import tiny_cell, tiny_trainer
 
 
@@ -86,7 +86,7 @@ def test_flags_are_ordered_by_step_and_formatted_in_the_summary_line():
 
 def test_a_flag_on_both_loss_curves_is_named_once_in_summaries_and_counted_once_per_cell():
     from bench.report.views import flags_text
-    from bench.results import _record_row
+    from bench.store.results import _record_row
 
     swing = [1.0, 2.0] * 6
     flags = F.detect_flags({"d_adv": curve(swing), "g_adv": curve(swing)})
@@ -148,7 +148,7 @@ def test_stop_on_hard_ends_the_cell_at_the_log_point_that_shows_the_flag():
 
 
 def test_a_grid_can_set_stop_on_and_a_bad_value_is_one_line(tmp_path):
-    from bench.grid import load_grid
+    from bench.schedule.grid import load_grid
 
     grid = tmp_path / "g.toml"
     grid.write_text('design = "baseline"\nseeds = [0]\n[[data]]\nname = "ring8"\nsteps = 5\n'

@@ -8,12 +8,12 @@ import torch
 
 from bench.cli import main, make_parser
 from bench.cli.cmd_train import build_cell
-from bench.config import G_LOSS_NAMES, ConfigError, TrainConfig
-from bench.flags import detect_flags
-from bench.grid import load_grid
-from bench.losses import G_LOSSES, minimax_loss, non_saturating_loss
+from bench.core.config import G_LOSS_NAMES, ConfigError, TrainConfig
+from bench.core.flags import detect_flags
+from bench.schedule.grid import load_grid
 from bench.train import Trainer
-from bench.trick import StepContext
+from bench.trickapi.losses import G_LOSSES, minimax_loss, non_saturating_loss
+from bench.trickapi.trick import StepContext
 from tests.tiny import device_under_test, tiny_cell
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.grid import load_grid
-from bench.registry import register_trick, unregister_trick
+from bench.schedule.grid import load_grid
 from bench.store import Store
-from bench.trick import Trick
+from bench.trickapi.registry import register_trick, unregister_trick
+from bench.trickapi.trick import Trick
 
 
 def write(tmp_path, text, name="g.toml"):
@@ -169,7 +169,7 @@ def test_errors_from_below_the_grid_checks_still_name_the_file(tmp_path, capsys,
 
 
 def test_a_dataset_name_is_one_cell_id_however_it_is_spelled(tmp_path, capsys):
-    from bench.config import CellConfig, DataConfig
+    from bench.core.config import CellConfig, DataConfig
 
     assert CellConfig(data=DataConfig(" RING8")).cell_id == CellConfig(data=DataConfig("ring8")).cell_id
     lower = load_grid(write(tmp_path, DATA, "a.toml"))
@@ -234,7 +234,7 @@ tricks = ["label_smoothing", "one_sided_label_smoothing"]
 
 
 def test_every_shipped_preset_loads_into_cells():
-    from bench.grid import GRID_DIR
+    from bench.schedule.grid import GRID_DIR
 
     presets = sorted(p.stem for p in GRID_DIR.glob("*.toml"))
     assert {"smoke", "quick", "cpu-default", "cpu-full", "stacked", "gpu", "paper-2d"} <= set(presets)

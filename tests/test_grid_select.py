@@ -3,9 +3,9 @@ a later run trains only the rest."""
 import pytest
 
 from bench.cli import main
-from bench.config import ConfigError
-from bench.grid import load_grid
-from bench.grid_select import select
+from bench.core.config import ConfigError
+from bench.schedule.grid import load_grid
+from bench.schedule.grid_select import select
 from bench.store import Store
 from tests.scheduler_util import TINY_GRID, lease_attempts
 

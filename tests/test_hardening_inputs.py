@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
-                          TrainConfig, TrickSpec)
-from bench.record import Record
+from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
+                               TrainConfig, TrickSpec)
+from bench.core.record import Record
 from bench.store import Store
 from tests.tiny import tiny_cell
 

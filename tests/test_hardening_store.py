@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import bench.store as store_mod
-from bench import checkpoint
-from bench.checkpoint import CheckpointError
 from bench.cli import main
-from bench.record import Record
+from bench.core.record import Record
 from bench.store import Store, StoreError
+import bench.store.db as store_mod
+from bench.train import checkpoint
+from bench.train.checkpoint import CheckpointError
 from tests.tiny import tiny_cell, tiny_trainer
 
 TRAIN = ["train", "--dataset", "ring8", "--steps", "3", "--batch-size", "16", "--width", "8",
@@ -352,7 +352,7 @@ def test_samples_write_error_is_one_line_and_keeps_the_old_file(capsys, store_co
 def test_eval_skips_cells_no_requested_metric_applies_to(capsys, store_copy, monkeypatch):
     """fid on a 2-D cell changes nothing: no history entry for it, one line saying so; when it
     applies to no selected cell at all, exit 2 (nothing written)."""
-    import bench.rescore
+    import bench.schedule.rescore
 
     root, cell_id = store_copy
     first = Store(root).get(cell_id)
@@ -363,7 +363,7 @@ def test_eval_skips_cells_no_requested_metric_applies_to(capsys, store_copy, mon
     (other,) = [r.cell_id for r in Store(root).records() if r.cell_id != cell_id]
     capsys.readouterr()
     # stand-in for an image cell beside the 2-D one: fid applies to it, not to the other
-    monkeypatch.setattr(bench.rescore, "kind_of",
+    monkeypatch.setattr(bench.schedule.rescore, "kind_of",
                         lambda r: "image" if r.cell_id == other else "2d")
     code, out, err = cli(capsys, "eval", "--store", root, "--metrics", "fid", "--json")
     assert code == 0 and [json.loads(l)["cell_id"] for l in out.splitlines()] == [other]

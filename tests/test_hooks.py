@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.hooks import HOOK_SPECS, SLOT_HOOKS, markdown_table
-from bench.trick import SLOTS, Trick, TrickError
-from bench.trickset import TrickSet
+from bench.trickapi.hook_table import markdown_table
+from bench.trickapi.hooks import HOOK_SPECS, SLOT_HOOKS
+from bench.trickapi.trick import SLOTS, Trick, TrickError
+from bench.trickapi.trickset import TrickSet
 
 ROOT = Path(__file__).resolve().parent.parent
 

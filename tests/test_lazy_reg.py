@@ -4,7 +4,7 @@ net's Adam lr and betas corrected by c = interval / (interval + 1) for the whole
 import pytest
 import torch
 
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 from tests.test_trainer import _interrupted_vs_straight
 from tests.tiny import tiny_trainer, weights
 from tricks import create_trick
@@ -86,7 +86,7 @@ def test_eager_interval_one_adds_the_penalty_into_every_main_update():
 
 
 def test_tricks_lazy_on_one_net_must_agree_on_the_interval():
-    from bench.trickset import TrickSet
+    from bench.trickapi.trickset import TrickSet
 
     a = create_trick("gradient_penalty", interval=4)
     b = create_trick("gradient_penalty", interval=8)

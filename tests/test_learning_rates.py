@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from bench.config import OptimConfig
-from bench.grid import full_spec
+from bench.core.config import OptimConfig
+from bench.schedule.grid import full_spec
 from tests.tiny import tiny_trainer
 
 
@@ -49,7 +49,7 @@ def test_wgan_gp_optimizer_option_keeps_existing_cell_ids():
 def test_ring8_tuned_tunes_wgan_gp_at_the_cells_lr_and_shares_the_rest_with_cpu_default():
     """The tuned-LR preset would otherwise 'tune' wgan_gp at three lrs its paper optimizer
     ignores; every other 1e-3 cell is cpu-default's own (trained once in a shared store)."""
-    from bench.grid import load_grid
+    from bench.schedule.grid import load_grid
 
     tuned = [c for c in load_grid("ring8-tuned").cells if c.data.name == "ring8"]
     default = {c.cell_id for c in load_grid("cpu-default").cells}

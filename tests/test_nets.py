@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import NetConfig
+from bench.core.config import NetConfig
 from bench.nets import build_nets
 
 
@@ -50,7 +50,7 @@ def test_feature_layers_stack_and_rebuild_the_head():
 
 
 def test_attachment_points_refuse_a_second_layer():
-    from bench.trick import TrickError
+    from bench.trickapi.trick import TrickError
 
     stage = build_nets(NetConfig(width=8), "2d", (2,)).D.blocks[1]
     stage.attach("norm", nn.BatchNorm1d(8), "first_trick")
@@ -62,7 +62,7 @@ def test_attachment_points_refuse_a_second_layer():
 
 
 def test_two_tricks_on_one_point_fail_loudly():
-    from bench.trick import TrickError
+    from bench.trickapi.trick import TrickError
     from tests.tiny import tiny_trainer
 
     stage = tiny_trainer("digits", ["dropout"]).nets.D.blocks[0]  # the trick took `dropout`
@@ -94,7 +94,7 @@ def test_the_reference_notebooks_mlp_options_tanh_and_orthogonal_init():
 
 
 def test_net_options_enter_the_cell_id_only_when_set():
-    from bench.config import CellConfig, ConfigError, DataConfig
+    from bench.core.config import CellConfig, ConfigError, DataConfig
 
     base = CellConfig(data=DataConfig("ring8"), net=NetConfig())
     assert "activation" not in base.to_dict()["net"] and "init" not in base.to_dict()["net"]

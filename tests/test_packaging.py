@@ -46,8 +46,8 @@ def test_installed_wheel_works_outside_the_checkout(wheel, tmp_path):
     deps = sysconfig.get_paths()["purelib"]
     script = (
         "import json, bench, ganbench\n"
-        "from bench.grid import load_grid\n"
-        "from bench.registry import list_tricks\n"
+        "from bench.schedule.grid import load_grid\n"
+        "from bench.trickapi.registry import list_tricks\n"
         "from tricks import Trick, register_trick\n"
         "from bench.cli import main\n"
         "grid = load_grid('smoke')\n"

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from bench.grid import load_grid
-from bench.runner import run_cell
+from bench.schedule.grid import load_grid
+from bench.schedule.runner import run_cell
 from bench.store import Store
 
 GRID = load_grid("paper-2d")

@@ -6,11 +6,11 @@ import sys
 import pytest
 import torch
 
-import bench.registry as reg
 from bench.cli import main
-from bench.registry import (build_tricks, conflict_reasons, create_trick, describe,
-                            register_trick, unregister_trick)
-from bench.trick import Trick, TrickError, slots_of
+import bench.trickapi.registry as reg
+from bench.trickapi.registry import (build_tricks, conflict_reasons, create_trick, describe,
+                                     register_trick, unregister_trick)
+from bench.trickapi.trick import Trick, TrickError, slots_of
 from tests.tiny import tiny_trainer
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from bench.registry import (conflict_reasons, create_trick, describe, list_tricks,
-                            register_trick, unregister_trick)
-from bench.trick import Trick, TrickError
+from bench.trickapi.registry import (conflict_reasons, create_trick, describe, list_tricks,
+                                     register_trick, unregister_trick)
+from bench.trickapi.trick import Trick, TrickError
 
 SIX = ["instance_noise", "label_smoothing", "one_sided_label_smoothing", "spectral_norm",
        "unrolled", "wgan_gp"]
@@ -124,8 +124,8 @@ def test_requires_and_applies_to():
 def test_cell_status_follows_the_reasons_type_not_its_wording():
     """not-applicable only when every reason is about the data; a plug-in's exclusion whose text
     happens to say "does not apply to" is still a conflict between tricks."""
-    from bench.runner import disallowed_record
-    from bench.registry import typed_conflict_reasons
+    from bench.schedule.runner import disallowed_record
+    from bench.trickapi.registry import typed_conflict_reasons
     from tests.tiny import tiny_cell
 
     @register_trick
@@ -164,7 +164,7 @@ def test_describe_is_json_ready():
 
 
 def test_entry_point_plugins_are_loaded(monkeypatch, tmp_path):
-    import bench.registry as reg
+    import bench.trickapi.registry as reg
 
     module = tmp_path / "thirdparty_trick.py"
     module.write_text(
@@ -192,7 +192,7 @@ def test_entry_point_plugins_are_loaded(monkeypatch, tmp_path):
 def test_broken_plugin_names_itself(monkeypatch):
     """A plug-in that fails to import is reported in one line; the built-in tricks still load
     (more plug-in mistakes: tests/test_plugin_errors.py)."""
-    import bench.registry as reg
+    import bench.trickapi.registry as reg
 
     class EP:
         name, value = "broken", "no_such_module_xyz"

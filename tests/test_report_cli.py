@@ -122,8 +122,8 @@ def test_a_partly_trained_grid_says_what_it_lacks_per_variant(tmp_path):
     name the variants short of seeds; a grid's own D lr shows in the protocol line."""
     import dataclasses
 
-    from bench.config import OptimConfig
-    from bench.record import Record
+    from bench.core.config import OptimConfig
+    from bench.core.record import Record
     from bench.report.build import write_report
     from tests.synthetic_store import SEEDS, SyntheticStore, cell, metrics_2d
 
@@ -217,7 +217,7 @@ def test_grids_whose_names_slug_alike_get_their_own_files(tmp_path):
 def test_cells_stored_under_another_protocol_are_not_called_unstored(tmp_path):
     """`status` counts them as done; the report does not show them (not the prevailing
     protocol), and says so instead of "not stored yet"."""
-    from bench.record import Record
+    from bench.core.record import Record
     from bench.report.build import write_report
     from tests.synthetic_store import SEEDS, SyntheticStore, cell, metrics_2d
 

@@ -4,9 +4,10 @@ import dataclasses
 
 import pytest
 
-from bench.config import HARNESS_VERSION, NetConfig, OptimConfig
-from bench.report import setups, views
-from bench.results import load_records
+from bench.core.config import HARNESS_VERSION, NetConfig, OptimConfig
+from bench.core import setups
+from bench.report import views
+from bench.store.results import load_records
 from tests.synthetic_store import VERSIONS, SyntheticStore, cell
 
 SEEDS = (0, 1, 2)
@@ -167,7 +168,7 @@ def test_net_config_default_width_is_not_named():
 def test_rows_of_one_setup_that_share_a_label_name_what_differs(tmp_path):
     """Two `ganbench train` runs of one trick with other params, and a baseline twin with
     another log_every: same setup, so the labels name the params / bookkeeping instead."""
-    from bench.config import TrickSpec
+    from bench.core.config import TrickSpec
 
     s = SyntheticStore(tmp_path)
     for seed in SEEDS:

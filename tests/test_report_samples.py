@@ -8,9 +8,9 @@ from bench.cli import main
 from bench.data import load_dataset
 from bench.metrics import EvalSpec
 from bench.metrics.modes2d import mode_coverage_2d
-from bench.runner import run_cell
-from bench.samples import SAMPLE_FILE, SAMPLE_PNG, tile_images
+from bench.schedule.runner import run_cell
 from bench.store import Store
+from bench.store.samples import SAMPLE_FILE, SAMPLE_PNG, tile_images
 from tests.tiny import tiny_cell
 
 

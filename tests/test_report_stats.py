@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.report import stats, views
-from bench.results import load_records
+from bench.store.results import load_records
 from tests.synthetic_store import FACTORS, SEEDS, build, high_quality
 
 

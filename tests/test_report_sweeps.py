@@ -5,9 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bench.config import TrickSpec
+from bench.core.config import TrickSpec
 from bench.report import figures, stats, views
-from bench.results import load_records
+from bench.store.results import load_records
 from tests.synthetic_store import FACTORS, SEEDS, VERSIONS, SyntheticStore, cell, high_quality
 
 LRS = (1e-3, 5e-4)

@@ -1,12 +1,12 @@
-"""bench.results.load_records: one row per record and membership, versions and protocols."""
+"""bench.store.results.load_records: one row per record and membership, versions and protocols."""
 import json
 
 import pytest
 
-from bench.record import Record
-from bench.results import load_records, protocol_hash
-from bench.report.versions import installed_trick_versions, versions_in_source
+from bench.core.record import Record
+from bench.core.trick_versions import installed_trick_versions, versions_in_source
 from bench.store import Store, StoreError
+from bench.store.results import load_records, protocol_hash
 from tests.synthetic_store import build, cell, metrics_2d
 
 
@@ -56,7 +56,7 @@ def _put(store, c, version_note=None, protocol=None, metrics=None):
 
 
 def test_current_versions_and_protocols(tmp_path):
-    from bench.config import TrickSpec
+    from bench.core.config import TrickSpec
 
     with Store(tmp_path) as store:
         # a trick whose source is not installed: its newest stored version counts as current
@@ -110,7 +110,7 @@ def test_missing_store_is_an_error(tmp_path):
 
 
 def test_each_resolution_has_its_own_prevailing_protocol(tmp_path):
-    from bench.config import DataConfig
+    from bench.core.config import DataConfig
 
     with Store(tmp_path) as store:
         for seed in (0, 1):

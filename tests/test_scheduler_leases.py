@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from bench.leases import Leases, my_owner, owner_alive, start_ticks
-from bench.record import Record
+from bench.core.record import Record
+from bench.schedule.leases import Leases, my_owner, owner_alive, start_ticks
 from bench.store import Store
 from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts
 
@@ -81,7 +81,7 @@ def test_two_runs_on_one_store_train_every_cell_exactly_once(tmp_path):
 def test_run_cell_waits_for_a_live_lease_and_returns_the_holders_record(tmp_path, capsys):
     import threading
 
-    from bench.runner import run_cell
+    from bench.schedule.runner import run_cell
     from tests.tiny import tiny_cell
 
     cell = tiny_cell(steps=3)
@@ -109,7 +109,7 @@ def test_run_cell_waits_for_a_live_lease_and_returns_the_holders_record(tmp_path
 def test_retry_redoes_only_the_record_seen_when_scheduling(tmp_path):
     """Two `--retry failed` runs: run A retrains the failed cell and stores a NEW failed record;
     run B, which scheduled the cell when the OLD record was stored, must not train it again."""
-    from bench.runner import run_cell
+    from bench.schedule.runner import run_cell
     from tests.tiny import tiny_cell
 
     cell = tiny_cell(steps=3)
@@ -141,7 +141,7 @@ def test_a_deferred_retried_cell_waits_for_a_record_newer_than_the_one_seen(tmp_
     """While another run holds a retried cell's lease, its old record is not this run's result."""
     from collections import deque
 
-    from bench.executor import _collect_deferred
+    from bench.schedule.executor import _collect_deferred
     from tests.tiny import tiny_cell
 
     cell = tiny_cell(steps=3)
@@ -166,7 +166,7 @@ def test_ray_a_busy_retried_cell_waits_for_the_holders_new_record(tmp_path, monk
     reported with the old record seen at scheduling, but with the holder's new one. A stand-in
     for Ray runs the tasks in process: the first finds the cell busy; by the second the holder
     has stored its record."""
-    from bench import ray_executor
+    from bench.schedule import ray_executor
     from tests.tiny import tiny_cell
 
     cell = tiny_cell(steps=3)

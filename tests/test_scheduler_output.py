@@ -4,10 +4,10 @@ import io
 import json
 
 from bench.cli import main
-from bench.dry_run import estimate_seconds
-from bench.grid import load_grid
-from bench.record import Record
-from bench.run_output import RunTable
+from bench.core.record import Record
+from bench.schedule.dry_run import estimate_seconds
+from bench.schedule.grid import load_grid
+from bench.schedule.run_output import RunTable
 from bench.store import Store
 from tests.tiny import tiny_cell
 

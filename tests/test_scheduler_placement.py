@@ -1,5 +1,5 @@
 """GPU placement as a pure function, tested on the CPU with fake GPU counts."""
-from bench.placement import (choose_device, default_cells_per_gpu, default_workers, plan)
+from bench.schedule.placement import (choose_device, default_cells_per_gpu, default_workers, plan)
 
 
 def test_without_gpus_everything_runs_on_the_cpu():
@@ -46,7 +46,7 @@ class FakeWorker:
 def test_the_pool_dispatcher_follows_the_placement_and_the_per_gpu_cap():
     from collections import deque
 
-    from bench.executor import _dispatch
+    from bench.schedule.executor import _dispatch
     from tests.tiny import tiny_cell
 
     images = [tiny_cell("digits", seed=s) for s in range(3)]
@@ -68,7 +68,7 @@ def test_train_with_device_auto_places_a_cell_like_run(monkeypatch):
     import torch
 
     from bench.cli.cmd_train import _device_for
-    from bench.config import CellConfig, DataConfig
+    from bench.core.config import CellConfig, DataConfig
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

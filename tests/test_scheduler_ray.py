@@ -2,8 +2,8 @@
 local Ray that the test starts; skipped when Ray is not installed (an optional extra)."""
 import pytest
 
-from bench.executor import run_cells
-from bench.grid import load_grid
+from bench.schedule.executor import run_cells
+from bench.schedule.grid import load_grid
 from tests.scheduler_util import ROOT, TINY_GRID, lease_attempts
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'ganbench[ray]'")

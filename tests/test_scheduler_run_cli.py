@@ -12,8 +12,8 @@ import pytest
 
 from bench.cli import main, make_parser
 from bench.cli.cmd_run import resume_command
-from bench.grid import load_grid
-from bench.record import Record
+from bench.core.record import Record
+from bench.schedule.grid import load_grid
 from bench.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,9 +3,9 @@ reason, the slowest cells and what a grid still lacks, from a store built by han
 import json
 
 from bench.cli import main
-from bench.grid import load_grid
-from bench.leases import Leases, my_owner
-from bench.record import Record
+from bench.core.record import Record
+from bench.schedule.grid import load_grid
+from bench.schedule.leases import Leases, my_owner
 from bench.store import Store
 
 GRID = """

@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from bench.record import Record
+from bench.core.record import Record
 from bench.store import Store, StoreError
 from tests.tiny import tiny_cell
 

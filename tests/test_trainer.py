@@ -5,17 +5,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import CellConfig
-from bench.checkpoint import CheckpointError
+from bench.core.config import CellConfig
 from bench.train import Trainer
-from bench.registry import list_tricks
+from bench.train.checkpoint import CheckpointError
+from bench.trickapi.registry import list_tricks
 from tests.tiny import tiny_cell, tiny_trainer, weights
 
 ROOT = Path(__file__).resolve().parent.parent
 # The loop and everything that drives it (the registry is the one place that imports tricks).
 LOOP_FILES = sorted([str(p.relative_to(ROOT)) for p in (ROOT / "bench" / "train").glob("*.py")]
-                    + ["bench/trickset.py", "bench/losses.py", "bench/runner.py",
-                       "bench/executor.py"])
+                    + ["bench/trickapi/trickset.py", "bench/trickapi/losses.py",
+                       "bench/schedule/runner.py", "bench/schedule/executor.py"])
 
 
 def test_training_loop_source_names_no_trick():
@@ -169,9 +169,9 @@ def test_metric_curves_do_not_change_training_and_resume_with_it(tmp_path):
 def test_trick_version_enters_the_id_only_when_bumped_and_is_enforced():
     import pytest
 
-    from bench.config import TrickSpec
-    from bench.grid import full_spec
-    from bench.trick import TrickError
+    from bench.core.config import TrickSpec
+    from bench.schedule.grid import full_spec
+    from bench.trickapi.trick import TrickError
 
     base = tiny_cell("ring8", [])
     v1 = base.replace(tricks=(TrickSpec.of("label_smoothing", version=1),))

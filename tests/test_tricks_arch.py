@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from bench.data.base import Dataset
-from bench.registry import conflict_reasons, create_trick
 from bench.train import Trainer
+from bench.trickapi.registry import conflict_reasons, create_trick
 from tests.tiny import tiny_cell, tiny_trainer
-from tricks._karras_layers import linear, resolution_plan
-from tricks._style_nets import modulated_conv2d
+from tricks._lib.karras_layers import linear, resolution_plan
+from tricks._lib.style_nets import modulated_conv2d
 
 # fake 28 / 32 px data (the real sets need files): (cell dataset name, channels, resolution)
 FAKE = {"mnist": (1, 28), "cifar10": (3, 32)}

@@ -2,9 +2,9 @@
 import torch
 from torch import nn
 
-from bench.config import OptimConfig
-from bench.registry import create_trick
-from bench.trick import StepContext
+from bench.core.config import OptimConfig
+from bench.trickapi.registry import create_trick
+from bench.trickapi.trick import StepContext
 from tests.tiny import tiny_trainer, weights
 
 

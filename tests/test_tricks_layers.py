@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.registry import conflict_reasons, create_trick, describe
+from bench.trickapi.registry import conflict_reasons, create_trick, describe
 from tests.tiny import tiny_trainer, weights
 
 LAYER_TRICKS = ["batch_norm", "dropout", "minibatch_stddev", "minibatch_discrimination",
@@ -331,7 +331,7 @@ def test_dual_discriminator_two_independent_ds():
 
 
 def test_reinitialize_redraws_from_each_tensors_own_scale():
-    from tricks._layers import reinitialize
+    from tricks._lib.layers import reinitialize
     from tricks.self_attention import SelfAttention2d
 
     torch.manual_seed(0)
@@ -347,7 +347,7 @@ def test_reinitialize_redraws_from_each_tensors_own_scale():
 
 
 def test_dual_discriminator_losses_match_paper():
-    from bench.trick import StepContext
+    from bench.trickapi.trick import StepContext
     from tricks.dual_discriminator import log_softplus
 
     t = create_trick("dual_discriminator")

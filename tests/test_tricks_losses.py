@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.nets import Generator, Synthesis
-from bench.registry import conflict_reasons, create_trick
-from bench.trick import Nets, StepContext
+from bench.trickapi.registry import conflict_reasons, create_trick
+from bench.trickapi.trick import Nets, StepContext
 from tests.tiny import tiny_trainer, weights
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.trick import StepContext
+from bench.trickapi.trick import StepContext
 from tests.tiny import tiny_trainer, weights
 from tricks import create_trick
 

@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-from bench.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
-from bench.grid import full_spec
+from bench.core.config import CellConfig, DataConfig, NetConfig, OptimConfig, TrainConfig
+from bench.schedule.grid import full_spec
 from bench.train import Trainer
 
 
@@ -38,8 +38,8 @@ TEST_DEVICE_ENV = "GANBENCH_TEST_DEVICE"
 def device_under_test() -> torch.device:
     """The device tests train on: $GANBENCH_TEST_DEVICE (cpu, cuda, cuda:N), default cpu.
     Asking for CUDA on a machine without it skips the calling test, saying why."""
-    from bench.config import ConfigError
-    from bench.runtime import pick_device
+    from bench.core.config import ConfigError
+    from bench.train.runtime import pick_device
 
     name = os.environ.get(TEST_DEVICE_ENV, "cpu")
     try:

@@ -21,7 +21,7 @@ from typing import Literal
 from torch import nn
 
 from tricks import Trick, register_trick
-from tricks._layers import feature_norm, stages
+from tricks._lib.layers import feature_norm, stages
 
 
 def _bn(channels: int, conv: bool, track: bool, momentum: float) -> nn.Module:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tricks import Trick, register_trick
-from tricks._layers import stages
+from tricks._lib.layers import stages
 
 
 class AlwaysDropout(nn.Module):

@@ -12,7 +12,7 @@ authors' released 2-D script, tund/D2GAN, defaults to alpha = beta = 1).
 Build (WRAP order, after every other net change): D becomes `DualDiscriminator`, returning raw
 outputs [B, 2] (column 0: D1, column 1: D2; the softplus is applied in the loss). D1 is the
 finished D (with every layer and reparametrization other tricks added); D2 is a deep copy of it
-whose every parameter is re-drawn (`tricks._layers.reinitialize`): i.i.d. Gaussian values with the
+whose every parameter is re-drawn (`_lib.layers.reinitialize`): i.i.d. Gaussian values with the
 mean and standard deviation of that parameter tensor's initial values (under spectral norm: of its
 unnormalised weight, then fresh power-iteration vectors). So N(0, 0.02) DCGAN weights are re-drawn
 from N(0, 0.02), zero biases and unit gains stay, and other architectures' init scales carry over:
@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.trick import WRAP, TrickError
+from bench.trickapi.trick import WRAP, TrickError
 from tricks import Trick, register_trick
-from tricks._layers import reinitialize
+from tricks._lib.layers import reinitialize
 
 _LOG_SP_SWITCH = -15.0
 

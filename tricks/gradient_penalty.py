@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 from tricks import Trick, register_trick
-from tricks._penalties import squared_input_gradient
+from tricks._lib.penalties import squared_input_gradient
 from tricks.wgan_gp import input_gradient
 
 

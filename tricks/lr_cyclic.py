@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tricks import register_trick
-from tricks._schedules import BudgetSchedule
+from tricks._lib.schedules import BudgetSchedule
 
 
 @register_trick

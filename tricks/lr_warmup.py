@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from tricks import register_trick
-from tricks._schedules import BudgetSchedule, budget_steps
+from tricks._lib.schedules import BudgetSchedule, budget_steps
 
 
 @register_trick

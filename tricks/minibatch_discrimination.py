@@ -50,7 +50,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 from tricks import Trick, register_trick
 
 _BLOCK_ELEMENTS = 1 << 22  # differences materialised per block of rows (16 MB in float32)

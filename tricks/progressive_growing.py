@@ -1,7 +1,7 @@
 """Progressive growing (ProGAN): G and D start at the lowest resolution and grow to the data's
 resolution one doubling at a time, each new layer faded in linearly. Karras et al. 2018,
 "Progressive Growing of GANs for Improved Quality, Stability, and Variation", sections 2-4 and
-appendix A. Networks: `tricks/_progressive_nets.py`.
+appendix A. Networks: `tricks/_lib/progressive_nets.py`.
 
 Resolutions: 16 px 4 -> 8 -> 16, 32 px 4 -> 8 -> 16 -> 32, and 28 px 7 -> 14 -> 28 (28 is not a
 power of two, so growth starts at 7x7 rather than 4x4, like the DCGAN baseline's 28 px plan).
@@ -40,12 +40,12 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL
+from bench.core.config import OPTIONAL
 from bench.nets import build_nets
 from tricks import REPLACE, Nets, Trick, register_trick
-from tricks._karras_layers import (downsample, matched_width, param_count, resolution_plan,
-                                   upsample)
-from tricks._progressive_nets import GrowthState, progressive_nets
+from tricks._lib.karras_layers import (downsample, matched_width, param_count, resolution_plan,
+                                       upsample)
+from tricks._lib.progressive_nets import GrowthState, progressive_nets
 
 
 @register_trick

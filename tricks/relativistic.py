@@ -26,7 +26,7 @@ from typing import Literal
 import torch.nn.functional as F
 
 from tricks import Trick, TrickError, register_trick
-from tricks._penalties import squared_input_gradient
+from tricks._lib.penalties import squared_input_gradient
 
 _NO_TARGETS = "the relativistic loss compares D(real) with D(fake) and has no targets to {}"
 

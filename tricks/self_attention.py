@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.nets.parts import init_weights
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 from tricks import Trick, register_trick
-from tricks._layers import stages
+from tricks._lib.layers import stages
 
 
 class SelfAttention2d(nn.Module):

@@ -2,7 +2,7 @@
 constant and is driven by per-layer styles (modulated convolutions with weight demodulation, or
 StyleGAN1's AdaIN), per-layer noise, and style mixing during training. Karras et al. 2019 ("A
 Style-Based Generator Architecture for GANs") and 2020 (StyleGAN2, "Analyzing and Improving the
-Image Quality of StyleGAN"). Networks and their exact layout: `tricks/_style_nets.py`. D is left
+Image Quality of StyleGAN"). Networks and their exact layout: `tricks/_lib/style_nets.py`. D is left
 as it is (the baseline's, or whatever `d_architecture` trick the cell has).
 
 * `G.mapping` is the mapping network ([B, z_dim] -> [B, w_dim], w_dim = z_dim); `G.synthesis`
@@ -34,11 +34,11 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL
+from bench.core.config import OPTIONAL
 from bench.nets import build_nets
 from tricks import REPLACE, Nets, Trick, register_trick
-from tricks._karras_layers import matched_width, param_count
-from tricks._style_nets import style_generator
+from tricks._lib.karras_layers import matched_width, param_count
+from tricks._lib.style_nets import style_generator
 
 _NORM_REASON = ("StyleGAN's G normalises per sample through (de)modulation/AdaIN; batch "
                 "statistics would couple the styles of a batch")

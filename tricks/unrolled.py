@@ -42,7 +42,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 from tricks import Trick, register_trick
 
 

@@ -34,9 +34,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 from tricks import Trick, register_trick
-from tricks._layers import stages
+from tricks._lib.layers import stages
 
 REF_BUFFER = "vbn_z_ref"
 

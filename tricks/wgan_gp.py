@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from bench.config import OPTIONAL
+from bench.core.config import OPTIONAL
 from tricks import Trick, register_trick
 
 

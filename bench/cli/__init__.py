@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ganbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if getattr(args, "workers", 0) is None:
-        from bench.executor import default_workers
+        from bench.schedule.executor import default_workers
 
         args.workers = default_workers()
     if getattr(args, "device", None) == "auto":

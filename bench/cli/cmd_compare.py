@@ -42,7 +42,7 @@ def register(sub) -> None:
 def compare_cells(grid, tricks: list[str], seeds: int | None):
     """(cells, members, spec): the grid's baseline cells (re-seeded when asked) and each trick
     added to each of them."""
-    from bench.grid import full_spec
+    from bench.schedule.grid import full_spec
 
     templates = [c for c in grid.cells if not c.tricks]
     if not templates:
@@ -80,10 +80,10 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
 
 def run(args: argparse.Namespace) -> int:
     from bench.cli.cmd_run import parse_retry  # the same --retry as `run`
-    from bench.executor import default_workers, run_cells
-    from bench.grid import load_grid
-    from bench.registry import get_trick_class
-    from bench.run_output import RunTable
+    from bench.schedule.executor import default_workers, run_cells
+    from bench.schedule.grid import load_grid
+    from bench.trickapi.registry import get_trick_class
+    from bench.schedule.run_output import RunTable
     from bench.store import Store
 
     retry = parse_retry(args.retry)

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.rescore import rescore
+    from bench.schedule.rescore import rescore
 
     def say_skipped(records, why: str) -> None:
         print(f"ganbench: skipped {len(records)} cell(s): {why}", file=sys.stderr)

@@ -83,7 +83,7 @@ def check_inputs(args: argparse.Namespace, cells: list, store: Path):
     """Everything `run` refuses before training (data, resolution, batch size, metrics, the
     store), shared with --dry-run so a dry run passes exactly when the run would start. Writes
     nothing to the store. Returns the eval spec."""
-    from bench.dry_run import check_store_path
+    from bench.schedule.dry_run import check_store_path
 
     for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
         load_data(args, cell)
@@ -93,9 +93,9 @@ def check_inputs(args: argparse.Namespace, cells: list, store: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.executor import run_cells
-    from bench.grid import load_grid
-    from bench.run_output import RunTable
+    from bench.schedule.executor import run_cells
+    from bench.schedule.grid import load_grid
+    from bench.schedule.run_output import RunTable
 
     retry = parse_retry(args.retry)
     if args.workers is not None and args.workers < 1:
@@ -105,17 +105,17 @@ def run(args: argparse.Namespace) -> int:
     if args.address and args.executor != "ray":
         raise CliError("--address is for --executor ray")
     if args.executor == "ray":
-        from bench.ray_executor import _import_ray
+        from bench.schedule.ray_executor import _import_ray
 
         _import_ray()  # a missing extra fails before anything is written
-    from bench.grid_select import select
+    from bench.schedule.grid_select import select
 
     whole = load_grid(args.grid)
     grid = select(whole, args.only, args.datasets)
     cells = list(grid.cells)
     spec = check_inputs(args, cells, Path(args.store))
     if args.dry_run:
-        from bench.dry_run import print_dry_run
+        from bench.schedule.dry_run import print_dry_run
 
         print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device,
                       retry=retry)

@@ -18,7 +18,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.metrics import EvalSpec
-    from bench.samples import write_samples
+    from bench.train.samples import write_samples
     from bench.store import Store, StoreError
     from bench.train import Trainer
 

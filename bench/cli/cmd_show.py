@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         for r in records:
             print(r.to_json())
         return 0
-    from bench.run_output import RunTable
+    from bench.schedule.run_output import RunTable
 
     table = RunTable([], sys.stdout, records)  # the same aligned columns as `ganbench run`
     table.header(f"{len(records)} record(s) in {args.store}")

@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 
 def collect(store, grid: str | None, slowest: int) -> dict:
-    from bench.leases import Leases
+    from bench.schedule.leases import Leases
 
     records = {r.cell_id: r for r in store.records()}
     members = grid_members(store, grid) if grid else store.members()

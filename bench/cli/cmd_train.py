@@ -5,11 +5,11 @@ import argparse
 import sys
 import time
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option,
-                              add_data_options, add_device_option, add_eval_options,
-                              eval_spec_from, load_data, parse_tricks)
-from bench.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
-                          TrainConfig)
+from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option, add_data_options,
+                              add_device_option, add_eval_options, eval_spec_from, load_data,
+                              parse_tricks)
+from bench.core.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
+                               TrainConfig)
 
 
 def register(sub) -> None:
@@ -63,8 +63,8 @@ def register(sub) -> None:
 
 def build_cell(args: argparse.Namespace) -> CellConfig:
     from bench.data import dataset_kind, dataset_traits
-    from bench.grid import full_spec
-    from bench.registry import build_tricks
+    from bench.schedule.grid import full_spec
+    from bench.trickapi.registry import build_tricks
 
     kind = dataset_kind(args.dataset)
     specs = [full_spec(n, p) for n, p in parse_tricks(args.tricks, args.param)]
@@ -103,7 +103,7 @@ def retire_for_retraining(store, cell: CellConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.runner import run_cell
+    from bench.schedule.runner import run_cell
     from bench.store import Store
 
     cell = build_cell(args)
@@ -135,7 +135,7 @@ def _device_for(cell: CellConfig, device: str | None) -> str | None:
     import torch
 
     from bench.data import dataset_kind
-    from bench.placement import choose_device
+    from bench.schedule.placement import choose_device
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     return choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,

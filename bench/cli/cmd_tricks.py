@@ -22,10 +22,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.registry import describe, list_tricks
+    from bench.trickapi.registry import describe, list_tricks
 
     if args.hooks:
-        from bench.hooks import markdown_table as hook_table
+        from bench.trickapi.hook_table import markdown_table as hook_table
 
         print(hook_table())
         return 0
@@ -72,14 +72,14 @@ def markdown_table(infos: list[dict[str, Any]]) -> str:
 
 def _data_text(info: dict[str, Any]) -> str:
     """Data kinds, and what the data must offer, e.g. 'image with one class label per sample'."""
-    from bench.trick import TRAITS
+    from bench.trickapi.trick import TRAITS
 
     needs = " and ".join(TRAITS[n] for n in info["needs"])
     return ", ".join(info["applies_to"]) + (f" with {needs}" if needs else "")
 
 
 def _print_matrix(names: list[str], as_json: bool) -> int:
-    from bench.registry import conflict_reasons, create_trick
+    from bench.trickapi.registry import conflict_reasons, create_trick
 
     tricks = {n: create_trick(n) for n in names}
     matrix = {a: {b: conflict_reasons([tricks[a], tricks[b]]) if a != b else []

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any, Sequence
 
-from bench.config import CellConfig, ConfigError
+from bench.core.config import CellConfig, ConfigError
 
 EXIT_USAGE = 2
 DEFAULT_STORE = "runs/default"
@@ -45,11 +45,11 @@ class Parser(argparse.ArgumentParser):
 
 def input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is one line meant for the user (printed, exit 2)."""
-    from bench.checkpoint import CheckpointError
+    from bench.train.checkpoint import CheckpointError
     from bench.data import DataError
     from bench.metrics import MetricError
     from bench.store import StoreError
-    from bench.trick import TrickError
+    from bench.trickapi.trick import TrickError
 
     return (CliError, ConfigError, TrickError, DataError, StoreError, MetricError,
             CheckpointError)
@@ -119,7 +119,7 @@ def load_data(args: argparse.Namespace, cell: CellConfig) -> None:
                        f"training set ({len(data.train)} samples)")
 
 
-# --device for commands that place cells as `run` does (bench/placement.py)
+# --device for commands that place cells as `run` does (bench/schedule/placement.py)
 PLACEMENT_HELP = ("auto: image cells on the GPUs (round-robin), 2-D cells on the CPU; cpu; "
                   "cuda (every cell on the GPUs); cuda:N")
 
@@ -127,7 +127,7 @@ PLACEMENT_HELP = ("auto: image cells on the GPUs (round-robin), 2-D cells on the
 def add_device_option(p: argparse.ArgumentParser,
                       help: str = "where to train and score: auto = CUDA if present, else cpu"
                       ) -> None:
-    from bench.runtime import DEVICE_CHOICES
+    from bench.train.runtime import DEVICE_CHOICES
 
     p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
                    help=help)
@@ -137,7 +137,7 @@ def check_common_options(args: argparse.Namespace) -> None:
     """Values several commands share, checked before any command runs (so before any store is
     created): the device exists, counts are positive."""
     if getattr(args, "device", None) is not None:
-        from bench.runtime import pick_device
+        from bench.train.runtime import pick_device
 
         pick_device(args.device)
     if (getattr(args, "curve_every", None) or 0) < 0:
@@ -176,6 +176,6 @@ def grid_members(store, grid: str) -> list[dict]:
     """A grid's members in grid order: as recorded in the store, else from its grid file."""
     if grid in store.grids():
         return store.members(grid)
-    from bench.grid import load_grid
+    from bench.schedule.grid import load_grid
 
     return list(load_grid(grid).members)

@@ -12,7 +12,7 @@ import pathlib
 import threading
 from collections import OrderedDict
 
-from bench.config import normalize_name
+from bench.core.config import normalize_name
 
 from .base import DataError, Dataset, mode_ids
 

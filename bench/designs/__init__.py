@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 factor levels, so main effects and all interactions can be estimated."""
 from itertools import product
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.designs import DesignOptions, DesignResult, Variant
 
 NAME = "factorial"

@@ -15,7 +15,7 @@ from string import ascii_lowercase
 
 import numpy as np
 
-from bench.config import ConfigError
+from bench.core.config import ConfigError
 from bench.designs import DesignOptions, DesignResult, Variant
 
 NAME = "fractional-factorial"

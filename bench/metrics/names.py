@@ -21,7 +21,7 @@ EXTRACTORS: tuple[str, ...] = ("classifier", "inception-v3-compat")
 
 # Result key -> "up" (higher is better) or "down" (lower is better); the table lives in a
 # torch-free module so that reports can read it without importing this package.
-from bench.metric_directions import METRIC_DIRECTIONS  # noqa: E402  (re-exported)
+from bench.core.metric_directions import METRIC_DIRECTIONS  # noqa: E402  (re-exported)
 
 
 def available_metrics(kind: str | None = None) -> tuple[str, ...]:

@@ -1,11 +1,11 @@
 """Baseline networks chosen by data kind: MLP for 2-D, DCGAN for images."""
 from __future__ import annotations
 
-from bench.config import NetConfig
+from bench.core.config import NetConfig
 from bench.nets.dcgan import dcgan_discriminator, dcgan_generator
 from bench.nets.mlp import mlp_discriminator, mlp_generator
 from bench.nets.parts import Discriminator, Generator, Stage, Synthesis, init_weights
-from bench.trick import Nets
+from bench.trickapi.trick import Nets
 
 
 def build_nets(net: NetConfig, kind: str, shape: tuple[int, ...]) -> Nets:

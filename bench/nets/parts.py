@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from bench.trick import TrickError
+from bench.trickapi.trick import TrickError
 
 
 class Stage(nn.Module):

@@ -1,3 +1,3 @@
 """Reports: paper-style tables, figures and an index from stored records, without torch.
 
-Everything here reads records through `bench.results.load_records` only."""
+Everything here reads records through `bench.store.results.load_records` only."""

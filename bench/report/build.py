@@ -1,5 +1,5 @@
 """`write_report`: every table and figure of a store, and an index.md that links them and states
-the protocol. Reads records only through `bench.results.load_records`; imports no torch."""
+the protocol. Reads records only through `bench.store.results.load_records`; imports no torch."""
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.config import TrainConfig
+from bench.core.config import TrainConfig
 from bench.report import figures, views
 from bench.report.tables import Table, num
-from bench.results import TUNE_METRIC, headline_metrics, kind_of, load_records
+from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
 
 FACTORIAL = ("factorial", "fractional-factorial")
 

@@ -17,8 +17,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.report.stats import LEVEL  # noqa: E402
-from bench.results import direction  # noqa: E402
-from bench.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
+from bench.store.results import direction  # noqa: E402
+from bench.store.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
 
 DPI = 80
 MAX_PNG_BYTES = 150_000

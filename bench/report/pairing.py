@@ -1,4 +1,4 @@
-"""What a row's Δ is taken against: the cells of the same setup (`bench.report.setups`) with the
+"""What a row's Δ is taken against: the cells of the same setup (`bench.core.setups`) with the
 reference's tricks. One variant is chosen when several match (they differ only in bookkeeping,
 e.g. log_every): the one that shares the row's bookkeeping too, then the one with the most
 scored seeds, then the oldest, so seeds of two runs are never mixed."""

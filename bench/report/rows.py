@@ -6,7 +6,8 @@ import math
 
 import pandas as pd
 
-from bench.report import setups, stats
+from bench.core import setups
+from bench.report import stats
 from bench.report.tables import num
 
 

@@ -7,10 +7,11 @@ import math
 
 import pandas as pd
 
-from bench.report import setups, stats
-from bench.report.tables import ARROWS, Cell, Table, num
+from bench.core import setups
+from bench.report import stats
 from bench.report.rows import by_seed, ci_note, delta_text, labels
-from bench.results import TUNE_METRIC, direction, kind_of, row_label_of
+from bench.report.tables import ARROWS, Cell, Table, num
+from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
 
 def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],

@@ -1,4 +1,4 @@
-"""Tables per design, built from the rows of `bench.results.load_records`:
+"""Tables per design, built from the rows of `bench.store.results.load_records`:
 
 - `delta_table`: add-one, baseline, cells and sweeps (rows: baseline, then variants; Δ vs the
   baseline at the same base settings), and leave-one-out (Δ = all − all-without-the-row's-trick);
@@ -22,7 +22,7 @@ from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
 from bench.report.rows import by_seed, ci_note, delta_text, labels
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
-from bench.results import direction
+from bench.store.results import direction
 
 HIDDEN = {"is_std", "kid_std"}  # uncertainties of a single score: in the CSV, not the tables
 

@@ -1,5 +1,5 @@
 """Training one cell. The loop knows hooks, never a trick: every change a trick makes comes back
-as the return value of a hook, combined by the cell's `TrickSet` (bench/trickset.py).
+as the return value of a hook, combined by the cell's `TrickSet` (bench/trickapi/trickset.py).
 
 - `parts.py`: a cell's nets, optimizers and tricks, built once;
 - `trainer.py`: the step and the run (checkpoints, probes, divergence);

@@ -7,12 +7,12 @@ from typing import Callable
 
 import torch
 
-from bench.config import CellConfig, OptimConfig
+from bench.core.config import CellConfig, OptimConfig
 from bench.data import Dataset
 from bench.nets import build_nets
-from bench.registry import build_tricks
-from bench.trick import BuildContext, Nets, TrickError
-from bench.trickset import TrickSet
+from bench.trickapi.registry import build_tricks
+from bench.trickapi.trick import BuildContext, Nets, TrickError
+from bench.trickapi.trickset import TrickSet
 
 
 def adam(params, spec: OptimConfig) -> torch.optim.Adam:

@@ -6,20 +6,34 @@ state is moved there by the TrickSet, and each RNG state goes back to its own ge
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from bench.checkpoint import CheckpointError
-from bench.runtime import rng_state, set_rng_state
-
-if TYPE_CHECKING:
-    from bench.train.trainer import Trainer
+from bench.train.checkpoint import CheckpointError
+from bench.train.runtime import rng_state, set_rng_state
 
 FORMAT = 2  # bump when the layout changes; an older checkpoint restarts the cell
 KEYS = ("format", "cell_id", "step", "G", "D", "g_opt", "d_opt", "tricks", "stream", "rng",
         "log", "train_seconds", "probe_seconds")
 
 
-def trainer_state(tr: "Trainer") -> dict[str, Any]:
+class Trainable(Protocol):
+    """What a checkpoint saves and restores of a `Trainer` (trainer.py imports this module, so
+    the state is described by the attributes it reads rather than by importing the class)."""
+    cell: Any
+    step: int
+    nets: Any  # Nets(G, D)
+    g_opt: Any
+    d_opt: Any
+    tricks: Any  # the cell's TrickSet
+    stream: Any  # BatchStream
+    device: Any
+    log: Any  # LossLog
+    train_seconds: float
+    probe_seconds: float
+    nondeterministic_ops: set[str]
+
+
+def trainer_state(tr: Trainable) -> dict[str, Any]:
     return {
         "format": FORMAT, "cell_id": tr.cell.cell_id, "step": tr.step,
         "G": tr.nets.G.state_dict(), "D": tr.nets.D.state_dict(),
@@ -44,7 +58,7 @@ def check_state(state: dict[str, Any], cell_id: str, where: str) -> None:
                               f"not {cell_id}")
 
 
-def load_trainer_state(tr: "Trainer", state: dict[str, Any]) -> None:
+def load_trainer_state(tr: Trainable, state: dict[str, Any]) -> None:
     tr.step = int(state["step"])
     tr.nets.G.load_state_dict(state["G"])
     tr.nets.D.load_state_dict(state["D"])

@@ -14,19 +14,18 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
-from bench import checkpoint
-from bench.config import CellConfig
+from bench.core.config import CellConfig
+from bench.core.flags import detect_flags, hard_flags
+from bench.core.record import Record
 from bench.data import Dataset, load_dataset
-from bench.flags import detect_flags, hard_flags
-from bench.record import Record
-from bench.runtime import (determinism, pick_device, rng_state, seed_everything, set_rng_state,
-                           versions, watch_nondeterminism)
-from bench.stream import BatchStream
+from bench.train import checkpoint
 from bench.train.losslog import LossLog
-from bench.train.parts import (class_count, make_nets, make_optimizers, make_tricks,
-                               param_count)
+from bench.train.parts import class_count, make_nets, make_optimizers, make_tricks, param_count
+from bench.train.runtime import (determinism, pick_device, rng_state, seed_everything,
+                                 set_rng_state, versions, watch_nondeterminism)
 from bench.train.state import check_state, load_trainer_state, trainer_state
-from bench.trick import StepContext
+from bench.train.stream import BatchStream
+from bench.trickapi.trick import StepContext
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -196,7 +195,7 @@ class Trainer:
             self._stop_on_hard_flag()
 
     def flags(self) -> list[dict]:
-        """Failure flags on the curves so far (bench/flags.py). The loss flags need the BCE
+        """Failure flags on the curves so far (bench/core/flags.py). The loss flags need the BCE
         baseline's scale, so they are checked only when no trick replaces the loss."""
         return detect_flags(self.curves, bce_loss=not self.tricks.using("adversarial_loss"),
                             g_nonsaturating=self.cell.train.g_loss == "non_saturating")

@@ -6,7 +6,7 @@ two diagnostic baselines of this folder, over the seeds both have:
 import sys
 
 from bench.report import stats
-from bench.results import load_records
+from bench.store.results import load_records
 
 
 def ring8_baseline(df, **match):

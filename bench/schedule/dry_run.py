@@ -1,0 +1,150 @@
+"""`ganbench run --dry-run`: what a grid would do, without training. Cells by design, dataset and
+status in the store, conflicts with their reasons, leave-one-out resolutions, fractional-factorial
+aliases, where each cell would run, and an estimated time from the stored `ms_per_step` of
+comparable cells (same dataset and tricks, else same dataset; eval time included)."""
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from bench.data import dataset_kind
+from bench.schedule.grid import Grid
+
+
+def _timings(store_root: Path) -> tuple[dict, dict]:
+    """Median seconds per step (training + eval share) by (dataset, label, batch) and dataset."""
+    by_label, by_data = defaultdict(list), defaultdict(list)
+    if not (store_root / "results.sqlite").is_file():
+        return {}, {}
+    from bench.store import Store
+
+    with Store(store_root, create=False) as store:
+        for r in store.records(status="done"):
+            ms = r.timings.get("ms_per_step")
+            if not ms or not r.step:
+                continue
+            per_step = ms / 1000 + r.timings.get("eval_s", 0) / r.step
+            batch = r.config["train"]["batch_size"]
+            by_label[(r.dataset, r.label, batch)].append(per_step)
+            by_data[(r.dataset, batch)].append(per_step)
+    med = lambda d: {k: statistics.median(v) for k, v in d.items()}  # noqa: E731
+    return med(by_label), med(by_data)
+
+
+def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path
+                     ) -> tuple[float, int, int]:
+    """(estimated seconds of one worker, cells with no comparable record, cells estimated from
+    other tricks' cells of the same dataset and batch size: a trick such as unrolled or wgan_gp
+    can cost several times the baseline's step, so those are a floor)."""
+    by_label, by_data = _timings(store_root)
+    total, unknown, borrowed = 0.0, 0, 0
+    for cell in grid.cells:
+        if cell.cell_id not in todo_ids:
+            continue
+        batch = cell.train.batch_size
+        per_step = by_label.get((cell.data.name, cell.label, batch))
+        if per_step is None:
+            per_step = by_data.get((cell.data.name, batch))
+            borrowed += per_step is not None
+        if per_step is None:
+            unknown += 1
+        else:
+            total += per_step * cell.train.steps
+    return total, unknown, borrowed
+
+
+def check_store_path(store_root: Path) -> None:
+    """Raise the StoreError `run` would raise when it opens the store (a plain file, or a folder
+    it may not write), without creating anything: the store is the first existing folder on
+    the way to it."""
+    import os
+
+    from bench.store import StoreError
+
+    db = store_root / "results.sqlite"
+    probe = store_root
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StoreError(f"cannot use store {db}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK):
+        raise StoreError(f"cannot use store {db}: {probe} is not writable")
+    if db.exists() and not (db.is_file() and os.access(db, os.W_OK)):
+        raise StoreError(f"cannot use store {db}: not a writable file")
+
+
+def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | None,
+                  retry: tuple[str, ...] = ()) -> None:
+    """`retry`: stored statuses `run --retry` would train again (counted as to train)."""
+    from bench.schedule.executor import visible_gpus
+    from bench.schedule.placement import plan
+    from bench.schedule.runner import disallowed_record
+
+    stored: dict[str, str] = {}
+    if (store_root / "results.sqlite").is_file():
+        from bench.store import Store
+
+        with Store(store_root, create=False) as store:
+            stored = {r.cell_id: r.status for r in store.records()}
+    cells = {c.cell_id: c for c in grid.cells}
+    blocked = {cid: disallowed_record(c) for cid, c in cells.items()}
+    print(f"grid '{grid.name}': {grid.description}")
+    print(f"{len(cells)} cells; store {store_root}")
+    table: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for m in grid.members:
+        cid = m["cell_id"]
+        status = stored.get(cid) or (blocked[cid].status if blocked[cid] else "to train")
+        if cid in stored and stored[cid] in retry and blocked[cid] is None:
+            status = f"{status} (to train again)"
+        table[(m["dataset"], m["design"])][status] += 1
+    print(f"\n{'dataset':<16} {'design':<22} cells by status (stored, or what will happen)")
+    for (dataset, design), counts in table.items():
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        print(f"{dataset:<16} {design:<22} {shown}")
+    reasons = {}
+    for cid, rec in blocked.items():
+        if rec is not None:
+            reasons.setdefault((cells[cid].data.name, rec.label, rec.status), rec.reason)
+    if reasons:
+        print("\nnot trained (stored as such, with the reason):")
+        for (dataset, label, status), reason in reasons.items():
+            print(f"  {dataset:<14} {label:<40} {status}: {reason}")
+    for dataset, res in grid.spec.get("resolution", {}).items():
+        print(f"\nleave-one-out on {dataset}: full set (rule: {res['rule']}): "
+              f"{', '.join(res['kept']) or 'none'}")
+        for trick, why in res["dropped"].items():
+            print(f"  dropped {trick}: {why}")
+    for dataset, gens in grid.spec.get("generators", {}).items():
+        frac = {k: grid.spec[k][dataset] for k in ("runs", "k", "p", "letters", "unestimable")}
+        print(f"\nfractional factorial on {dataset}: 2^({frac['k']}-{frac['p']}) = "
+              f"{frac['runs']} runs; letters "
+              + ", ".join(f"{a}={t}" for a, t in frac["letters"].items()))
+        print(f"  generators: {'; '.join(gens)}")
+        print(f"  aliases of main effects: "
+              + "; ".join(a for a in grid.spec["aliases"][dataset] if len(a.split()[0]) == 1))
+        if frac["unestimable"]:
+            print(f"  not estimable (runs stored as conflict): {', '.join(frac['unestimable'])}")
+    if grid.spec.get("tune"):
+        print(f"\nLR tuning: every variant at lr {grid.spec['tune']['lr']} (same seeds)")
+    # as run_cell decides: not stored, or stored with a retried status; never a blocked cell
+    todo = {cid for cid in cells
+            if (cid not in stored or stored[cid] in retry) and blocked[cid] is None}
+    gpus = visible_gpus()
+    if gpus:
+        places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,
+                              device=device, cells_per_gpu=1))
+        print("\nplacement: " + ", ".join(f"{n} on {d}" for d, n in sorted(places.items())))
+    seconds, unknown, borrowed = estimate_seconds(grid, todo, store_root)
+    workers = max(1, workers)
+    line = (f"\nto train: {len(todo)} cells; estimated {seconds / workers / 60:.1f} min with "
+            f"{workers} worker(s)")
+    if todo and unknown == len(todo):
+        line = (f"\nto train: {len(todo)} cells; no estimate (no comparable cell is stored: "
+                f"same dataset and batch size)")
+    elif unknown:
+        line += f" ({unknown} cells without a comparable stored cell are not counted)"
+    if borrowed and unknown < len(todo):
+        line += (f"; {borrowed} of them timed from other variants' cells (no stored cell of "
+                 f"their own variant), which a costly trick can exceed several times")
+    print(line + "." if todo else "\nnothing to train: every cell is stored.")

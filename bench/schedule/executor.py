@@ -1,0 +1,407 @@
+"""Run many cells: in this process, or on a pool of worker processes. Stored cells are skipped
+and interrupted cells resume from their checkpoints, so a run can be restarted at any time.
+
+Fault behaviour (see the README, "When things go wrong"):
+- a cell that raises is stored `failed` (runner); the grid goes on;
+- a worker killed by the OS: its cell is retried once on a fresh worker, then stored `failed`;
+- a cell whose lease another live process holds is deferred and picked up when that process
+  stores it (or dies: the lease is then taken over);
+- Ctrl-C (SIGINT) or SIGTERM: no new cell starts, running cells checkpoint at their next step,
+  and run_cells raises Stopped (a KeyboardInterrupt naming the signal) within seconds;
+- workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
+  kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import Counter, deque
+from contextlib import contextmanager
+from multiprocessing.connection import wait as wait_any
+from pathlib import Path
+from typing import Collection, Iterable, Iterator
+
+from bench.core.config import CellConfig
+from bench.core.record import Record
+from bench.data import dataset_kind
+from bench.schedule.placement import choose_device, default_cells_per_gpu, gpu_index
+from bench.schedule.runner import (STOP, CellBusy, failed_record, holders_record, run_cell,
+                                   store_failed)
+from bench.store import Store
+from bench.trickapi.registry import quiet_plugin_warnings
+
+WORKER_DEATHS_RETRIED = 1  # a cell whose worker was killed is retried this many times
+BUSY_POLL_S = 2.0  # how often a cell leased by another process is looked at again
+STOP_GRACE_S = 30.0  # after Ctrl-C, how long running cells get to checkpoint
+
+
+def visible_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver is no GPU
+        return 0
+
+
+def default_workers() -> int:
+    from bench.schedule.placement import default_workers as for_machine
+
+    return for_machine(visible_gpus())
+
+
+class Stopped(KeyboardInterrupt):
+    """run_cells stopped by a signal: SIGINT (Ctrl-C) or SIGTERM (timeout, docker stop, Slurm).
+    A KeyboardInterrupt, so callers that handle Ctrl-C handle both; `signum` sets the exit code."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stopped_by: list[int] = []  # the first stop signal of the current run_cells
+
+
+@contextmanager
+def _ctrl_c_stops():
+    """First Ctrl-C or SIGTERM: set STOP (cells checkpoint and stop); a second one interrupts at
+    once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if STOP.is_set():
+            raise Stopped(signum)
+        STOP.set()
+        _stopped_by.append(signum)
+        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\nganbench: {signal.Signals(signum).name}: stopping: running cells write a "
+              f"checkpoint ({again} again to quit now)", file=sys.stderr, flush=True)
+
+    before = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    STOP.clear()
+    _stopped_by.clear()
+    try:
+        yield
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+        STOP.clear()
+
+
+def _stopped() -> Stopped:
+    return Stopped(_stopped_by[0] if _stopped_by else signal.SIGINT)
+
+
+def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
+              eval_spec=None, device: str | None = None, progress: bool = True,
+              curve_every: int | None = None, retry: Collection[str] = (),
+              cells_per_gpu: int | None = None, executor: str = "local",
+              address: str | None = None) -> Iterator[Record]:
+    """Yield each cell's record as it is stored (stored ones first, without retraining).
+    Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
+    Raises Stopped (a KeyboardInterrupt) after Ctrl-C or SIGTERM once running cells have
+    checkpointed.
+    `executor="ray"` runs each cell as a Ray task (bench/schedule/ray_executor.py; `address` of a
+    cluster, or None for a local Ray)."""
+    cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
+    retry = tuple(retry)
+    # `seen`: when each retried record was stored, as seen now; only that record is redone, so
+    # a newer record another run stores meanwhile (even `failed`) is kept, not trained twice
+    seen: dict[str, float] = {}
+    with Store(store_root) as store:
+        todo = []
+        for cell in cells:
+            record = store.get(cell.cell_id)
+            if record is not None and record.status not in retry:
+                yield record
+            else:
+                todo.append(cell)
+                if record is not None:
+                    seen[cell.cell_id] = record.created_at
+    if not todo:
+        return
+    from tqdm.auto import tqdm
+
+    # disable=None: bars only on a terminal, never as kilobytes of '\r' lines in a log file
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", dynamic_ncols=True, leave=False,
+               disable=None if progress else True)
+    opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry, seen=seen)
+    try:
+        with _ctrl_c_stops():
+            if executor == "ray":
+                from bench.schedule.ray_executor import run_ray
+
+                run = run_ray(todo, Path(store_root), address=address, device=device,
+                              cells_per_gpu=cells_per_gpu, opts=opts)
+            elif workers <= 1:
+                run = _run_here(todo, Path(store_root), device, progress, opts)
+            else:
+                run = _run_pool(todo, Path(store_root), workers, device, cells_per_gpu, opts)
+            for record in run:
+                bar.update(1)
+                yield record
+            if STOP.is_set():
+                raise _stopped()
+    finally:
+        bar.close()
+
+
+def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Iterator[Record]:
+    gpus = visible_gpus()
+    with Store(root) as store:
+        queue = deque(todo)
+        deferred: dict[str, tuple[CellConfig, float]] = {}
+        while (queue or deferred) and not STOP.is_set():
+            if not queue:
+                yield from _collect_deferred(store, deferred, queue, opts["seen"])
+                continue
+            cell = queue.popleft()
+            dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                                gpu_load=[], cells_per_gpu=1)
+            try:
+                # per-step bars only on a terminal: a log file gets no '\r' lines
+                record = run_cell(cell, store, device=dev, wait=False,
+                                  progress=progress and sys.stderr.isatty(), **opts)
+            except CellBusy:
+                deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
+                continue
+            if record is not None:
+                yield record
+
+
+def _collect_deferred(store: Store, deferred: dict, queue: deque,
+                      seen: dict[str, float]) -> Iterator[Record]:
+    """Cells leased by another process: yield the ones it stored; requeue the rest when their
+    poll time comes (the lease is taken over if its owner died). A retried cell's old record
+    (`seen`) is not its result."""
+    now = time.monotonic()
+    for cid, (cell, due) in list(deferred.items()):
+        record = holders_record(store, cid, seen)
+        if record is not None:  # stored by the process that held the lease: final for this run
+            del deferred[cid]
+            yield record
+        elif due <= now:
+            del deferred[cid]
+            queue.append(cell)
+    if not queue and deferred:
+        time.sleep(0.2)
+
+
+# -- the worker pool ------------------------------------------------------------------------------
+def _die_with_parent(parent_pid: int) -> None:
+    """The kernel kills us when the parent dies (Linux); elsewhere, and as a backstop (the
+    signal follows the parent *thread* that started us), a watchdog checks the parent pid."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
+
+
+def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event) -> None:
+    _die_with_parent(parent_pid)
+    quiet_plugin_warnings()
+    # A terminal Ctrl-C (or Slurm's SIGTERM) reaches the whole process group; the parent also
+    # sets `stop_event` (a signal sent while we were still booting would be lost). Either way:
+    # finish the current step, checkpoint, report "stopped".
+    for sig in STOP_SIGNALS:  # Slurm and `docker stop` signal every process, not just ours
+        signal.signal(sig, lambda *_: STOP.set())
+    threading.Thread(target=lambda: (stop_event.wait(), STOP.set()), daemon=True,
+                     name="stop-watch").start()
+    with Store(store_root) as store:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            if msg is None:
+                return
+            cell_json, device = msg
+            cell = CellConfig.from_dict(cell_json)
+            if STOP.is_set():  # queued before the stop: leave it for the next run
+                conn.send({"state": "stopped"})
+                return
+            try:
+                record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
+                reply = {"state": "stored" if record is not None else "stopped"}
+            except CellBusy as exc:
+                reply = {"state": "busy", "owner": exc.lease.owner}
+            except Exception as exc:  # e.g. the store itself cannot be written
+                reply = {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
+                         "error": traceback.format_exc()}
+            conn.send(reply)
+            if reply["state"] == "stopped":  # the parent's stop, or a signal to us alone: the
+                return  # parent replaces us (and resumes the cell) unless it is stopping too
+
+
+class _Worker:
+    def __init__(self, ctx, store_root: Path, opts: dict, stop_event):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, daemon=True,
+                                   args=(child, str(store_root), os.getpid(), opts, stop_event))
+        # Start it with SIGINT/SIGTERM ignored (inherited across exec) so a stop signal while it
+        # boots neither kills it nor prints a traceback; _worker_main installs the real handlers.
+        try:
+            before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+        except ValueError:  # not the main thread: leave signals alone
+            before = {}
+        try:
+            self.process.start()
+        finally:
+            for sig, old in before.items():
+                signal.signal(sig, old)
+        child.close()
+        self.cell: CellConfig | None = None
+        self.device: str | None = None
+
+    def send(self, cell: CellConfig, device: str) -> None:
+        self.cell, self.device = cell, device
+        try:
+            self.conn.send((cell.to_dict(), device))
+        except OSError:
+            pass  # it died just now: its sentinel fires and the cell is retried
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_per_gpu,
+              opts: dict) -> Iterator[Record]:
+    ctx = mp.get_context("spawn")  # fork is unsafe with torch threads
+    gpus = visible_gpus()
+    per_gpu = cells_per_gpu or default_cells_per_gpu(workers, gpus)
+    stop_event = ctx.Event()
+    pool = [_Worker(ctx, root, opts, stop_event) for _ in range(min(workers, len(todo)))]
+    queue: deque[CellConfig] = deque(todo)
+    deferred: dict[str, tuple[CellConfig, float]] = {}
+    deaths: Counter[str] = Counter()
+    stop_sent, stop_deadline = False, 0.0
+    with Store(root) as store:
+        try:
+            while queue or deferred or any(w.cell for w in pool):
+                if STOP.is_set():
+                    queue.clear()
+                    deferred.clear()
+                    if not stop_sent:  # e.g. a SIGINT sent to the main pid alone
+                        stop_sent = True
+                        stop_event.set()
+                        stop_deadline = time.monotonic() + STOP_GRACE_S
+                    if time.monotonic() > stop_deadline:
+                        break
+                if not queue and deferred:
+                    yield from _collect_deferred(store, deferred, queue, opts["seen"])
+                for i, w in enumerate(pool):  # an idle worker killed meanwhile is replaced
+                    if w.cell is None and not w.process.is_alive() and not STOP.is_set():
+                        pool[i] = _Worker(ctx, root, opts, stop_event)
+                _dispatch(pool, queue, gpus, device, per_gpu)
+                busy = [w for w in pool if w.cell is not None]
+                if not busy:
+                    continue
+                ready = wait_any([w.conn for w in busy] + [w.process.sentinel for w in busy],
+                                 timeout=1.0)
+                for w in busy:
+                    if w.conn in ready or w.process.sentinel in ready:
+                        record = _finish(w, store, deferred, deaths, queue)
+                        if record is not None:
+                            yield record
+                        if not w.process.is_alive() and not STOP.is_set():
+                            pool[pool.index(w)] = _Worker(ctx, root, opts, stop_event)
+        finally:
+            for w in pool:
+                w.stop()
+            deadline = time.monotonic() + 5
+            for w in pool:
+                w.process.join(timeout=max(0.1, deadline - time.monotonic()))
+                if w.process.is_alive():
+                    w.process.kill()
+                    w.process.join()
+
+
+def _dispatch(pool: list[_Worker], queue: deque, gpus: int, device, per_gpu: int) -> None:
+    load = [0] * gpus
+    for w in pool:
+        i = gpu_index(w.device) if w.cell is not None else None
+        if i is not None and i < gpus:
+            load[i] += 1
+    for w in pool:
+        if w.cell is not None or not queue:
+            continue
+        for _ in range(len(queue)):  # the first queued cell that has a device free now
+            cell = queue.popleft()
+            dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                                gpu_load=load, cells_per_gpu=per_gpu)
+            if dev is None:
+                queue.append(cell)
+                continue
+            if gpu_index(dev) is not None:
+                load[gpu_index(dev)] += 1
+            w.send(cell, dev)
+            break
+
+
+def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
+            queue: deque) -> Record | None:
+    """Handle a worker's reply or death; the record to yield, if any."""
+    cell, w.cell = w.cell, None
+    reply = None
+    try:
+        if w.conn.poll():
+            reply = w.conn.recv()
+    except (EOFError, OSError):
+        reply = None
+    if reply is None:  # the worker died mid-cell (OOM killer, kill -9, segfault)
+        w.process.join(timeout=5)
+        why = _exit_reason(w.process.exitcode)
+        deaths[cell.cell_id] += 1
+        if deaths[cell.cell_id] <= WORKER_DEATHS_RETRIED:
+            print(f"ganbench: warning: worker {why} while running cell {cell.cell_id} "
+                  f"({cell.data.name} {cell.label} seed {cell.seed}); retrying it",
+                  file=sys.stderr, flush=True)
+            queue.appendleft(cell)
+            return None
+        record = failed_record(cell, f"worker process {why} ({deaths[cell.cell_id]} times)")
+        return store_failed(store, record)
+    state = reply["state"]
+    if state == "stored":
+        return store.get(cell.cell_id)
+    if state == "busy":
+        deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
+        return None
+    if state == "error":
+        return store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
+    if not STOP.is_set():  # the worker alone was signalled: it checkpointed and exits; a fresh
+        w.process.join(timeout=5)  # worker resumes the cell
+        queue.appendleft(cell)
+    return None  # stopped by Ctrl-C / SIGTERM: its checkpoint is on disk

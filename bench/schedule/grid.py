@@ -1,0 +1,399 @@
+"""Grid files (TOML) -> cells and memberships. A grid reads like a diff over the harness defaults:
+it lists only what it changes; an unknown key or a value of the wrong type is a one-line error
+naming the file, the key, the value and what is allowed.
+
+```toml
+description = "what this grid is for"
+seeds = [0, 1, 2]
+design = "add-one"          # or several: ["add-one", "leave-one-out", "pairs"] (`ganbench designs`)
+tricks = ["*"]              # name patterns; "*" = the built-in tricks (plug-ins join when named
+include_plugins = false     #   exactly, or with include_plugins = true)
+cells = [["spectral_norm", "ttur"], ["wgan_gp"]]   # the trick sets of design "cells"
+fraction_resolution = 4     # fractional-factorial: minimum resolution (>= 3)
+
+[params]                    # trick params; a list is a sweep axis (each point its own variant)
+"historical_averaging.weight" = [0.1, 0.3]
+
+[tune]                      # every variant at each of these Adam lrs, same seeds (best-LR view)
+lr = [1e-4, 2e-4, 5e-4, 1e-3]
+
+[[data]]                    # one table per dataset
+name = "ring8"
+steps = 2000                # steps, batch_size and lr may be lists too: sweep axes
+batch_size = 256
+lr = 1e-3                   # both nets' Adam lr (betas stay 0.5, 0.999)
+g_lr = 1e-3                 # optional: G's own lr, overriding lr (likewise d_lr); not with an
+                            # lr sweep or [tune] lr
+seeds = [0, 1, 2]           # optional per-dataset override
+tricks = ["*"]              # optional per-dataset override
+exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
+width = 128                 # optional NetConfig overrides: z_dim, width, depth, activation
+                            # ("default" or "tanh", 2-D only), init ("normal" or "orthogonal")
+stop_on = "hard"            # optional: end a cell early on a hard failure flag (core/flags.py)
+g_loss = "minimax"          # optional: G's baseline loss, "non_saturating" (default) or "minimax"
+                            # (bench/trickapi/losses.py); tricks that replace the loss ignore it
+```
+
+Every design also trains the baseline. Cells whose tricks do not apply to the data kind or may
+not run together are kept: the runner stores them as `not-applicable` / `conflict` with the
+reason, so tables show them. `load_grid` also returns the memberships (which design, sweep point
+and tuned lr asked for each cell) and the grid spec that `ganbench run` stores with
+`Store.put_grid`.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
+                               TrainConfig, TrickSpec)
+from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
+from bench.trickapi.registry import create_trick, get_trick_class, list_tricks
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
+            "tune", "cells", "fraction_resolution"}
+DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
+             "exclude", "activation", "init",
+             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss"}
+SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
+TUNE_KEYS = {"lr"}
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    description: str
+    cells: tuple[CellConfig, ...]
+    members: tuple[dict, ...] = ()  # Store.put_grid members, in grid order
+    spec: dict = field(default_factory=dict)  # Store.put_grid spec
+
+
+def full_spec(name: str, params: dict[str, Any] | None = None) -> TrickSpec:
+    """A spec with every param filled in (defaults included) and the trick's version, so the
+    cell id pins what runs."""
+    trick = create_trick(name, **(params or {}))
+    return TrickSpec.of(name, trick.params, trick.version)
+
+
+# -- strict types ---------------------------------------------------------------------------------
+class _Checker:
+    """One-line errors naming the file, the key, the value and what is allowed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {where}{key} = {_show(value)}: expected {allowed}")
+
+    def keys(self, table: dict, allowed: set[str], where: str) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            raise ConfigError(f"{self.path}: {where}unknown key(s) {', '.join(unknown)} "
+                              f"(allowed: {', '.join(sorted(allowed))})")
+
+    def int_(self, value: Any, where: str, key: str, minimum: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(where, key, value, f"an integer >= {minimum}")
+        return value
+
+    def number(self, value: Any, where: str, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+                or value == float("inf"):
+            raise self.fail(where, key, value, "a positive number")
+        return float(value)
+
+    def bool_(self, value: Any, where: str, key: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(where, key, value, "true or false")
+        return value
+
+    def str_(self, value: Any, where: str, key: str) -> str:
+        if not isinstance(value, str):
+            raise self.fail(where, key, value, "a string")
+        return value
+
+    def list_(self, value: Any, where: str, key: str, item, what: str) -> list:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, key, value, f"a non-empty list of {what}")
+        try:
+            return [item(v) for v in value]
+        except ConfigError:
+            raise self.fail(where, key, value, f"a non-empty list of {what}") from None
+
+    def ints(self, value: Any, where: str, key: str, minimum: int) -> list[int]:
+        return self.list_(value, where, key, lambda v: self.int_(v, where, key, minimum),
+                          f"integers >= {minimum}")
+
+    def strs(self, value: Any, where: str, key: str) -> list[str]:
+        return self.list_(value, where, key, lambda v: self.str_(v, where, key), "strings")
+
+    def axis(self, value: Any, where: str, key: str) -> list:
+        """A sweepable data key: one value or a list of values (the sweep axis)."""
+        one = (lambda v: self.number(v, where, key)) if key == "lr" else \
+            (lambda v: self.int_(v, where, key, 2 if key == "batch_size" else 1))
+        if isinstance(value, list):
+            what = "positive numbers" if key == "lr" else "integers"
+            return self.list_(value, where, key, one, what)
+        return [one(value)]
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# -- loading --------------------------------------------------------------------------------------
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the "
+                          f"grid file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _is_builtin(name: str) -> bool:
+    return get_trick_class(name).__module__.split(".")[0] == "tricks"
+
+
+def _expand(patterns: list[str], where: str, path: Path, include_plugins: bool) -> list[str]:
+    """Trick names matching the patterns. A wildcard pattern picks built-in tricks only (so an
+    installed plug-in never changes a preset) unless include_plugins; an exact name always
+    counts."""
+    names: list[str] = []
+    for pat in patterns:
+        hits = list_tricks(pat)
+        if any(ch in pat for ch in "*?[") and not include_plugins:
+            hits = [h for h in hits if _is_builtin(h)]
+        if not hits:
+            raise ConfigError(f"{path}: {where}trick pattern '{pat}' matches no registered trick")
+        names.extend(h for h in hits if h not in names)
+    return names
+
+
+def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
+    """[params] -> {trick: {param: [values]}} (a scalar is a one-point list)."""
+    table = doc.get("params", {})
+    if not isinstance(table, dict):
+        raise check.fail("", "params", table, 'a table of "trick.param" = value')
+    out: dict[str, dict[str, list]] = {}
+    for key, value in table.items():
+        trick, dot, pname = key.partition(".")
+        if not dot or not trick or not pname:
+            raise check.fail("[params] ", f'"{key}"', value, 'a key of the form "trick.param"')
+        get_trick_class(trick)  # unknown trick: TrickError naming it
+        values = value if isinstance(value, list) else [value]
+        if not values or any(isinstance(v, (list, dict)) for v in values):
+            raise check.fail("[params] ", f'"{key}"', value,
+                             "a number, string or boolean, or a non-empty list of them")
+        for v in values:  # each point must be a valid param value
+            try:
+                create_trick(trick, **{pname: v})
+            except Exception as exc:
+                raise ConfigError(f"{check.path}: [params] \"{key}\" = {_show(value)}: "
+                                  f"{exc}") from None
+        out.setdefault(trick, {})[pname] = [(v, isinstance(value, list)) for v in values]
+    return out
+
+
+def load_grid(name_or_path: str) -> Grid:
+    """The grid a preset name or TOML path describes. Every error is one line naming the file
+    (and, where the check knows it, the table and key)."""
+    from bench.data import DataError
+    from bench.trickapi.trick import TrickError
+
+    path = resolve_grid_path(name_or_path)
+    try:
+        return _load_grid(path)
+    except (ConfigError, TrickError, DataError) as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        # raised below the grid's own checks (a trick's params, a cell's config): same type,
+        # so callers that tell them apart still can
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def _load_grid(path: Path) -> Grid:
+    from bench.data import DataError, dataset_kind, dataset_traits, normalize_name
+    from bench.designs import DesignOptions, get_design, with_baseline
+    from bench.trickapi.registry import conflict_reasons
+
+    doc = _read(path)
+    check = _Checker(path)
+    check.keys(doc, TOP_KEYS, "")
+    description = check.str_(doc.get("description", ""), "", "description")
+    designs = doc.get("design", "add-one")
+    designs = [check.str_(designs, "", "design")] if not isinstance(designs, list) else \
+        check.strs(designs, "", "design")
+    try:
+        design_fns = {d: get_design(d) for d in designs}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: design = {_show(doc['design'])}: {exc}") from None
+    include_plugins = check.bool_(doc.get("include_plugins", False), "", "include_plugins")
+    top_seeds = check.ints(doc["seeds"], "", "seeds", 0) if "seeds" in doc else [0]
+    top_tricks = check.strs(doc["tricks"], "", "tricks") if "tricks" in doc else ["*"]
+    explicit = [tuple(check.strs(c, "", "cells")) for c in
+                check.list_(doc["cells"], "", "cells", lambda c: c, "lists of trick names")] \
+        if "cells" in doc else []
+    for c in explicit:
+        for name in c:
+            get_trick_class(name)
+    for key, design in (("cells", "cells"), ("fraction_resolution", "fractional-factorial")):
+        if key in doc and design not in designs:  # a key nothing reads is a mistake
+            raise ConfigError(f"{path}: {key} is only read by design '{design}', which this "
+                              f"grid does not use (design = {_show(doc.get('design', 'add-one'))})")
+    if "cells" in designs and not explicit:
+        raise ConfigError(f"{path}: design 'cells' needs a `cells` list, e.g. "
+                          f'cells = [["spectral_norm", "ttur"], ["wgan_gp"]]')
+    fraction_res = check.int_(doc.get("fraction_resolution", 4), "", "fraction_resolution", 3)
+    params = _params(doc, check)
+    tune = doc.get("tune", {})
+    if not isinstance(tune, dict):
+        raise check.fail("", "tune", tune, "a table, e.g. [tune] lr = [1e-4, 2e-4]")
+    check.keys(tune, TUNE_KEYS, "[tune] ")
+    tune_lrs = [check.number(v, "[tune] ", "lr") for v in
+                check.list_(tune["lr"], "[tune] ", "lr", lambda v: v, "positive numbers")] \
+        if "lr" in tune else []
+    tables = doc.get("data")
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"{path}: no [[data]] table")
+
+    cells: dict[str, CellConfig] = {}
+    members: dict[tuple, dict] = {}
+    spec: dict[str, Any] = {"description": description, "designs": {},
+                            "tune": {"lr": tune_lrs} if tune_lrs else {}, "base_lr": {}}
+    used_params: set[str] = set()
+    seen: dict[str, int] = {}
+    for i, table in enumerate(tables):
+        where = f"[[data]] #{i + 1} "
+        check.keys(table, DATA_KEYS, where)
+        if "name" not in table:
+            raise ConfigError(f"{path}: {where}missing 'name'")
+        raw = check.str_(table["name"], where, "name")
+        try:
+            kind = dataset_kind(raw)
+        except DataError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
+        name = normalize_name(raw)  # the spelling of cell ids, tables and memberships
+        if name in seen:
+            # tables, designs and memberships are keyed by dataset: a second table would mix
+            # its cells into the first one's rows
+            raise ConfigError(f"{path}: {where}repeats dataset {raw!r} of [[data]] #{seen[name]}; "
+                              f"use sweep axes ({', '.join(SWEEPABLE)} = [...]) in one table, or "
+                              f"a second grid file")
+        seen[name] = i + 1
+        seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else top_seeds
+        tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
+                         else top_tricks, where, path, include_plugins)
+        excluded = set(_expand(check.strs(table["exclude"], where, "exclude"), where, path, True)
+                       ) if "exclude" in table else set()
+        tricks = [t for t in tricks if t not in excluded]
+        axes = {k: check.axis(table[k], where, k) for k in SWEEPABLE if k in table}
+        swept_data = [k for k in SWEEPABLE if isinstance(table.get(k), list)]
+        if tune_lrs and "lr" in swept_data:
+            raise ConfigError(f"{path}: {where}lr is both swept (a list) and tuned ([tune] lr); "
+                              f"use one")
+        net_lrs = {k: check.number(table[k], where, k) for k in ("g_lr", "d_lr") if k in table}
+        if net_lrs and (tune_lrs or "lr" in swept_data):
+            raise ConfigError(f"{path}: {where}{' and '.join(net_lrs)} fix a net's lr; they "
+                              f"cannot be combined with an lr sweep or [tune] lr")
+        fixed = {k: check.int_(table[k], where, k, 1 if k != "checkpoint_every" else 0)
+                 for k in ("z_dim", "width", "depth", "log_every", "checkpoint_every")
+                 if k in table}
+        stop_on = check.str_(table["stop_on"], where, "stop_on") if "stop_on" in table \
+            else TrainConfig.stop_on
+        g_loss = check.str_(table["g_loss"], where, "g_loss") if "g_loss" in table \
+            else TrainConfig.g_loss
+        try:  # TrainConfig's own checks, named with file and table
+            TrainConfig(stop_on=stop_on, g_loss=g_loss)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
+        resolution = check.int_(table["resolution"], where, "resolution", 1) \
+            if "resolution" in table else None
+        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
+                      if k in table}
+        try:
+            net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed},
+                            **net_choice)
+            net.check_kind(kind)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
+        data = DataConfig(name, resolution)
+        first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in params.items()}
+
+        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
+            return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
+                                    traits)
+
+        options = DesignOptions(kind=kind, conflicts=conflicts, cells=tuple(explicit),
+                                fraction_resolution=fraction_res)
+        lr_axis = axes.get("lr", [OptimConfig().lr])
+        spec["base_lr"][name] = lr_axis if "lr" in swept_data else lr_axis[0]
+        spec["designs"][name] = designs[0] if len(designs) == 1 else list(designs)
+        for design, fn in design_fns.items():
+            result = fn(list(tricks), options)
+            for key, value in result.spec.items():
+                spec.setdefault(key, {})[name] = value
+            for variant in with_baseline(result.variants):
+                used_params.update(variant.tricks)
+                for point, sweep in _points(variant.tricks, params, axes, swept_data):
+                    specs = tuple(full_spec(t, point.get(t)) for t in variant.tricks)
+                    for lr in tune_lrs or [point["_data"].get("lr", lr_axis[0])]:
+                        train = TrainConfig(
+                            steps=point["_data"].get("steps", TrainConfig.steps),
+                            batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
+                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
+                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
+                            g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
+                               if k in fixed})
+                        for seed in seeds:
+                            cell = CellConfig(data=data, net=net, train=train, tricks=specs,
+                                              seed=seed)
+                            cells.setdefault(cell.cell_id, cell)
+                            info = {"label": variant.label, "tricks": sorted(variant.tricks),
+                                    "factors": dict(variant.factors), "sweep": sweep,
+                                    "tune": {"lr": lr} if tune_lrs else {},
+                                    "role": variant.role}
+                            members.setdefault((design, cell.cell_id), {
+                                "design": design, "dataset": name, "cell_id": cell.cell_id,
+                                "variant_id": cell.variant_id, "info": info})
+    unused = sorted(set(params) - used_params)
+    if unused:
+        raise ConfigError(f"{path}: [params] names trick(s) {', '.join(unused)} that no design "
+                          f"of this grid trains")
+    spec["source"] = str(path.resolve())  # grids are named by file stem: see write_memberships
+    return Grid(path.stem, description, tuple(cells.values()), tuple(members.values()), spec)
+
+
+def _points(tricks: tuple[str, ...], params: dict, axes: dict, swept_data: list[str]):
+    """The sweep points of one variant: the product of the data axes and the param axes of its
+    tricks. Yields ({trick: {param: value}, "_data": {key: value}}, {swept key: value})."""
+    keys, values = [], []
+    for k, vs in axes.items():
+        keys.append(("_data", k))
+        values.append([(v, k in swept_data) for v in vs])
+    for t in tricks:
+        for p, vs in params.get(t, {}).items():
+            keys.append((t, p))
+            values.append(vs)
+    for combo in itertools.product(*values):
+        point: dict[str, dict] = {"_data": {}}
+        sweep: dict[str, Any] = {}
+        for (owner, k), (v, is_axis) in zip(keys, combo):
+            point.setdefault(owner, {})[k] = v
+            if is_axis:
+                sweep[k if owner == "_data" else f"{owner}.{k}"] = v
+        yield point, sweep

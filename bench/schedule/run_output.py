@@ -1,0 +1,79 @@
+"""What `ganbench run` prints: a header, one aligned line per cell in grid order, and an
+end-of-run summary. Records arrive in completion order; lines are printed in grid order (a line
+waits for the cells before it), so two runs of one grid print the same table."""
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import Iterable, TextIO
+
+from bench.core.config import CellConfig
+from bench.core.record import STATUSES, Record
+
+STATUS_W = max(len(s) for s in STATUSES)  # 'not-applicable' fits
+
+
+class RunTable:
+    def __init__(self, cells: Iterable[CellConfig], out: TextIO,
+                 records: Iterable[Record] = ()):
+        """`records`: already stored ones to size the columns for (`ganbench show`)."""
+        self.cells = list({c.cell_id: c for c in cells}.values())  # the baseline may recur
+        self.order = {c.cell_id: i for i, c in enumerate(self.cells)}
+        self.out = out
+        labels = [c.label for c in self.cells] + [r.label for r in records]
+        datasets = [c.data.name for c in self.cells] + [r.dataset for r in records]
+        self.label_w = min(40, max([8] + [len(x) for x in labels]))
+        self.data_w = max([7] + [len(x) for x in datasets])
+        self.ready: dict[int, Record] = {}
+        self.next = 0
+        self.counts: Counter[str] = Counter()
+        self.started = time.perf_counter()
+
+    def header(self, title: str) -> None:
+        print(title, file=self.out)
+        print(f"{'cell':<16}  {'dataset':<{self.data_w}}  {'variant':<{self.label_w}}  "
+              f"{'seed':>4}  {'status':<{STATUS_W}}  result", file=self.out, flush=True)
+
+    def line(self, r: Record) -> str:
+        label = r.label if len(r.label) <= self.label_w else r.label[:self.label_w - 1] + "…"
+        tail = r.result_text()
+        return (f"{r.cell_id:<16}  {r.dataset:<{self.data_w}}  {label:<{self.label_w}}  "
+                f"{r.seed:>4}  {r.status:<{STATUS_W}}  {tail}").rstrip()
+
+    def add(self, record: Record) -> None:
+        self.counts[record.status] += 1
+        i = self.order.get(record.cell_id)
+        if i is None:
+            print(self.line(record), file=self.out, flush=True)
+            return
+        self.ready[i] = record
+        while self.next in self.ready:
+            print(self.line(self.ready.pop(self.next)), file=self.out, flush=True)
+            self.next += 1
+
+    def flush_rest(self) -> None:
+        """After an interruption: print what finished, still in grid order."""
+        for i in sorted(self.ready):
+            print(self.line(self.ready.pop(i)), file=self.out, flush=True)
+
+    def summary(self, store: str, total: int) -> str:
+        wall = time.perf_counter() - self.started
+        done = sum(self.counts.values())
+        parts = [f"{n} {s}" for s in STATUSES if (n := self.counts.get(s))]
+        missing = total - done
+        if missing:
+            parts.append(f"{missing} not run")
+        return (f"{done}/{total} cells: {', '.join(parts) or 'none'}; "
+                f"wall {wall:.1f}s; store {store}")
+
+    def exit_code(self, store: str) -> int:
+        """1 with a hint on stderr when a cell failed (a result with failed cells is not a clean
+        one), else 0: `run`'s and `compare`'s exit code."""
+        failed = self.counts.get("failed", 0)
+        if not failed:
+            return 0
+        print(f"ganbench: {failed} cell(s) failed (reasons above; tracebacks in the records: "
+              f"ganbench show --store {store} --json); rerun them with --retry failed",
+              file=sys.stderr)
+        return 1

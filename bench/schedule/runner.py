@@ -1,0 +1,260 @@
+"""Run one cell end to end: skip if stored, take the cell's lease, resume from its checkpoint if
+interrupted, train, score, and write exactly one record in one transaction. Safe to call again
+after any interruption, and from several processes or machines at once (the lease makes sure one
+trainer runs per cell).
+
+Faults stay inside the cell: an exception becomes a `failed` record (one-line reason, traceback
+in `record.error`); an unreadable checkpoint is moved aside and the cell restarts from step 0
+(a `restart` event in `record.history`)."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Callable, Collection, Mapping
+
+import torch
+
+from bench.core.config import CellConfig
+from bench.core.record import Record
+from bench.data import dataset_kind, dataset_traits, load_dataset
+from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
+from bench.store import Store, StoreError
+from bench.train import Trainer
+from bench.train.checkpoint import CheckpointError
+from bench.train.runtime import pick_device
+from bench.trickapi.registry import create_trick, typed_conflict_reasons
+
+# Set by Ctrl-C handlers and the scheduler: trainers stop at the next step, checkpoint and return
+# "interrupted". One per process (pool workers have their own).
+STOP = threading.Event()
+LEASE_POLL_S = 1.0
+
+
+class CellBusy(RuntimeError):
+    """Another live process holds the cell's lease."""
+
+    def __init__(self, lease: Lease):
+        super().__init__(f"cell {lease.cell_id} is being trained by {lease.owner}")
+        self.lease = lease
+
+
+def cell_threads() -> int:
+    """Torch threads of one cell on the CPU ($GANBENCH_CELL_THREADS, default 1). Pinned for
+    `train`, in-process `run` and pool workers alike: CPU kernels may sum in a different order
+    with another thread count, so the same cell id must always run with the same count.
+    Parallelism comes from workers."""
+    return max(1, int(os.environ.get("GANBENCH_CELL_THREADS", "1")))
+
+
+def disallowed_record(cell: CellConfig) -> Record | None:
+    """A `conflict` / `not-applicable` record when the cell's tricks may not run, else None.
+    Bad trick names or params raise TrickError: those are input errors, not grid results."""
+    kind, traits = dataset_kind(cell.data.name), dataset_traits(cell.data.name)
+    tricks = [create_trick(t.name, **t.param_dict) for t in cell.tricks]
+    reasons = typed_conflict_reasons(tricks, kind, traits)
+    if not reasons:
+        return None
+    only_data = all(why == "data" for why, _ in reasons)
+    return Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                  config=cell.to_dict(), status="not-applicable" if only_data else "conflict",
+                  reason="; ".join(text for _, text in reasons))
+
+
+def failed_record(cell: CellConfig, reason: str, error: str = "",
+                  trainer: Trainer | None = None) -> Record:
+    """A `failed` record: `reason` is one line, `error` the traceback."""
+    reason = " ".join(reason.split())[:300]
+    if trainer is not None:
+        record = trainer.make_record("failed", reason)
+    else:
+        record = Record(cell_id=cell.cell_id, variant_id=cell.variant_id, label=cell.label,
+                        config=cell.to_dict(), status="failed", reason=reason)
+    record.error = error
+    return record
+
+
+def store_failed(store: Store, record: Record) -> Record:
+    """Store a `failed` record unless someone stored the cell meanwhile (a retried record goes
+    into its history)."""
+    previous = store.get(record.cell_id)
+    if previous is not None and previous.status not in ("failed", "diverged"):
+        return previous  # someone stored it meanwhile
+    if previous is not None:
+        record.history = previous.history + [{"event": "retry", "at": time.time(),
+                                              "status": previous.status,
+                                              "reason": previous.reason}]
+    store.put(record, replace=previous is not None)
+    return record
+
+
+def holders_record(store: Store, cell_id: str, seen: dict[str, float]) -> Record | None:
+    """The record another run's lease holder stored for a cell this run deferred, or None while
+    there is none: a retried cell's old record (`seen`) is not its result."""
+    record = store.get(cell_id)
+    return record if record is not None and record.created_at != seen.get(cell_id) else None
+
+
+def evaluate(trainer: Trainer, eval_spec, record: Record) -> None:
+    """Score the trainer's G into the record (metrics, protocol, eval seconds)."""
+    from bench.metrics import evaluate_samples
+
+    started = time.perf_counter()
+    metrics, protocol = evaluate_samples(trainer.sample, trainer.data, eval_spec, trainer.device)
+    record.metrics, record.protocol = metrics, protocol
+    record.timings["eval_s"] = round(time.perf_counter() - started, 3)
+    if trainer.workdir is not None:  # the report's samples, so it needs no torch (store/samples.py)
+        from bench.train.samples import write_samples
+
+        write_samples(trainer.sample, trainer.data, trainer.workdir, eval_spec, trainer.device)
+
+
+CURVE_POINTS = 10  # default number of metric-curve points per run
+
+
+def curve_probe(kind: str) -> Callable[[Trainer], dict[str, float]]:
+    """The cheap metrics scored during training: 2-D mode coverage (2,500 samples), or FID and
+    class/stacked modes on 500 samples with the classifier extractor for images."""
+    from bench.metrics import EvalSpec, evaluate_samples
+
+    spec = (EvalSpec(metrics=("modes",)) if kind == "2d" else
+            EvalSpec(metrics=("fid", "modes"), num_samples=500, stacked_samples=2000))
+    return lambda t: evaluate_samples(t.sample, t.data, spec, t.device)[0]
+
+
+def curve_interval(steps: int, curve_every: int | None) -> int:
+    """Steps between curve points: `curve_every`, or None for CURVE_POINTS per run; 0 = off."""
+    if curve_every is None:
+        return steps // CURVE_POINTS
+    return curve_every
+
+
+def _put_once(store: Store, record: Record) -> Record:
+    """Store a record; when another process stored the cell first, theirs wins."""
+    try:
+        store.put(record)
+        return record
+    except StoreError:
+        existing = store.get(record.cell_id)
+        if existing is None:
+            raise
+        return existing
+
+
+def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | None = None,
+             progress: bool = True, stop_after: int | None = None,
+             curve_every: int | None = None,
+             on_trainer: Callable[[Trainer], None] | None = None,
+             retry: Collection[str] = (), wait: bool = True,
+             threads: int | None = None,
+             seen: Mapping[str, float] | None = None) -> Record | None:
+    """Returns the stored record (new or existing), or None when stopped early (`stop_after`,
+    STOP). Metric curves are scored every `curve_every` steps (None: 10 points per run; 0: none).
+    A stored record whose status is in `retry` (e.g. failed, diverged) is trained again; the old
+    one goes into `history`. Only the record seen when the cell was scheduled is redone
+    (`seen`: cell id -> its `created_at`; None: the one stored now): a newer one, stored by a
+    concurrent run meanwhile, is returned, even when it failed too. When another process holds
+    the cell's lease, wait for it to store the cell (`wait`) or raise CellBusy."""
+    existing = store.get(cell.cell_id)
+    if seen is None:
+        redo_id = existing.created_at if existing is not None else None
+    else:
+        redo_id = seen.get(cell.cell_id)
+    retry = tuple(retry) if redo_id is not None else ()  # nothing was seen: nothing to redo
+    if existing is not None and (existing.status not in retry
+                                 or existing.created_at != redo_id):
+        return existing
+    blocked = disallowed_record(cell)
+    if blocked is not None:
+        return existing if existing is not None else _put_once(store, blocked)
+    owner = my_owner()
+    with Leases(store.db_path) as leases:
+        said = False
+        while True:
+            state, lease = leases.acquire(cell.cell_id, owner, redo=retry, redo_created=redo_id)
+            if state == "stored":
+                return store.get(cell.cell_id)
+            if state == "taken":
+                break
+            if not wait:
+                raise CellBusy(lease)
+            if not said:  # waiting silently would look like a hang
+                print(f"ganbench: cell {cell.cell_id} is being trained by {lease.owner}; "
+                      f"waiting for its record", file=sys.stderr, flush=True)
+                said = True
+            time.sleep(LEASE_POLL_S)
+        try:
+            with Heartbeat(store.db_path, cell.cell_id, owner):
+                return _train_and_store(cell, store, eval_spec=eval_spec, device=device,
+                                        progress=progress, stop_after=stop_after,
+                                        curve_every=curve_every, on_trainer=on_trainer,
+                                        threads=threads or cell_threads())
+        finally:
+            leases.release(cell.cell_id, owner)
+
+
+def _restart_from_scratch(trainer: Trainer, exc: CheckpointError) -> dict:
+    """Move an unreadable checkpoint aside (kept for inspection), warn, and note the event."""
+    path = trainer.checkpoint_path()
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    print(f"ganbench: warning: {exc}; moved it to {aside}; cell {trainer.cell.cell_id} "
+          f"restarts from step 0", file=sys.stderr, flush=True)
+    return {"event": "restart", "at": time.time(), "reason": str(exc), "moved_to": str(aside)}
+
+
+def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progress, stop_after,
+                     curve_every, on_trainer, threads: int) -> Record | None:
+    previous = store.get(cell.cell_id)  # a record being retried, or None
+    history = list(previous.history) if previous else []
+    if previous is not None:
+        history.append({"event": "retry", "at": time.time(), "status": previous.status,
+                        "reason": previous.reason, "step": previous.step,
+                        "metrics": previous.metrics, "error": previous.error})
+    if eval_spec is None:
+        from bench.metrics import EvalSpec
+
+        eval_spec = EvalSpec()
+    dev = pick_device(device)
+    threads_before = torch.get_num_threads()
+    if dev.type == "cpu":
+        torch.set_num_threads(threads)
+    trainer = None
+    try:
+        data = load_dataset(cell.data.name, resolution=cell.data.resolution)
+
+        def build() -> Trainer:
+            tr = Trainer(cell, workdir=store.cell_dir(cell.cell_id), device=dev,
+                         progress=progress, dataset=data)
+            every = curve_interval(cell.train.steps, curve_every)
+            if every > 0:
+                tr.set_probe(curve_probe(data.kind), every)
+            if on_trainer is not None:
+                on_trainer(tr)
+            tr.should_stop = STOP.is_set
+            return tr
+
+        trainer = build()
+        try:
+            trainer.try_resume()
+        except CheckpointError as exc:
+            history.append(_restart_from_scratch(trainer, exc))
+            trainer = build()  # nothing half-loaded survives
+        status, reason = trainer.train(stop_after=stop_after)
+        if status == "interrupted":
+            return None
+        record = trainer.make_record(status, reason)
+        if status == "done":
+            evaluate(trainer, eval_spec, record)
+    except Exception as exc:  # the cell failed; the grid goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        record = failed_record(cell, last, traceback.format_exc(), trainer)
+    finally:
+        torch.set_num_threads(threads_before)
+    record.history = history + record.history
+    if previous is not None:
+        store.put(record, replace=True)
+        return record
+    return _put_once(store, record)
