@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any, Sequence
 
 from bench.core.config import CellConfig, ConfigError
@@ -43,16 +44,18 @@ class Parser(argparse.ArgumentParser):
                               f"(see '{self.prog} --help')\n")
 
 
-def input_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is one line meant for the user (printed, exit 2)."""
-    from bench.train.checkpoint import CheckpointError
-    from bench.data import DataError
-    from bench.metrics import MetricError
-    from bench.store import StoreError
-    from bench.trickapi.trick import TrickError
+# Exceptions whose message is one line meant for the user (printed, exit 2), by module: some of
+# those modules import torch, which the torch-free commands (report, status, ...) never load.
+_INPUT_ERRORS = (("bench.trickapi.trick", "TrickError"), ("bench.data.base", "DataError"),
+                 ("bench.store.db", "StoreError"), ("bench.metrics.errors", "MetricError"),
+                 ("bench.train.checkpoint", "CheckpointError"))
 
-    return (CliError, ConfigError, TrickError, DataError, StoreError, MetricError,
-            CheckpointError)
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """The user-facing error types whose modules are loaded: an error of a type can only have
+    been raised once its module was imported, so the others need not be (nor torch with them)."""
+    loaded = [getattr(sys.modules[mod], name) for mod, name in _INPUT_ERRORS if mod in sys.modules]
+    return (CliError, ConfigError, *loaded)
 
 
 # -- trick specs on the command line --------------------------------------------------------------
@@ -127,7 +130,7 @@ PLACEMENT_HELP = ("auto: image cells on the GPUs (round-robin), 2-D cells on the
 def add_device_option(p: argparse.ArgumentParser,
                       help: str = "where to train and score: auto = CUDA if present, else cpu"
                       ) -> None:
-    from bench.train.runtime import DEVICE_CHOICES
+    from bench.core.config import DEVICE_CHOICES
 
     p.add_argument("--device", default="auto", metavar="{" + ",".join(DEVICE_CHOICES) + "}",
                    help=help)

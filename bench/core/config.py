@@ -48,6 +48,11 @@ class ConfigError(ValueError):
     """A config value is invalid; the message is one line meant for the user."""
 
 
+# Where a cell may run (`--device`; not part of a cell): `pick_device` in bench/train/runtime.py
+# resolves them. Here so the CLI's parsers name them without importing torch.
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
 # -- value checks: every frozen config validates itself, so the CLI, grids and records share them.
 # Each raises ConfigError naming the key, the value and what is allowed.
 def check_int(key: str, value: Any, minimum: int, maximum: int | None = None) -> None:

@@ -1,9 +1,14 @@
-"""Core types of the data layer: the error type and the immutable ``Dataset`` record."""
+"""Core types of the data layer: the error type and the immutable ``Dataset`` record.
+
+Torch-free to import (the CLI's parsers and torch-free commands such as `report` name datasets
+through this package); torch is imported where tensors are made."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class DataError(Exception):
@@ -47,6 +52,8 @@ class Dataset:
 
 def mode_ids(labels: torch.Tensor) -> torch.Tensor:
     """Mode id per sample: ``100*a + 10*b + c`` for stacked labels ``[N, 3]``; the class for ``[N]``."""
+    import torch
+
     labels = torch.as_tensor(labels)
     if labels.dim() == 1:
         return labels.long()

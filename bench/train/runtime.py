@@ -12,13 +12,10 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from bench.core.config import ConfigError
+from bench.core.config import DEVICE_CHOICES, ConfigError
 
 # Deterministic cuBLAS needs this set before CUDA initialises; harmless on CPU.
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 def pick_device(name: str | None = None) -> torch.device:
