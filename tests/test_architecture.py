@@ -187,3 +187,15 @@ def test_the_graph_sees_function_level_imports_and_reports_a_cycle():
     finally:
         path.unlink()
     assert ("bench.core.config", 4, False) in found
+
+
+def test_the_tricks_shared_helpers_are_no_trick_modules():
+    """tricks/_lib holds helpers: the loader skips it and nothing in it registers a trick."""
+    from bench.trickapi.registry import get_trick_class, list_tricks
+
+    assert (ROOT / "tricks" / "_lib" / "__init__.py").exists()
+    modules_of_tricks = {get_trick_class(n).__module__ for n in list_tricks()}
+    assert modules_of_tricks and not any(m.startswith("tricks._lib") for m in modules_of_tricks)
+    for path in (ROOT / "tricks" / "_lib").glob("*.py"):
+        assert "@register_trick" not in path.read_text(), path.name
+    assert not [p.name for p in (ROOT / "tricks").glob("_*.py") if p.name != "__init__.py"]
