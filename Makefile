@@ -1,4 +1,4 @@
-# The README's two commands: `make run` and `make test`. Both set up a venv on first use.
+# The README's two commands: `make run` and `make test` (and `make docs`). All set up a venv on first use.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
@@ -11,7 +11,7 @@ RUN_ARGS ?=
 GRID ?= cpu-default
 STORE ?= runs/default
 
-.PHONY: install run test clean-venv
+.PHONY: install run test docs clean-venv
 
 install: $(VENV)/.installed
 
@@ -30,8 +30,15 @@ run: install
 	  $(VENV)/bin/ganbench report --store $(STORE) --grid $(GRID) --out results/$(GRID) || exit $$?; \
 	fi; exit $$status
 
+# The tests, then the docs built with --strict (a broken link or a reference page that no longer
+# renders from the code fails the build).
 test: install
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory docs
+
+# The docs site into site/ (reference pages are generated from the code at build time).
+docs: install
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)
