@@ -120,15 +120,6 @@ def test_grid_with_unknown_key(capsys, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_readme_table_lists_every_registered_trick(capsys):
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    main(["tricks", "--markdown"])
-    table = capsys.readouterr().out.strip()
-    assert table in readme, "README trick table is stale: paste `ganbench tricks --markdown`"
-
-
 def test_train_writes_no_progress_bars_when_stderr_is_not_a_terminal(capsys, tmp_path):
     """As `run`: tqdm's '\\r' bars only on a terminal, not kilobytes of them in a log file."""
     code, out, err = run(capsys, "train", "--dataset", "ring8", "--steps", "3", "--batch-size",

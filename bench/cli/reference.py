@@ -61,7 +61,7 @@ def designs_page() -> str:
 
 
 def grid_keys_page() -> str:
-    from bench import grid
+    from bench.schedule import grid
 
     def keys(names: set[str]) -> str:
         return ", ".join(f"`{k}`" for k in sorted(names))

@@ -19,16 +19,22 @@ lr = [1e-4, 2e-4, 5e-4, 1e-3]
 
 [[data]]                    # one table per dataset
 name = "ring8"
+resolution = 16             # images only: the side in pixels the data is resized to
 steps = 2000                # steps, batch_size and lr may be lists too: sweep axes
 batch_size = 256
 lr = 1e-3                   # both nets' Adam lr (betas stay 0.5, 0.999)
-g_lr = 1e-3                 # optional: G's own lr, overriding lr (likewise d_lr); not with an
-                            # lr sweep or [tune] lr
+g_lr = 1e-3                 # optional: G's own lr, overriding lr; not with an lr sweep or
+d_lr = 1e-4                 #   [tune] lr (likewise d_lr, D's own)
 seeds = [0, 1, 2]           # optional per-dataset override
 tricks = ["*"]              # optional per-dataset override
 exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
-width = 128                 # optional NetConfig overrides: z_dim, width, depth, activation
-                            # ("default" or "tanh", 2-D only), init ("normal" or "orthogonal")
+width = 128                 # optional NetConfig overrides: width, z_dim, depth (hidden layers),
+z_dim = 64                  #   activation ("default" or "tanh", 2-D only), init ("normal"
+depth = 3                   #   N(0, 0.02) or "orthogonal" gain 1.4)
+activation = "tanh"
+init = "orthogonal"
+log_every = 50              # optional: loss curves averaged over N steps a point
+checkpoint_every = 500      # optional: checkpoint every N steps (0: only when the run stops)
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (core/flags.py)
 g_loss = "minimax"          # optional: G's baseline loss, "non_saturating" (default) or "minimax"
                             # (bench/trickapi/losses.py); tricks that replace the loss ignore it
