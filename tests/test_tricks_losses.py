@@ -322,9 +322,9 @@ def test_label_flip_runs_before_label_smoothing_in_the_chain():
 
 # -- ttur and schedules ----------------------------------------------------------------------------
 def test_ttur_sets_the_trainers_learning_rates_and_keeps_betas():
-    tr = tiny_trainer("ring8", ["ttur"], steps=1)
+    tr = tiny_trainer("ring8", ["ttur"], steps=1)  # the cell's lr 2e-4: D keeps it, G / 4
     tr.train_step()
-    assert tr.d_opt.param_groups[0]["lr"] == 4e-4 and tr.g_opt.param_groups[0]["lr"] == 1e-4
+    assert tr.d_opt.param_groups[0]["lr"] == 2e-4 and tr.g_opt.param_groups[0]["lr"] == 5e-5
     assert tr.d_opt.param_groups[0]["betas"] == (0.5, 0.999) == tr.g_opt.param_groups[0]["betas"]
     assert "both claim the 'optimizer' slot" in conflict_reasons(
         [create_trick("ttur"), create_trick("wgan_gp")])[0]

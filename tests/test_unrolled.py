@@ -242,3 +242,69 @@ def test_second_order_in_the_trainer_equals_finite_differences():
         assert torch.allclose(seen["grad"], seen["fd"], rtol=1e-4, atol=1e-10), seen
     finally:
         torch.set_default_dtype(previous)
+
+
+# -- g_objective = "value" (Metz et al.; the reference notebook's -unrolled_loss) --------------
+def _value_terms(trick, G, D, opt, real, z):
+    ctx = _ctx(G, D, opt, real, z)
+    ctx.critic = trick.g_critic(ctx)
+    ctx.fake_in = ctx.fake
+    ctx.d_fake = ctx.critic(ctx.fake_in)
+    return trick.penalty(ctx), ctx
+
+
+def test_value_objective_gradient_equals_finite_differences_of_the_game_value():
+    """G's gradient is d/dtheta_G of E log D_k(x) + E log(1 - D_k(G(z))) with D_k after k Adam
+    steps: the real term counts (D_k depends on theta_G), unlike the minimax G loss alone."""
+    G, D, opt, real, z = _problem(1)
+    k = 2
+    trick = create_trick("unrolled", k=k, g_objective="value")
+    terms, ctx = _value_terms(trick, G, D, opt, real, z)
+    assert set(terms) == {"value"} and trick.adversarial_weight("g") == 0.0
+    assert trick.adversarial_weight("d") == 1.0 and trick.penalty(
+        StepContext(phase="d", step=0, steps=1, nets=None, critic=D, real=real, z=z,
+                    fake=None, real_in=real)) == {}
+    grads = torch.autograd.grad(terms["value"], list(G.parameters()), retain_graph=True)
+    first = create_trick("unrolled", k=k, first_order=True)
+
+    def f():  # the value at D after k real torch.optim.Adam steps on a copy
+        critic = first.g_critic(_ctx(G, D, opt, real, z))
+        with torch.no_grad():
+            return -(F.softplus(-critic(real)).mean() + F.softplus(critic(G(z))).mean()).item()
+
+    h = 1e-6
+    for p, grad in zip(G.parameters(), grads):
+        fd = torch.zeros_like(p)
+        for i in range(p.numel()):
+            flat = p.data.view(-1)
+            old = flat[i].item()
+            flat[i] = old + h
+            up = f()
+            flat[i] = old - h
+            down = f()
+            flat[i] = old
+            fd.view(-1)[i] = (up - down) / (2 * h)
+        assert torch.allclose(grad, fd, rtol=1e-5, atol=1e-8), (grad, fd)
+    fake_only = -F.softplus(ctx.critic(ctx.fake)).mean()  # the minimax G loss against D_k
+    minimax = torch.autograd.grad(fake_only, list(G.parameters()))
+    assert not all(torch.allclose(a, b) for a, b in zip(grads, minimax))
+
+
+def test_value_objective_claims_the_loss_slot_and_keeps_existing_ids():
+    from bench.schedule.grid import full_spec
+    from bench.trickapi.registry import conflict_reasons
+    from bench.trickapi.trick import slots_of
+
+    assert slots_of(create_trick("unrolled")) == ("g_critic",)
+    assert "adversarial_loss" in slots_of(create_trick("unrolled", g_objective="value"))
+    assert conflict_reasons([create_trick("unrolled", g_objective="value"),
+                             create_trick("wgan_gp")])
+    assert not conflict_reasons([create_trick("unrolled"), create_trick("wgan_gp")])
+    assert "g_objective" not in full_spec("unrolled").param_dict
+    assert full_spec("unrolled", {"g_objective": "value"}).version == full_spec("unrolled").version
+
+
+def test_value_objective_in_the_trainer():
+    tr = tiny_trainer("ring8", [("unrolled", {"k": 2, "g_objective": "value"})], steps=2)
+    assert tr.train() == ("done", "")
+    assert "g_value" in tr.curves and "g_adv" not in tr.curves and "d_adv" in tr.curves

@@ -28,6 +28,19 @@ update every N steps) are not part of the k steps, which stand for D's ordinary 
 The critic returned to the loop supports what penalties ask of a D: calling it, `features(x)`,
 `parameters()` and `named_parameters()` (the unrolled values, so weight penalties see them).
 
+G's objective (`g_objective`): "cell" (the default) is the cell's G loss (`train.g_loss`: the
+non-saturating -log D_k(G(z)) unless the cell sets "minimax") scored against the unrolled D_k.
+"value" is Metz et al.'s: G minimises the game's value at the unrolled D,
+    f(theta_G, theta_D^k(theta_G)) = E log D_k(x) + E log(1 - D_k(G(z))),
+the negative of D's BCE loss with its plain 0/1 labels, real term included (theta_D^k depends on
+theta_G, so the real term has a gradient in the second-order case; first order, it has none and
+"value" is the minimax G loss against D_k). This is the reference notebook's
+`AdamOptimizer(...).minimize(-unrolled_loss, var_list=gen_vars)` with `loss = mean(BCE(real, 1)
++ BCE(fake, 0))` (poolio/unrolled_gan `Unrolled GAN demo.ipynb` @ 67e2c7a, cell 13). It replaces
+G's adversarial loss (weight 0) by the term `g_value`, so with "value" the trick also claims
+the `adversarial_loss` slot: a trick with another loss (wgan_gp, relativistic, D2GAN) has no
+such value.
+
 Cost of second order (k=5, 32 px DCGAN width 64, batch 64, one CPU thread, measured under load;
 `test_second_order_k5_memory_on_a_32px_cell`, a slow test): one step grows peak memory by about
 480 MiB against about 100 MiB for a plain step, and takes about 7-10x as long. The graph of all
@@ -36,11 +49,15 @@ k updates (with their double backward) is held until G's backward, so memory gro
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+
+from bench.core.config import OPTIONAL
 
 from bench.trickapi.trick import TrickError
 from tricks import Trick, register_trick
@@ -132,7 +149,8 @@ def adam_steps(loss_fn, params: dict[str, torch.Tensor], moments: dict[str, tupl
 class Unrolled(Trick):
     name = "unrolled"
     summary = ("G is scored against D unrolled k=5 Adam steps, backpropagated through the "
-               "updates (second order; first_order option); D itself is unchanged")
+               "updates (second order; first_order option); D itself is unchanged; "
+               "g_objective=value: G minimises the game's value at the unrolled D (Metz et al.)")
     source = "Metz et al. 2017"
     slots = ("g_critic",)
     version = 2  # v1 was first order only; second order is now the default
@@ -141,10 +159,26 @@ class Unrolled(Trick):
     class Params:
         k: int = 5
         first_order: bool = False
+        # added after cells were stored: enters the cell id only when not "cell"
+        g_objective: Literal["cell", "value"] = field(default="cell", metadata=OPTIONAL)
 
         def validate(self) -> None:
             if self.k < 1:
                 raise ValueError("k must be >= 1")
+
+    def claimed_slots(self):
+        return self.slots + (("adversarial_loss",) if self.p.g_objective == "value" else ())
+
+    def adversarial_weight(self, phase):
+        return 0.0 if phase == "g" and self.p.g_objective == "value" else 1.0
+
+    def penalty(self, ctx):
+        if ctx.phase != "g" or self.p.g_objective != "value":
+            return {}
+        # ctx.critic is the unrolled D here; d_real is computed on first use, through it
+        value = -(F.binary_cross_entropy_with_logits(ctx.d_real, torch.ones_like(ctx.d_real))
+                  + F.binary_cross_entropy_with_logits(ctx.d_fake, torch.zeros_like(ctx.d_fake)))
+        return {"value": value}
 
     def g_critic(self, ctx):
         devices = [ctx.z.device] if ctx.z.device.type == "cuda" else []

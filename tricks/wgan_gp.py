@@ -7,7 +7,18 @@ The paper's optimizer is part of the method and stays the default (`optimizer = 
 beta1, beta2 below, for G and D). `optimizer = "cell"` keeps the cell's own LR and betas (the
 cell's `g_optim` / `d_optim`, or an LR sweep's value), so a comparison with the baseline at the
 same LR isolates the loss, penalty and critic steps from the LR change (on ring8 the grid's base
-LR is 1e-3, ten times the paper's)."""
+LR is 1e-3, ten times the paper's).
+
+`setting = "toy"`: the authors' settings for 2-D data, from their toy script (igul222/
+improved_wgan_training `gan_toy.py` @ fa66c57): `LAMBDA = .1 # Smaller lambda makes things
+faster for toy tasks, but isn't necessary if you increase CRITIC_ITERS enough` (l.23),
+`CRITIC_ITERS = 5` (l.25) and Adam(1e-4, beta1 0.5, beta2 0.9) for both nets (l.89-105; the
+image scripts' beta1 is 0). It sets gp_weight 0.1 and beta1 0.5 where they are at the paper's
+values (10, 0); other given values are kept, and the cell id records the values that ran. The
+rest of that script is cell settings, not the trick's: G and D MLPs of 3 ReLU layers x 512
+(`width = 512, depth = 3`; the suite's D uses LeakyReLU 0.2), a 2-d z (`z_dim = 2`), batch 256,
+100,000 G iterations, data scaled to about unit std (ring radius 1.414, sigma 0.014; the
+suite's ring8 and grid25 have the same sigma-to-spacing ratios at a smaller scale)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,6 +28,10 @@ import torch
 
 from bench.core.config import OPTIONAL
 from tricks import Trick, register_trick
+
+
+PAPER_GP_WEIGHT, PAPER_BETA1 = 10.0, 0.0  # the paper's Algorithm 1 (images)
+TOY_GP_WEIGHT, TOY_BETA1 = 0.1, 0.5  # the authors' gan_toy.py (2-D data)
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -35,7 +50,8 @@ def input_gradient(critic, x: torch.Tensor) -> torch.Tensor:
 class WGANGP(Trick):
     name = "wgan_gp"
     summary = ("Wasserstein loss + gradient penalty at interpolates, 5 critic steps, Adam(1e-4, "
-               "(0, .9)) (optimizer=cell: the cell's LR and betas)")
+               "(0, .9)) (optimizer=cell: the cell's LR and betas; setting=toy: the authors' "
+               "2-D lambda 0.1, beta1 0.5)")
     source = "Gulrajani et al. 2017"
     slots = ("adversarial_loss", "d_steps", "optimizer")
     excludes = {
@@ -48,13 +64,21 @@ class WGANGP(Trick):
 
     @dataclass(frozen=True)
     class Params:
-        gp_weight: float = 10.0
+        gp_weight: float = PAPER_GP_WEIGHT
         n_critic: int = 5
         lr: float = 1e-4
-        beta1: float = 0.0
+        beta1: float = PAPER_BETA1
         beta2: float = 0.9
-        # added after cells were stored: enters the cell id only when not "paper"
+        # added after cells were stored: enter the cell id only when not "paper"
         optimizer: Literal["paper", "cell"] = field(default="paper", metadata=OPTIONAL)
+        setting: Literal["paper", "toy"] = field(default="paper", metadata=OPTIONAL)
+
+        def __post_init__(self) -> None:
+            if self.setting == "toy":  # the toy script's lambda and beta1 (gan_toy.py l.23, l.91)
+                if self.gp_weight == PAPER_GP_WEIGHT:
+                    object.__setattr__(self, "gp_weight", TOY_GP_WEIGHT)
+                if self.beta1 == PAPER_BETA1:
+                    object.__setattr__(self, "beta1", TOY_BETA1)
 
         def validate(self) -> None:
             if self.n_critic < 1 or self.gp_weight < 0 or self.lr <= 0:
