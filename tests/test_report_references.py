@@ -144,3 +144,6 @@ def test_degenerate_is_a_majority_of_scored_seeds():
     assert not withheld(two_of_three, None)
     assert mark("unrolled", two_of_three) == "unrolled" + MARK
     assert mark("unrolled", one_of_three) == "unrolled"
+    from bench.report.validity import runs_note
+    assert runs_note(one_of_three)[0].startswith("1 of 3 scored runs are degenerate")
+    assert runs_note(rows([(), ("mode_drop",)])) == []

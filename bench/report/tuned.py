@@ -8,9 +8,8 @@ import math
 import pandas as pd
 
 from bench.core import setups
-from bench.report import stats
+from bench.report import stats, validity
 from bench.report.rows import by_seed, ci_note, delta_text, labels
-from bench.report import validity
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 

@@ -87,3 +87,10 @@ MARK_NOTE = ("†: a degenerate row (more than half of its scored seeds flagged 
 def mark(label: str, rows: pd.DataFrame) -> str:
     """`label` with MARK when the row is degenerate (tables without a flags column)."""
     return label + MARK if degenerate(rows) else label
+
+
+def runs_note(runs: pd.DataFrame) -> list[str]:
+    """For tables of single runs (factorial effects): how many carry a validity flag."""
+    hit = sum(any(f in VALIDITY_FLAGS for f in flags) for flags in runs["flags"])
+    return [f"{hit} of {len(runs)} scored runs are degenerate (d_at_chance or at_chance): "
+            "effects estimated from them are not effects of the tricks."] if hit else []

@@ -266,6 +266,7 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
     if lost:
         notes.append(f"{lost} run(s) not scored (conflict, not-applicable, diverged or failed) "
                      "are missing from the fit.")
+    notes += validity.runs_note(runs[done])
     if first.unestimable:
         notes.append("Not estimable from the runs that remain: " + ", ".join(first.unestimable) + ".")
     dataset = part["dataset"].iloc[0]
