@@ -147,3 +147,16 @@ def test_degenerate_is_a_majority_of_scored_seeds():
     from bench.report.validity import runs_note
     assert runs_note(one_of_three)[0].startswith("1 of 3 scored runs are degenerate")
     assert runs_note(rows([(), ("mode_drop",)])) == []
+
+
+def test_curve_lines_are_the_rows_mean_and_sd():
+    refs = references.References("ring8", rows=[
+        {"name": "u", "role": "chance", "label": "chance: u", "metrics": {"high_quality": CHANCE["high_quality"]}},
+        {"name": "t", "role": "ceiling", "label": "true data", "metrics": {"modes": TRUE["modes"]}}],
+        seeds=[0, 1, 2, 3, 4])
+    lines = references.curve_lines(refs)
+    (label, role, mean, sd), = lines["high_quality"]
+    assert (label, role) == ("chance: u", "chance") and mean == pytest.approx(0.04)
+    assert sd == pytest.approx(pd.Series(CHANCE["high_quality"]).std())
+    assert lines["modes"] == [("true data", "ceiling", 8.0, 0.0)]
+    assert references.curve_lines(None) == {}
