@@ -41,7 +41,7 @@ def test_train_prints_the_record_as_json_and_stores_it(capsys, tmp_path):
     out = capsys.readouterr().out
     record = json.loads(out)
     assert code == 0 and record["status"] == "done" and record["step"] == 5
-    assert set(record["metrics"]) == {"modes", "high_quality", "reverse_kl"}
+    assert set(record["metrics"]) == {"modes", "high_quality", "reverse_kl", "modes_strict"}
     assert record["config"]["tricks"] == [{"name": "label_smoothing",
                                            "params": {"fake": 0.1, "real": 0.9}}]
     assert record["protocol"] and {"train_s", "eval_s"} <= set(record["timings"])

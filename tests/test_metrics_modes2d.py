@@ -21,8 +21,8 @@ def true_sample(ds, n, seed=0):
 def test_ring8_true_sample_covers_all_modes():
     ds = load_dataset("ring8")
     r = mode_coverage_2d(true_sample(ds, 2500), ds)
-    assert set(r) == {"modes", "high_quality", "reverse_kl"}
-    assert r["modes"] == 8 and isinstance(r["modes"], int)
+    assert set(r) == {"modes", "high_quality", "reverse_kl", "modes_strict"}
+    assert r["modes"] == 8 and isinstance(r["modes"], int) and r["modes_strict"] == 8
     # the expected fraction is P(|N(0, s^2 I_2)| <= 3s) = 1 - exp(-4.5) = 0.9889 (sd 0.002 at n=2500)
     assert abs(r["high_quality"] - (1 - math.exp(-4.5))) < 0.008
     assert 0 <= r["reverse_kl"] < 0.01
@@ -43,7 +43,8 @@ def test_grid25_true_sample_covers_all_modes():
 def test_collapse_to_one_point():
     ds = load_dataset("ring8")
     r = mode_coverage_2d(ds.centers[3].expand(2500, 2), ds)
-    assert r == {"modes": 1, "high_quality": 1.0, "reverse_kl": pytest.approx(math.log(8))}
+    assert r == {"modes": 1, "high_quality": 1.0, "reverse_kl": pytest.approx(math.log(8)),
+                 "modes_strict": 1}
 
 
 def test_two_modes_half_half_kl_is_log4():
@@ -66,7 +67,8 @@ def test_low_quality_samples_do_not_count():
 def test_no_high_quality_sample_is_worst_case():
     ds = load_dataset("grid25")
     r = mode_coverage_2d(torch.full((100, 2), 10.0), ds)
-    assert r == {"modes": 0, "high_quality": 0.0, "reverse_kl": pytest.approx(math.log(25))}
+    assert r == {"modes": 0, "high_quality": 0.0, "reverse_kl": pytest.approx(math.log(25)),
+                 "modes_strict": 0}
 
 
 def test_nan_samples_are_low_quality():
@@ -102,7 +104,7 @@ def test_evaluate_samples_2d_uses_2500_seeded_samples_and_skips_image_metrics():
     spec = EvalSpec(batch_size=1000)  # default metrics: image ones simply do not apply
     m1, p1 = evaluate_samples(sample_fn, ds, spec, CPU)
     assert calls == [1000, 1000, 500]
-    assert set(m1) == {"modes", "high_quality", "reverse_kl"} and m1["modes"] == 8
+    assert set(m1) == {"modes", "high_quality", "reverse_kl", "modes_strict"} and m1["modes"] == 8
     m2, _ = evaluate_samples(sample_fn, ds, spec, CPU)
     assert m1 == m2  # same seed, same samples
     json.dumps(p1)

@@ -21,6 +21,10 @@ def register(sub) -> None:
                    help="BCa bootstrap CIs (scipy.stats.bootstrap) where a Δ has >= 10 paired "
                         "seeds; paired t below that (p and * always from the paired t-test)")
     p.add_argument("--no-samples", action="store_true", help="skip the per-cell sample figures")
+    p.add_argument("--image-references", action="store_true",
+                   help="score the image datasets' reference rows (shuffled, blurred and real "
+                        "images) where they are not cached yet: minutes, may train the suite's "
+                        "classifier (2-D reference rows are always scored on a miss)")
     p.set_defaults(func=run)
 
 
@@ -49,7 +53,7 @@ def _report(args: argparse.Namespace) -> int:
     command = "ganbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     report = write_report(args.store, out, grid=args.grid, bootstrap=args.bootstrap,
                           command=command if "report" in command else "",
-                          samples=not args.no_samples)
+                          samples=not args.no_samples, image_references=args.image_references)
     print(f"{len(report.tables)} tables, {len(report.figures)} figures, "
           f"{len(report.samples)} sample figures -> {out / 'index.md'}")
     return 0

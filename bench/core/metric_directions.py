@@ -15,6 +15,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "modes": "up",
     "high_quality": "up",
     "reverse_kl": "down",
+    "modes_strict": "up",
     "stacked_modes": "up",
     "stacked_kl": "down",
     "class_kl": "down",

@@ -72,7 +72,7 @@ class Record:
         flags = ["flags=" + format_flags(self.flags)] if self.flags else []
         if self.status != "done":
             return "  ".join([self.reason] + flags).strip()
-        shown = ("modes", "high_quality", "reverse_kl", "fid", "kid_mean", "is_mean",
+        shown = ("modes", "high_quality", "reverse_kl", "modes_strict", "fid", "kid_mean", "is_mean",
                  "precision", "recall", "stacked_modes")
         parts = [f"{k}={_fmt(self.metrics[k])}" for k in shown if k in self.metrics]
         for key in ("train_s", "eval_s"):  # the train vs eval split of the cell's cost

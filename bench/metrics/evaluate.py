@@ -29,6 +29,7 @@ from .inception import (INCEPTION_FEATURE_LAYER, INCEPTION_LOGITS_LAYER, INCEPTI
                         create_inception_extractor, has_classifier_head, resolve_inception_weights,
                         weights_sha256)
 from .modes2d import HQ_SIGMAS, mode_coverage_2d
+from .modes_strict import STRICT_SHARE
 from .prdc_metrics import DC_NEAREST_K, dc_nearest_k, density_coverage, prdc_version
 from .protocol import EvalSpec
 from .stacked import class_mode_coverage, stacked_mode_coverage
@@ -71,6 +72,9 @@ def _evaluate_2d(sample_fn, dataset, spec: EvalSpec, device: torch.device):
         "mode_protocol": f"PacGAN/VEEGAN: high quality = within {HQ_SIGMAS:g} sigma of the nearest centre; "
                          "a mode is covered by >= 1 high-quality sample; reverse_kl = KL(q||uniform) over "
                          "high-quality samples, empty bins skipped, log K if none",
+        # a protocol key of its own: records scored before modes_strict existed hash differently,
+        # so they are not compared with records that have it
+        "modes_strict": f"modes with >= {STRICT_SHARE:g} x N/K high-quality samples nearest them",
     })
     return metrics, protocol
 

@@ -16,6 +16,7 @@ import math
 import torch
 
 from .errors import MetricError
+from .modes_strict import strict_mode_count
 
 HQ_SIGMAS = 3.0
 
@@ -48,4 +49,5 @@ def mode_coverage_2d(samples: torch.Tensor, dataset) -> dict:
         "modes": int((counts > 0).sum()),
         "high_quality": float(hq.double().mean()),
         "reverse_kl": kl_to_uniform(counts),
+        "modes_strict": strict_mode_count(counts, len(x)),  # bench/metrics/modes_strict.py
     }

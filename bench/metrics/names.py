@@ -12,9 +12,10 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "kid": ("kid_mean", "kid_std"),
     "prc": ("precision", "recall"),
     "dc": ("density", "coverage"),
-    # 2-D sets: modes/high_quality/reverse_kl; stacked sets: stacked_modes/stacked_kl;
-    # 10-class image sets: modes/class_kl.
-    "modes": ("modes", "high_quality", "reverse_kl", "stacked_modes", "stacked_kl", "class_kl"),
+    # 2-D sets: modes/high_quality/reverse_kl/modes_strict; stacked sets: stacked_modes/
+    # stacked_kl; 10-class image sets: modes/class_kl.
+    "modes": ("modes", "high_quality", "reverse_kl", "modes_strict", "stacked_modes", "stacked_kl",
+              "class_kl"),
 }
 
 EXTRACTORS: tuple[str, ...] = ("classifier", "inception-v3-compat")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.config import TrainConfig
-from bench.report import figures, views
+from bench.report import figures, references, validity, views
 from bench.report.tables import Table, num
 from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
 
@@ -63,7 +63,7 @@ class _Stems:
 
 def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                   metrics: list[str], headline: list[str], spec: dict,
-                  bootstrap: bool) -> list[Table]:
+                  bootstrap: bool, refs: references.References | None = None) -> list[Table]:
     design = part["design"].iloc[0]
     resolution = views.for_dataset(spec.get("resolution"), part["dataset"].iloc[0])
     out = []
@@ -79,6 +79,8 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     else:
         out.append(views.delta_table(stem, title, part, pool, metrics, headline,
                                      reference=views.baseline_of, bootstrap=bootstrap))
+    if refs is not None:  # chance and true-data rows under the variants
+        references.append_rows(out[0], refs)
     if design == "pairs":
         out.append(views.pairs_table(f"{stem}-interactions", f"{title}: interactions", part, pool,
                                      headline, bootstrap=bootstrap))
@@ -140,9 +142,12 @@ def _add(listing: list, paths: list[Path], what: str) -> None:
 
 
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
-                 command: str = "", samples: bool = True) -> Report:
+                 command: str = "", samples: bool = True, image_references: bool = False) -> Report:
     started = time.perf_counter()
     df = load_records(store, grid=grid)
+    # {data: chance and true-data rows}; image sets' scored on a miss only when asked
+    refs = references.for_records(df, compute=True if image_references else None)
+    df = validity.add_flags(df, refs, headline_metrics)  # d_at_chance, at_chance
     out = Path(out)
     figs = out / "figures"
     report = Report(out, df=df, lacking=shortfalls(df))
@@ -159,7 +164,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
         for design, part in pool.groupby("design", sort=False):
             stem = stem_of(grid_name or "store", data, design)
             title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
-            tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap)
+            tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap,
+                                   refs.get(data))
             short = report.lacking.get((grid_name, part["dataset"].iloc[0], design))
             if short:
                 tables[0].notes.append(_lacking_text(short, grid_name))
@@ -178,7 +184,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
                         f"pair interactions on {primary}, {title}")
         rows = pool.drop_duplicates("cell_id")
         stem = stem_of(grid_name or "store", data)
-        for path in figures.metric_curves(rows, figs / f"curves-{stem}", where):
+        for path in figures.metric_curves(rows, figs / f"curves-{stem}", where,
+                                          references.curve_lines(refs.get(data))):
             curve = path.stem.rsplit("-eval_", 1)[-1]
             _add(report.figures, [path], f"{curve} vs step per variant, band over seeds, {where}")
         _add(report.figures, figures.loss_curves(rows, figs / f"losses-{stem}", where),

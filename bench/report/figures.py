@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,8 @@ from bench.store.results import direction  # noqa: E402
 from bench.store.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
 
 DPI = 80
+# reference rows in the metric-curve panels (bench.report.references)
+REFERENCE_COLOURS = {"chance": "tab:red", "degraded": "tab:orange", "ceiling": "tab:green"}
 MAX_PNG_BYTES = 150_000
 sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
 
@@ -96,9 +99,10 @@ def _long_curves(rows: pd.DataFrame, prefix: str | None = None, names=None) -> p
     return pd.DataFrame(out)
 
 
-def metric_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+def metric_curves(rows: pd.DataFrame, stem: Path, title: str, lines=None) -> list[Path]:
     """Each eval_* curve per variant (one panel each), mean over seeds with a ±1 sd band; the
-    baseline in grey in every panel."""
+    baseline in grey in every panel. `lines`: {metric: [(label, role, mean, sd)]}, reference
+    rows drawn in every panel of their metric (bench.report.references.curve_lines)."""
     data = _long_curves(rows, prefix="eval_")
     if data.empty:
         return []
@@ -118,12 +122,20 @@ def metric_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
                 ax.plot(g.index, g["mean"], color=colour, lw=1)
                 ax.fill_between(g.index, g["mean"] - g["std"], g["mean"] + g["std"],
                                 color=colour, alpha=0.25, lw=0)
+            for _, role, mean, sd in (lines or {}).get(curve[5:], []):
+                colour = REFERENCE_COLOURS.get(role, "tab:purple")
+                ax.axhline(mean, color=colour, lw=0.8, ls=":")
+                ax.axhspan(mean - sd, mean + sd, color=colour, alpha=0.12, lw=0)
             ax.set_title(v, fontsize=6)
             ax.tick_params(labelsize=5)
         for ax in list(axes.flat)[len(variants):]:
             ax.axis("off")
-        fig.suptitle(f"{title}: {curve[5:]} vs step (grey: baseline; band: ±1 sd over seeds)",
-                     fontsize=8)
+        roles = Counter(role for _, role, *_ in (lines or {}).get(curve[5:], []))
+        refs = "; dotted: " + ", ".join(  # the rows are named in the tables
+            f"{REFERENCE_COLOURS.get(r, 'tab:purple')[4:]} {r}" + (f" ×{k}" if k > 1 else "")
+            for r, k in roles.items()) if roles else ""
+        fig.suptitle(f"{title}: {curve[5:]} vs step (grey: baseline; band: ±1 sd over seeds"
+                     f"{refs})", fontsize=8)
         paths += _save(fig, stem.with_name(f"{stem.name}-{curve}"))
     return paths
 

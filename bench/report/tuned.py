@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from bench.core import setups
-from bench.report import stats
+from bench.report import stats, validity
 from bench.report.rows import by_seed, ci_note, delta_text, labels
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
@@ -52,7 +52,8 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
         common = base_lr if base_lr in tried else (base[0] if base else None)
         rec = {"variant": label, "best_lr": lr, "common_lr": common,
                "lrs_tried": ", ".join(num(x) for x in sorted(means))}
-        cells = [Cell(rec["variant"]), Cell(num(lr)), Cell(rec["lrs_tried"]), Cell(num(common))]
+        cells = [Cell(validity.mark(rec["variant"], rows)), Cell(num(lr)), Cell(rec["lrs_tried"]),
+                 Cell(num(common))]
         at_common = every_lr[every_lr["tune_lr"] == common]
         base_at_common = base[3][base[3]["tune_lr"] == common] if base else None
         for m in heads:
@@ -91,4 +92,6 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
              f"view: every variant and the baseline at "
              f"{f'lr {num(common)}' if one else 'the common lr'} ({which}). "
              + ci_note(bootstrap) + " The design table holds every LR as its own row."]
+    if any(validity.MARK in r[0].text for r in rows_out):
+        notes.append(validity.MARK_NOTE)
     return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.report import stats
+from bench.report import stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
 from bench.report.rows import by_seed, ci_note, delta_text, labels
@@ -104,9 +104,10 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         for m in shown:
             rec[f"{m}_mean"], rec[f"{m}_std"], rec[f"{m}_n"] = stats.mean_std(by_seed(rows, m))
         ref = reference(rows, pool)
+        rec["delta_withheld"] = validity.withheld(rows, ref)  # both degenerate: not an effect
         row_deltas = {}
         for m in heads:
-            if ref is None or rec["n_done"] == 0:
+            if ref is None or rec["n_done"] == 0 or rec["delta_withheld"]:
                 d = stats.NO_DELTA
             else:
                 a, b = by_seed(rows, m), by_seed(ref, m)
@@ -139,6 +140,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             cells.append(Cell(text, bold=m in best and n > 0 and mean == best[m]))
         for m in heads:
             d, text = deltas[i][m], delta_text(deltas[i][m])
+            text = validity.WITHHELD_TEXT if rec["delta_withheld"] else text
             ph = rec.get(f"d_{m}_p_holm", math.nan)
             if math.isfinite(d.lo) and math.isfinite(ph):
                 text += f" p_H={ph:.2g}"
@@ -153,6 +155,8 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         "[k=v] in a row label: a sweep point, or a setting that differs between the rows (named "
         "where it is not the harness default).",
     ]
+    if len(numbers) and numbers["delta_withheld"].any():
+        base_notes.append(validity.WITHHELD_NOTE)
     return Table(name, title, columns, rows_out, numbers, base_notes + (notes or []))
 
 
@@ -182,9 +186,10 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         point = label[len(rows["label"].iloc[0]):].strip()[1:-1]  # "lr=0.001" of "a+b [lr=0.001]"
         rec = {"pair": label, "a": tricks[0], "b": tricks[1], "point": point,
                "status": status_text(rows)}
-        cells = [Cell(rec["pair"]), Cell(rec["status"])]
+        cells = [Cell(validity.mark(rec["pair"], rows)), Cell(rec["status"])]
+        rec["delta_withheld"] = validity.withheld(rows, base)  # both degenerate: not an effect
         for m in headline:
-            if base is None or not (rows["status"] == "done").any():
+            if base is None or not (rows["status"] == "done").any() or rec["delta_withheld"]:
                 d_ab = inter = stats.NO_DELTA
             else:
                 ab, b0 = by_seed(rows, m), by_seed(base, m)
@@ -200,7 +205,8 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 rec.update({f"{prefix}_{m}": d.delta, f"{prefix}_{m}_lo": d.lo,
                             f"{prefix}_{m}_hi": d.hi, f"{prefix}_{m}_n": d.n,
                             f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method})
-            cells += [Cell(delta_text(d_ab)), Cell(delta_text(inter))]
+            cells += [Cell(validity.WITHHELD_TEXT if rec["delta_withheld"] else delta_text(d))
+                      for d in (d_ab, inter)]
         records.append(rec)
         rows_out.append(cells)
     numbers = pd.DataFrame(records)
@@ -211,6 +217,10 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
              "over the seeds all four cells share. " + ci_note(bootstrap) + " Single-trick "
              "cells come from any design of the grid at the pair's sweep point (same setup, the "
              "trick's params as in the pair); '–' where one is missing."]
+    if any(validity.MARK in r[0].text for r in rows_out):
+        notes.append(validity.MARK_NOTE)
+    if records and any(r["delta_withheld"] for r in records):
+        notes.append(validity.WITHHELD_NOTE)
     return Table(name, title, columns, rows_out, numbers, notes)
 
 
@@ -256,6 +266,7 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
     if lost:
         notes.append(f"{lost} run(s) not scored (conflict, not-applicable, diverged or failed) "
                      "are missing from the fit.")
+    notes += validity.runs_note(runs[done])
     if first.unestimable:
         notes.append("Not estimable from the runs that remain: " + ", ".join(first.unestimable) + ".")
     dataset = part["dataset"].iloc[0]
