@@ -5,16 +5,20 @@ the same device and thread count, measured in one run.
     python benchmarks/engine.py [--device cpu|cuda|auto] [--ks 1,8,64,512] [--threads 1,2]
                                 [--seconds 3] [--nets ring8,pacgan] [--quick]
 
-Prints the device's name, then one row per (nets, threads, K): ms per fused step, cell-steps/s
-and the ratio to one cell alone. "alone x cores" is what separate processes would reach on
-every core of this machine at best (one single-thread cell per core, no contention).
-A K is skipped (with the reason) when its estimated memory does not fit.
+Prints the device's name, then one row per (nets, threads, K): ms per fused step, fused
+cell-steps/s, the cell alone's cell-steps/s and their ratio, medians of interleaved rounds (the
+cell alone, then the K cells fused, each about --seconds), so load that comes and goes on a
+shared machine hits both alike. Separate single-thread processes on every core reach at best
+cores x the cell alone at 1 thread. A K is skipped (with the reason) when its estimated memory
+does not fit. `pacgan` measures the first 2-D cell of the `pacgan-t1` preset (PacGAN's nets and
+its packing), where that preset exists.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +38,17 @@ NETS = {
     # ring8 3x128: the cpu-default / paper-2d MLP (ReLU G, LeakyReLU D), batch 256
     "ring8": ("ring8", NetConfig(z_dim=64, width=128, depth=3), 256, ()),
 }
+
+
+def pacgan_spec():
+    """(dataset, net, batch, tricks) of the pacgan-t1 preset's first cell, or None."""
+    try:
+        from bench.schedule.grid import load_grid
+
+        first = load_grid("pacgan-t1").cells[0]
+    except Exception:  # the preset is not installed (yet)
+        return None
+    return (first.data.name, first.net, first.train.batch_size, first.tricks)
 
 
 def device_name(device: torch.device) -> str:
@@ -76,16 +91,13 @@ def timed(step, device: torch.device, seconds: float, warmup: int = 2) -> tuple[
     return (time.perf_counter() - start) / n, n
 
 
-def alone_rate(spec, device, seconds) -> float:
-    """Cell-steps/s of one cell trained by the Trainer (on the CPU for a CUDA run too when
-    device is cpu; the 2-D cells' single-cell runs are CPU runs)."""
+def alone_trainer(spec, device) -> Trainer:
+    """One cell trained by the Trainer, as a cell alone in its process."""
     dataset, net, batch, tricks = spec
-    tr = Trainer(cell(dataset, net, batch, tricks, 0, 10**6), device=device, progress=False)
-    per, _ = timed(tr.train_step, device, seconds)
-    return 1.0 / per
+    return Trainer(cell(dataset, net, batch, tricks, 0, 10**6), device=device, progress=False)
 
 
-def fused_rate(spec, k: int, device, seconds) -> tuple[float, float]:
+def fused_engine(spec, k: int, device) -> FusedTrainer:
     dataset, net, batch, tricks = spec
     data = load_dataset(dataset)
     trainers, states = [], []
@@ -93,9 +105,23 @@ def fused_rate(spec, k: int, device, seconds) -> tuple[float, float]:
         trainers.append(Trainer(cell(dataset, net, batch, tricks, s, 10**6), device="cpu",
                                 progress=False, dataset=data))
         states.append(CellStreams.capture())
-    engine = FusedTrainer(trainers, states, device=device)
-    per, _ = timed(engine.train_step, device, seconds)
-    return per * 1000, k / per
+    return FusedTrainer(trainers, states, device=device)
+
+
+def interleaved(alone: Trainer, engine: FusedTrainer, k: int, device, seconds: float,
+                rounds: int) -> tuple[float, float, float]:
+    """(alone cell-steps/s, fused cell-steps/s, ratio): medians over `rounds` rounds, each
+    timing the cell alone and then the K fused cells for about `seconds` each, so load that
+    comes and goes on a shared machine hits both alike."""
+    rates_alone, rates_fused, ratios = [], [], []
+    for _ in range(rounds):
+        per_alone, _ = timed(alone.train_step, device, seconds)
+        per_fused, _ = timed(engine.train_step, device, seconds, warmup=1)
+        rates_alone.append(1 / per_alone)
+        rates_fused.append(k / per_fused)
+        ratios.append(per_alone * k / per_fused)
+    return (statistics.median(rates_alone), statistics.median(rates_fused),
+            statistics.median(ratios))
 
 
 def fits(spec, k: int, device: torch.device) -> str | None:
@@ -121,6 +147,8 @@ def main(argv=None) -> int:
                          "on CUDA)")
     ap.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     ap.add_argument("--nets", default="ring8", help=f"comma-separated: {', '.join(NETS)}")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="interleaved rounds per K (median; K = 512 on a CPU: 1)")
     ap.add_argument("--quick", action="store_true", help="K 1 and 8, 0.5 s each (smoke test)")
     args = ap.parse_args(argv)
     if args.device == "auto":
@@ -132,11 +160,15 @@ def main(argv=None) -> int:
     ks = [int(k) for k in args.ks.split(",")]
     seconds = args.seconds
     if args.quick:
-        ks, seconds = [k for k in ks if k <= 8] or [1], 0.5
+        ks, seconds, args.rounds = [k for k in ks if k <= 8] or [1], 0.5, 1
+    pac = pacgan_spec()
+    if pac is not None:
+        NETS["pacgan"] = pac
     nets = [n.strip() for n in args.nets.split(",")]
     unknown = [n for n in nets if n not in NETS]
     if unknown:
-        print(f"engine.py: unknown nets {unknown} (known: {', '.join(NETS)})", file=sys.stderr)
+        print(f"engine.py: unknown nets {unknown} (known: {', '.join(NETS)}; pacgan needs the "
+              f"pacgan-t1 preset)", file=sys.stderr)
         return 2
     if device.type == "cuda":
         threads = [torch.get_num_threads()]
@@ -145,25 +177,25 @@ def main(argv=None) -> int:
     cores = os.cpu_count() or 1
     print(f"device: {device} = {device_name(device)}; torch {torch.__version__}")
     print(f"{'nets':<8} {'threads':>7} {'K':>5} {'ms/step':>9} {'cell-steps/s':>13} "
-          f"{'x alone':>8}")
+          f"{'alone':>13} {'x alone':>8}")
     for name in nets:
         spec = NETS[name]
         for th in threads:
             torch.set_num_threads(th)
-            alone = alone_rate(spec, device, seconds)
-            print(f"{name:<8} {th:>7} {'alone':>5} {1000 / alone:>9.2f} {alone:>13.0f} "
-                  f"{1.0:>8.2f}", flush=True)
-            if device.type == "cpu" and th == 1 and cores > 1:
-                print(f"{name:<8} {th:>7} {'x' + str(cores):>5} {'':>9} {alone * cores:>13.0f} "
-                      f"{cores:>8.2f}   (alone x cores: separate processes at best)", flush=True)
+            alone = alone_trainer(spec, device)
             for k in ks:
                 why = fits(spec, k, device)
                 if why:
                     print(f"{name:<8} {th:>7} {k:>5}  skipped: {why}", flush=True)
                     continue
-                ms, rate = fused_rate(spec, k, device, seconds)
-                print(f"{name:<8} {th:>7} {k:>5} {ms:>9.2f} {rate:>13.0f} {rate / alone:>8.2f}",
-                      flush=True)
+                engine = fused_engine(spec, k, device)
+                rounds = args.rounds if k < 512 or device.type == "cuda" else 1
+                a, f, ratio = interleaved(alone, engine, k, device, seconds, rounds)
+                print(f"{name:<8} {th:>7} {k:>5} {k / f * 1000:>9.1f} {f:>13.1f} {a:>13.1f} "
+                      f"{ratio:>8.2f}", flush=True)
+            if device.type == "cpu":
+                print(f"{name:<8} {th:>7}  (separate single-thread processes on all {cores} "
+                      f"cores reach at best {cores}x alone at 1 thread)", flush=True)
     return 0
 
 

@@ -44,12 +44,13 @@ part() {  # part NAME LIMIT_S CMD...: run with a time limit, keep its output, no
 echo "gpu_check on $GPU; logs in $OUT" | tee "$OUT/summary.head"
 part cuda-tests 200 env GANBENCH_TEST_DEVICE=cuda "$PY" -m pytest -q -x -p no:cacheprovider \
   -m "not slow" tests/test_fused_engine.py tests/test_trainer.py tests/test_device_resume.py
-part engine-benchmark 200 "$PY" benchmarks/engine.py --device cuda --ks 1,8,64,512 --seconds 3
 if "$PY" -c 'from bench.schedule.grid import load_grid; load_grid("pacgan-t1")' >/dev/null 2>&1; then
-  SLICE=(--grid pacgan-t1)
+  NETS=ring8,pacgan; SLICE=(--grid pacgan-t1)
 else
-  SLICE=(--grid paper-2d --datasets ring8)
+  NETS=ring8; SLICE=(--grid paper-2d --datasets ring8)
 fi
+part engine-benchmark 220 "$PY" benchmarks/engine.py --device cuda --nets "$NETS" \
+  --ks 1,8,64,512 --seconds 2 --rounds 2
 part fused-slice 150 "$PY" benchmarks/fused_slice.py "${SLICE[@]}" --device cuda --steps 200 \
   --max-seconds 100
 

@@ -97,6 +97,8 @@ TRICKS = [
     pytest.param((("gradient_penalty", {"variant": "dragan"}),), id="gradient_penalty-dragan"),
     pytest.param(("ttur",), id="ttur"),
     pytest.param(("lr_warmup",), id="lr_warmup"),
+    pytest.param(("lr_step_decay",), id="lr_step_decay"),
+    pytest.param(("lr_cyclic",), id="lr_cyclic"),
     pytest.param((("unrolled", {"k": 2}),), id="unrolled-second-order"),
     pytest.param((("unrolled", {"k": 2, "first_order": True}),), id="unrolled-first-order"),
     pytest.param(("instance_noise", "minibatch_stddev", ("wgan_gp", {"n_critic": 2})),

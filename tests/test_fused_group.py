@@ -71,3 +71,18 @@ def test_cells_whose_layers_do_not_fuse_are_left_to_run_cell(tmp_path):
     out = run_fused_group(group, Store(tmp_path / "s"), eval_spec=SPEC, curve_every=0)
     assert not out.records
     assert all("spectral norm" in why for why in out.left.values())
+
+
+def test_a_retried_failed_cell_is_retrained_and_keeps_its_history(tmp_path):
+    from bench.schedule.runner import failed_record
+
+    group = cells(2)
+    store = Store(tmp_path / "s")
+    store.put(failed_record(group[0], "boom"))
+    kept = run_fused_group(group, store, eval_spec=SPEC, curve_every=0)
+    assert kept.records[group[0].cell_id].status == "failed"  # not retried unless asked
+    out = run_fused_group(group, store, eval_spec=SPEC, curve_every=0, retry=("failed",))
+    rec = store.get(group[0].cell_id)
+    assert rec.status == "done" and out.records[group[0].cell_id].to_json() == rec.to_json()
+    assert [h["event"] for h in rec.history] == ["retry"]
+    assert rec.history[0]["status"] == "failed"
