@@ -10,6 +10,7 @@ import torch
 
 from bench.train import checkpoint
 from bench.core.flags import hard_flags
+from bench.train.runtime import watch_nondeterminism
 
 from . import tricks as fused_tricks
 from .adam import StackedAdam, per_model
@@ -212,8 +213,9 @@ class FusedTrainer:
         return torch.stack(real).to(self.device), torch.stack(fake).to(self.device)
 
     def _d_input(self, x: torch.Tensor, is_real: bool) -> torch.Tensor:
-        for name in self.d_input_tricks:
-            x = fused_tricks.instance_noise(self.by_name[name], self.streams, x, self.step)
+        for name in self.d_input_tricks:  # FUSED_HOOKS admits one d_input trick
+            if name == "instance_noise":
+                x = fused_tricks.instance_noise(self.by_name[name], self.streams, x, self.step)
         return x
 
     def _sample_z(self) -> torch.Tensor:
@@ -381,6 +383,17 @@ class FusedTrainer:
     def train(self, stop_after: int | None = None) -> list[tuple[str, str]]:
         """Train every cell to the budget (or `stop_after` steps). Returns (status, reason) per
         cell, as Trainer.train does for one; checkpoints and probes as the Trainer's."""
+        if self.device.type == "cuda":  # as seed_everything sets it for a CUDA cell
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        found: set[str] = set()
+        try:
+            with watch_nondeterminism(found):
+                return self._train(stop_after)
+        finally:  # each record names the CUDA ops that warned, as a cell alone's does
+            for t in self.trainers:
+                t.nondeterministic_ops.update(found)
+
+    def _train(self, stop_after: int | None) -> list[tuple[str, str]]:
         end = self.steps if stop_after is None else min(self.steps, stop_after)
         t0 = self.trainers[0]
         every = t0.cell.train.checkpoint_every

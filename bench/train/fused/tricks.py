@@ -23,9 +23,9 @@ from .adam import per_model
 # hooks the engine runs per cell through the cell's TrickSet (no tensors, no random numbers)
 PURE_HOOKS = frozenset({"build", "optimizer", "lr_scale", "d_steps", "lazy_interval",
                         "batch_multiple"})
-# trick name -> hooks with a fused form below. This file is the one place of the engine that
-# names tricks: a fused form restates what a trick computes, so each is pinned to the trick
-# version it was written (and tested) for; another version is refused, never approximated.
+# trick name -> hooks with a fused form below (engine.py dispatches to them by name). Unlike the
+# Trainer, this package names tricks: a fused form restates what a trick computes, so each is
+# pinned to the trick version it was written (and tested) for; another version is refused.
 FUSED_HOOKS: dict[str, frozenset[str]] = {
     "label_smoothing": frozenset({"targets"}),
     "one_sided_label_smoothing": frozenset({"targets"}),
