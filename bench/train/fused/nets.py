@@ -1,0 +1,321 @@
+"""K networks of one shape as one: every parameter and buffer stacked along a leading model axis,
+and a forward pass that interprets the per-cell module tree on inputs of shape [K, B, ...].
+
+The per-cell modules (built by the ordinary `Trainer`, so initialisation and every trick's `build`
+are exactly a single cell's) serve as the template: `StackedNet` reads their structure and runs
+each known layer type on the stacked tensors (a linear layer is one `baddbmm` over the K models).
+A layer type it does not know is refused with its name (`NotFusable`), and so is a module with
+hooks or a parametrization (spectral norm): their forward is not the plain layer's.
+
+New layer types register a fused forward with `fused_layer(cls)` (e.g. a maxout layer):
+`fn(module, prefix, x, state) -> y`, where `state.p(prefix + "weight")` is the stacked tensor
+[K, *shape] and `x` is [K, B, ...].
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class NotFusable(ValueError):
+    """The cells cannot be trained as one fused step; the message says why (one line)."""
+
+
+LayerFn = Callable[[nn.Module, str, torch.Tensor, "RunState"], torch.Tensor]
+_LAYERS: dict[type, LayerFn] = {}
+
+
+def fused_layer(cls: type) -> Callable[[LayerFn], LayerFn]:
+    """Register the fused forward of a layer type (exact type match: a subclass may change
+    what forward computes)."""
+    def register(fn: LayerFn) -> LayerFn:
+        _LAYERS[cls] = fn
+        return fn
+    return register
+
+
+class RunState:
+    """What one fused forward reads: the stacked parameters (possibly replaced, e.g. by an
+    unrolled D's), the stacked buffers, and whether the nets are in training mode."""
+
+    def __init__(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
+                 training: bool):
+        self.params, self.buffers, self.training = params, buffers, training
+
+    def p(self, name: str) -> torch.Tensor:
+        return self.params[name]
+
+    def b(self, name: str) -> torch.Tensor:
+        return self.buffers[name]
+
+
+# -- containers: the shells of bench/nets/parts.py ----------------------------------------------
+def _children(module: nn.Module, prefix: str, x: torch.Tensor, st: RunState,
+              names) -> torch.Tensor:
+    for name in names:
+        x = run(getattr(module, name) if not name.isdigit() else module[int(name)],
+                f"{prefix}{name}.", x, st)
+    return x
+
+
+def _generator(m, prefix, x, st):
+    return _children(m, prefix, x, st, ("mapping", "synthesis"))
+
+
+def _synthesis(m, prefix, x, st):
+    if m.in_shape:
+        x = x.reshape(x.shape[0], x.shape[1], *m.in_shape)
+    x = _children(m.blocks, f"{prefix}blocks.", x, st, [str(i) for i in range(len(m.blocks))])
+    return run(m.to_out, f"{prefix}to_out.", x, st)
+
+
+def _stage(m, prefix, x, st):
+    from bench.nets.parts import Stage
+
+    for name in Stage.POINTS:
+        child = getattr(m, name)
+        if type(child) is not nn.Identity:
+            x = run(child, f"{prefix}{name}.", x, st)
+    return x
+
+
+def discriminator_features(m, prefix, x, st):
+    """`D.features(x)` of K stacked discriminators."""
+    return _children(m.blocks, f"{prefix}blocks.", x, st, [str(i) for i in range(len(m.blocks))])
+
+
+def _discriminator(m, prefix, x, st):
+    h = discriminator_features(m, prefix, x, st)
+    h = run(m.pre_head, f"{prefix}pre_head.", h, st)
+    out = run(m.head, f"{prefix}head.", h, st).flatten(2)
+    return out.squeeze(2) if out.shape[2] == 1 else out
+
+
+def _sequence(m, prefix, x, st):
+    return _children(m, prefix, x, st, [str(i) for i in range(len(m))])
+
+
+# -- leaf layers ----------------------------------------------------------------------------------
+@fused_layer(nn.Linear)
+def _linear(m, prefix, x, st):
+    w = st.p(prefix + "weight").transpose(1, 2)  # [K, in, out]; BLAS reads the transpose
+    if m.bias is None:
+        return torch.bmm(x, w)
+    return torch.baddbmm(st.p(prefix + "bias").unsqueeze(1), x, w)
+
+
+@fused_layer(nn.Identity)
+def _identity(m, prefix, x, st):
+    return x
+
+
+@fused_layer(nn.ReLU)
+def _relu(m, prefix, x, st):
+    return F.relu(x)
+
+
+@fused_layer(nn.LeakyReLU)
+def _leaky(m, prefix, x, st):
+    return F.leaky_relu(x, m.negative_slope)
+
+
+@fused_layer(nn.Tanh)
+def _tanh(m, prefix, x, st):
+    return torch.tanh(x)
+
+
+@fused_layer(nn.BatchNorm1d)
+def _batch_norm(m, prefix, x, st):
+    """Per-model batch statistics over each model's own batch (dim 1). Running statistics are
+    stacked buffers [K, C], updated here in place as nn.BatchNorm1d does in training mode
+    (momentum average, unbiased variance, a step counter), and read in eval mode."""
+    if x.dim() != 3:
+        raise NotFusable("batch norm is fused for MLP features [K, B, C] only")
+    track = m.track_running_stats
+    use_batch = st.training or not track
+    w = st.p(prefix + "weight").unsqueeze(1) if m.affine else None
+    b = st.p(prefix + "bias").unsqueeze(1) if m.affine else None
+    if use_batch:
+        mean = x.mean(dim=1, keepdim=True)
+        var = x.var(dim=1, unbiased=False, keepdim=True)
+        if st.training and track:
+            n = x.shape[1]
+            with torch.no_grad():
+                rm, rv = st.b(prefix + "running_mean"), st.b(prefix + "running_var")
+                nbt = st.b(prefix + "num_batches_tracked")
+                nbt.add_(1)
+                mom = m.momentum if m.momentum is not None else None
+                if mom is None:  # cumulative average, as nn.BatchNorm with momentum=None
+                    mom_t = (1.0 / nbt.to(x.dtype)).unsqueeze(1)
+                    rm.mul_(1 - mom_t).add_(mom_t * mean.squeeze(1).detach())
+                    rv.mul_(1 - mom_t).add_(mom_t * var.squeeze(1).detach() * n / max(n - 1, 1))
+                else:
+                    rm.mul_(1 - mom).add_(mean.squeeze(1).detach(), alpha=mom)
+                    rv.mul_(1 - mom).add_(var.squeeze(1).detach() * (n / max(n - 1, 1)),
+                                          alpha=mom)
+    else:
+        mean = st.b(prefix + "running_mean").unsqueeze(1)
+        var = st.b(prefix + "running_var").unsqueeze(1)
+    y = (x - mean) * torch.rsqrt(var + m.eps)
+    if w is not None:
+        y = y * w + b
+    return y
+
+
+def _group_for(batch: int, group_size: int) -> int:
+    """The largest divisor of `batch` that is <= group_size (tricks/minibatch_stddev.py)."""
+    g = max(1, min(group_size, batch))
+    while batch % g:
+        g -= 1
+    return g
+
+
+def _minibatch_stddev(m, prefix, x, st):
+    """tricks/minibatch_stddev.py's layer per model: sample i is in group i mod (B / G)."""
+    k, b = x.shape[:2]
+    g = _group_for(b, m.group_size)
+    y = x.reshape(k, g, b // g, *x.shape[2:])
+    y = y - y.mean(dim=1, keepdim=True)
+    std = (y.square().mean(dim=1) + m.eps).sqrt()      # [K, M, ...]
+    stat = std.flatten(2).mean(dim=2).repeat(1, g)      # [K, B]
+    shape = (k, b, 1, *x.shape[3:])
+    return torch.cat([x, stat.view(k, b, *([1] * (x.dim() - 2))).expand(shape)], dim=2)
+
+
+def _maxout(m, prefix, x, st):
+    return x.unflatten(-1, (-1, m.pieces)).amax(dim=-1)
+
+
+def _pack(m, prefix, x, st):
+    """tricks/packing.py's Pack per model: [K, m*B, d, ...] -> [K, B, m*d, ...], then its layer."""
+    k, n = x.shape[:2]
+    if n % m.m:
+        raise NotFusable(f"packing: D got {n} samples, not a multiple of m = {m.m}")
+    return run(m.layer, f"{prefix}layer.", x.reshape(k, n // m.m, m.m * x.shape[2],
+                                                      *x.shape[3:]), st)
+
+
+# Layers of plug-in tricks, by qualified class name: `bench/train` may not import `tricks`
+# (tests/test_architecture.py), and a fused form is written for one version of a layer: the
+# equivalence tests (tests/test_fused_engine.py) check each against the layer itself.
+_PLUGIN_LAYERS: dict[str, LayerFn] = {
+    "tricks.minibatch_stddev.MinibatchStdDev": _minibatch_stddev,
+    "tricks.packing.Pack": _pack,
+}
+_builtins_loaded = False
+
+
+def _load_builtins() -> None:
+    """Fused forms of the suite's own network shells (imported late: bench.nets imports this
+    package's users)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    from bench.nets.parts import Discriminator, Generator, Stage, Synthesis
+
+    _LAYERS.update({Generator: _generator, Synthesis: _synthesis, Stage: _stage,
+                    Discriminator: _discriminator, nn.Sequential: _sequence,
+                    nn.ModuleList: _sequence})
+    try:  # PacGAN's maxout D, where installed
+        from bench.nets.pacgan import Maxout
+        _LAYERS[Maxout] = _maxout
+    except ImportError:
+        pass
+    _builtins_loaded = True
+
+
+def _layer_fn(module: nn.Module) -> LayerFn | None:
+    _load_builtins()
+    t = type(module)
+    fn = _LAYERS.get(t)
+    if fn is None:
+        fn = _PLUGIN_LAYERS.get(f"{t.__module__}.{t.__qualname__}")
+    return fn
+
+
+def run(module: nn.Module, prefix: str, x: torch.Tensor, st: RunState) -> torch.Tensor:
+    fn = _layer_fn(module)
+    if fn is None:
+        raise NotFusable(f"layer {type(module).__name__} has no fused form")
+    return fn(module, prefix, x, st)
+
+
+def check_fusable(module: nn.Module, what: str) -> None:
+    """NotFusable naming the first submodule the fused forward cannot run exactly."""
+    from torch.nn.utils import parametrize
+
+    for name, m in module.named_modules():
+        where = f"{what}.{name}" if name else what
+        if parametrize.is_parametrized(m):
+            raise NotFusable(f"{where}: a parametrized layer (e.g. spectral norm) has no fused "
+                             f"form")
+        if _layer_fn(m) is None:
+            raise NotFusable(f"{where}: layer {type(m).__name__} has no fused form")
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise NotFusable(f"{where}: {type(m).__name__} has forward hooks")
+        if type(m) is nn.BatchNorm1d and m.momentum is None:
+            raise NotFusable(f"{where}: batch norm with a cumulative average")
+
+
+def structure(module: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    """What must be equal for modules to stack: every parameter and buffer's name, shape and
+    dtype, and every submodule's type and settings (extra_repr)."""
+    out = [(f"{n}:{type(m).__name__}({m.extra_repr()})", (), torch.float32)
+           for n, m in module.named_modules()]
+    out += [(n, tuple(t.shape), t.dtype) for n, t in module.named_parameters()]
+    out += [(n, tuple(t.shape), t.dtype) for n, t in module.named_buffers()]
+    return out
+
+
+class StackedNet:
+    """K modules of one structure as stacked tensors. `params` are leaf tensors [K, ...] that
+    the engine's optimizer updates; `buffers` (batch-norm statistics) are updated in place by
+    the forward pass in training mode."""
+
+    def __init__(self, modules: list[nn.Module], what: str, device: torch.device):
+        first = modules[0]
+        check_fusable(first, what)
+        shape = structure(first)
+        for i, m in enumerate(modules[1:], 1):
+            if structure(m) != shape:
+                raise NotFusable(f"{what} of cell {i} differs in structure from cell 0's")
+        self.template, self.what = first, what
+        self.names = [n for n, p in first.named_parameters() if p.requires_grad]
+        frozen = [n for n, p in first.named_parameters() if not p.requires_grad]
+        if frozen:
+            raise NotFusable(f"{what} has frozen parameters ({frozen[0]})")
+        with torch.no_grad():
+            self.params = {n: torch.stack([dict(m.named_parameters())[n].detach()
+                                           for m in modules]).to(device).requires_grad_(True)
+                           for n in self.names}
+            self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach()
+                                            for m in modules]).to(device).clone()
+                            for n, _ in first.named_buffers()}
+        self.training = True
+
+    def __call__(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None,
+                 buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        st = RunState(self.params if params is None else params,
+                      self.buffers if buffers is None else buffers, self.training)
+        return run(self.template, "", x, st)
+
+    def features(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None,
+                 buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        st = RunState(self.params if params is None else params,
+                      self.buffers if buffers is None else buffers, self.training)
+        return discriminator_features(self.template, "", x, st)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.params[n] for n in self.names]
+
+    @torch.no_grad()
+    def write_back(self, k: int, module: nn.Module) -> None:
+        """Copy model k's parameters and buffers into a per-cell module of the structure."""
+        params, buffers = dict(module.named_parameters()), dict(module.named_buffers())
+        for n in self.names:
+            params[n].copy_(self.params[n][k])
+        for n, b in self.buffers.items():
+            buffers[n].copy_(b[k])
