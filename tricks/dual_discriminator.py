@@ -102,6 +102,10 @@ class DualDiscriminatorTrick(Trick):
             if self.alpha <= 0 or self.beta <= 0:
                 raise ValueError("alpha and beta must be > 0")
 
+    def step_cost(self) -> float:
+        # two Ds: two D updates, and G's update goes through both
+        return 2.0
+
     def build(self, nets, ctx):
         d1 = nets.D
         if not hasattr(d1, "features"):

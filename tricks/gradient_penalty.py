@@ -58,6 +58,10 @@ class GradientPenalty(Trick):
             if self.weight < 0 or self.interval < 1 or self.perturb <= 0:
                 raise ValueError("need weight >= 0, interval >= 1, perturb > 0")
 
+    def step_cost(self) -> float:
+        # a double backward through D every `interval` steps
+        return (2 + 1 / self.p.interval) / 2
+
     def _terms(self, ctx) -> dict:
         if self.p.variant == "r1":
             return {"r1": self.p.weight / 2 * squared_input_gradient(ctx.critic, ctx.real_in)}

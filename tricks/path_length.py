@@ -54,6 +54,10 @@ class PathLength(Trick):
             if not 0.0 < self.decay <= 1.0:
                 raise ValueError("need 0 < decay <= 1")
 
+    def step_cost(self) -> float:
+        # a double backward through G every `interval` steps
+        return (2 + 1 / self.p.interval) / 2
+
     def __init__(self, params=None):
         super().__init__(params)
         self._mean = 0.0

@@ -180,6 +180,11 @@ class Unrolled(Trick):
                   + F.binary_cross_entropy_with_logits(ctx.d_fake, torch.zeros_like(ctx.d_fake)))
         return {"value": value}
 
+    def step_cost(self) -> float:
+        # k more D updates in G's phase; second order differentiates through each (one more
+        # unit per step for its double backward)
+        return (2 + self.p.k * (1 if self.p.first_order else 2)) / 2
+
     def g_critic(self, ctx):
         devices = [ctx.z.device] if ctx.z.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):

@@ -99,6 +99,10 @@ class WGANGP(Trick):
     def d_steps(self):
         return self.p.n_critic
 
+    def step_cost(self) -> float:
+        # n_critic D updates, each with a gradient penalty (a double backward), and one G update
+        return (2 * self.p.n_critic + 1) / 2
+
     def optimizer(self, net, spec):
         if self.p.optimizer == "cell":
             return spec

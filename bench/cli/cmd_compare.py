@@ -8,6 +8,7 @@ writes the full report."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def register(sub) -> None:
 def compare_cells(grid, tricks: list[str], seeds: int | None):
     """(cells, members, spec): the grid's baseline cells (re-seeded when asked) and each trick
     added to each of them."""
-    from bench.schedule.grid import full_spec
+    from bench.schedule.grid import full_spec, step_cost
 
     templates = [c for c in grid.cells if not c.tricks]
     if not templates:
@@ -65,6 +66,7 @@ def compare_cells(grid, tricks: list[str], seeds: int | None):
                             "info": {"label": cell.label, "tricks": list(cell.trick_names),
                                      "factors": {}, "sweep": dict(info.get("sweep", {})),
                                      "tune": dict(info.get("tune", {})),
+                                     "step_cost": 1.0 if spec is None else step_cost((spec,)),
                                      "role": "baseline" if spec is None else "variant"}})
     grid_spec = getattr(grid, "spec", {}) or {}
     spec = {"description": f"ganbench compare {','.join(tricks)} on grid {grid.name}",
@@ -97,10 +99,12 @@ def run(args: argparse.Namespace) -> int:
     for t in tricks:
         get_trick_class(t)  # unknown names fail here, with suggestions
     grid = load_grid(args.grid)
+    name = f"compare:{'+'.join(tricks)}@{grid.name}"
+    if grid.plans:  # held-out tuning: the grid's own protocol, with the named tricks
+        return run_held_out(args, grid, tricks, name, retry)
     cells, members, spec = compare_cells(grid, tricks, args.seeds)
     for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
         load_data(args, cell)
-    name = f"compare:{'+'.join(tricks)}@{grid.name}"
     with Store(args.store) as store:
         store.put_grid(name, spec, members)
     workers = args.workers or default_workers()  # `main` resolves it; a direct call may not
@@ -118,7 +122,92 @@ def run(args: argparse.Namespace) -> int:
     return table.exit_code(args.store)  # as `run`: 1 when a cell failed
 
 
-def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> None:
+def held_out_doc(doc: dict, tricks: list[str], seeds: int | None) -> dict:
+    """A held-out grid file's protocol (data tables, budgets, [tune], tuning seeds) with `tricks`
+    alone as its add-one variants: every dataset trains them (no per-table trick lists or
+    excludes), [params] and [tune] keep only their keys. `seeds`: evaluation seeds 0..N-1."""
+    doc = {k: v for k, v in doc.items() if k not in ("cells", "fraction_resolution")}
+    doc.update(design="add-one", tricks=list(tricks))
+    own = lambda table: {k: v for k, v in table.items()  # noqa: E731
+                         if "." not in k or k.split(".", 1)[0] in tricks}
+    if "params" in doc:
+        doc["params"] = own(doc["params"])
+    if "tune" in doc:
+        doc["tune"] = own(doc["tune"])
+    data = [{k: v for k, v in t.items() if k not in ("tricks", "exclude")}
+            for t in doc.get("data", [])]
+    if seeds is not None:
+        doc["seeds"] = list(range(seeds))
+        data = [{k: v for k, v in t.items() if k != "seeds"} for t in data]
+    doc["data"] = data
+    return doc
+
+
+def stored_members(store, template: str, datasets: set[str]) -> list[dict]:
+    """The template grid's stored add-one evaluation memberships, when `run` trained it into this
+    store: the other tricks a new one is reported beside (only cells with a record)."""
+    if template not in store.grids():
+        return []
+    return [m for m in store.members(template)
+            if m["design"] == "add-one" and m["dataset"] in datasets
+            and m["info"].get("seed_role") == "eval" and store.get(m["cell_id"]) is not None]
+
+
+def run_held_out(args, template, tricks: list[str], name: str, retry) -> int:
+    """compare on a grid with held-out tuning: each trick (and the baseline) tuned on the grid's
+    tuning seeds, trained on its evaluation seeds, reported beside the baseline and the tricks
+    the store already holds for that grid, with one verdict line per trick and dataset."""
+    from bench.schedule.executor import default_workers
+    from bench.schedule.grid import load_grid
+    from bench.schedule.run_output import RunTable
+    from bench.schedule.staged import run_staged, stage2_of
+    from bench.store import Store
+    from bench.cli.cmd_run import stage2_title
+
+    grid = load_grid(args.grid, edit=lambda doc: held_out_doc(doc, tricks, args.seeds))
+    cells = list(grid.cells)
+    for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
+        load_data(args, cell)
+    spec = {**grid.spec, "template_grid": template.name,
+            "command": f"ganbench compare --trick {','.join(tricks)} --grid {template.name}"
+                       + (f" --seeds {args.seeds}" if args.seeds is not None else "")}
+    grid = dataclasses.replace(grid, spec=spec)
+
+    def members() -> list[dict]:
+        with Store(args.store) as store:
+            others = stored_members(store, template.name, {p.dataset for p in grid.plans})
+        mine = list(grid.members) + stage2_of(grid, Path(args.store)).members
+        ids = {(m["design"], m["cell_id"]) for m in mine}
+        return mine + [m for m in others if (m["design"], m["cell_id"]) not in ids]
+
+    with Store(args.store) as store:
+        store.put_grid(name, spec, members())
+    workers = args.workers or default_workers()
+    table = RunTable(cells, sys.stdout)
+    table.header(f"compare {', '.join(tricks)} with the baseline of grid '{template.name}' "
+                 f"(held-out tuning): stage 1: {len(cells)} cells -> {args.store} "
+                 f"({workers} worker(s)"
+                 + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
+    for record in run_staged(grid, Path(args.store), name=name,
+                             on_stage2=lambda st: table.extend(st.cells, stage2_title(grid, st)),
+                             workers=workers, device=args.device,
+                             progress=sys.stderr.isatty(), curve_every=args.curve_every,
+                             retry=retry):
+        table.add(record)
+    with Store(args.store) as store:  # with the other stored tricks, for the report
+        store.put_grid(name, spec, members())
+    print(table.summary(args.store, len(table.cells)), flush=True)
+    out = Path(args.out) if args.out else Path(args.store) / f"compare-{'+'.join(tricks)}"
+    report = print_comparison(args.store, name, out, bootstrap=args.bootstrap)
+    from bench.report.tuned import verdict_lines
+
+    print()
+    for line in verdict_lines(report.df, tricks, bootstrap=args.bootstrap):
+        print(line)
+    return table.exit_code(args.store)
+
+
+def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool):
     from bench.report.build import write_report
     from bench.report.tables import to_text
     from bench.report.views import ci_note
@@ -134,3 +223,4 @@ def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool) -> No
             print(to_text(t, shown))
     print(f"\nΔ: paired over seeds; {ci_note(bootstrap)} ^ = best mean. "
           f"Report: {out / 'index.md'}")
+    return report

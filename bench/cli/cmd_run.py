@@ -93,7 +93,6 @@ def check_inputs(args: argparse.Namespace, cells: list, store: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.schedule.executor import run_cells
     from bench.schedule.grid import load_grid
     from bench.schedule.run_output import RunTable
 
@@ -121,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                       retry=retry)
         return 0
     write_memberships(whole, Path(args.store))
+    from bench.schedule.staged import run_staged
+
     table = RunTable(cells, sys.stdout)
     where = (f"Ray at {args.address or 'a local Ray'}" if args.executor == "ray"
              else f"{args.workers} worker(s)")
@@ -128,11 +129,14 @@ def run(args: argparse.Namespace) -> int:
     table.header(f"grid '{grid.name}': {len(table.cells)}{part} cells -> {args.store} ({where}"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
     try:
-        for record in run_cells(cells, Path(args.store), workers=args.workers, eval_spec=spec,
-                                device=args.device, progress=True,
-                                curve_every=args.curve_every, retry=retry,
-                                cells_per_gpu=args.cells_per_gpu,
-                                executor=args.executor, address=args.address):
+        for record in run_staged(grid, Path(args.store), whole=whole,
+                                 on_stage2=lambda stage2: table.extend(
+                                     stage2.cells, stage2_title(grid, stage2)),
+                                 workers=args.workers, eval_spec=spec,
+                                 device=args.device, progress=True,
+                                 curve_every=args.curve_every, retry=retry,
+                                 cells_per_gpu=args.cells_per_gpu,
+                                 executor=args.executor, address=args.address):
             table.add(record)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -143,6 +147,17 @@ def run(args: argparse.Namespace) -> int:
         return 128 + signum
     print(table.summary(args.store, len(table.cells)), flush=True)
     return table.exit_code(args.store)
+
+
+def stage2_title(grid, stage2) -> str:
+    """The line above held-out tuning's stage 2 in the run table."""
+    seeds = sorted({s for p in grid.plans for s in p.eval_seeds})
+    tuned = sorted({s for p in grid.plans for s in p.tune_seeds})
+    line = (f"stage 2: {len(stage2.cells)} cells: each variant at the setting chosen on tuning "
+            f"seeds {tuned}, trained on evaluation seeds {seeds}")
+    if stage2.pending:
+        line += f" ({len(stage2.pending)} variant(s) still lack tuning records)"
+    return line
 
 
 def write_memberships(grid, store_root: Path) -> None:
@@ -159,4 +174,6 @@ def write_memberships(grid, store_root: Path) -> None:
             print(f"ganbench: warning: store {store_root} recorded grid '{grid.name}' from "
                   f"{before}; {now} has the same name and replaces its list of cells (rename "
                   f"one file to keep both)", file=sys.stderr)
-        store.put_grid(grid.name, grid.spec, members)
+        from bench.schedule.staged import stage2_of  # evaluation cells the stored tuning decides
+
+        store.put_grid(grid.name, grid.spec, list(members) + stage2_of(grid, store_root).members)

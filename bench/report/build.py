@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.config import TrainConfig
-from bench.report import figures, references, validity, views
+from bench.report import figures, references, tuned, validity, views
 from bench.report.tables import Table, num
 from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
 
@@ -61,10 +61,28 @@ class _Stems:
         return stem
 
 
+def held_out_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
+                    metrics: list[str], headline: list[str], bootstrap: bool) -> list[Table]:
+    """A grid with held-out tuning (bench/report/tuned.py): the design table on the evaluation
+    seeds (Δ against the baseline at its own chosen setting), then how each setting was chosen
+    with the optimistic same-seed Δ beside it."""
+    evals = tuned.held_out_rows(part)
+    main = views.delta_table(stem, f"{title}: held out", evals, pool, metrics, headline,
+                             reference=tuned.held_out_baseline, bootstrap=bootstrap,
+                             notes=[tuned.held_out_note(evals)] if len(evals) else [])
+    choice = tuned.tuning_table(f"{stem}-tuning", f"{title}: settings chosen on the tuning "
+                                f"seeds, and the optimistic same-seed view", part, headline,
+                                bootstrap=bootstrap)
+    return [main] + ([choice] if choice is not None else [])
+
+
 def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                   metrics: list[str], headline: list[str], spec: dict,
                   bootstrap: bool, refs: references.References | None = None) -> list[Table]:
     design = part["design"].iloc[0]
+    if tuned.is_held_out(part):
+        return held_out_tables(stem, title, part, pool, metrics, headline, bootstrap)
+    evals_budget = spec.get("budget") == "evals"
     resolution = views.for_dataset(spec.get("resolution"), part["dataset"].iloc[0])
     out = []
     if design == "leave-one-out":
@@ -78,7 +96,8 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                                             f"{json.dumps(resolution)}"] if resolution else [])))
     else:
         out.append(views.delta_table(stem, title, part, pool, metrics, headline,
-                                     reference=views.baseline_of, bootstrap=bootstrap))
+                                     reference=tuned.budget_baseline if evals_budget
+                                     else views.baseline_of, bootstrap=bootstrap))
     if refs is not None:  # chance and true-data rows under the variants
         references.append_rows(out[0], refs)
     if design == "pairs":
@@ -90,7 +109,8 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             out.append(effects)
     if part["tune_lr"].notna().any():
         base_lr = views.for_dataset(spec.get("base_lr"), part["dataset"].iloc[0])
-        table = views.tuned_table(f"{stem}-tuned", f"{title}: each variant at its best LR", part,
+        table = views.tuned_table(f"{stem}-tuned", f"{title}: each variant at its best LR "
+                                  f"(optimistic: selected and reported on the same seeds)", part,
                                   headline, bootstrap=bootstrap,
                                   base_lr=base_lr if isinstance(base_lr, float) else None)
         if table is not None:

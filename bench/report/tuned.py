@@ -1,5 +1,8 @@
-"""The tuned view of an LR sweep (`[tune] lr`): each variant at its own best LR beside the
-common-LR view, each compared with the baseline at its own sweep point."""
+"""The tuned views. Without held-out seeds (`[tune] lr` alone): each variant at its own best LR
+beside the common-LR view, each compared with the baseline at its own sweep point -- labelled
+optimistic, since the LR is chosen and reported on the same seeds. With held-out tuning
+(`tune_seeds`, bench/schedule/tuning.py): the table of how each setting was chosen on the tuning seeds
+with the optimistic same-seed Δ beside it, and the Δ references the held-out tables use."""
 from __future__ import annotations
 
 import json
@@ -85,7 +88,8 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     which = ("the grid base LR" if base_lr is not None and common == base_lr else
              "the baseline best LR") if one else (
         "the grid base LR where it was tried, else the baseline's best LR at that sweep point")
-    notes = [f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
+    notes = [f"Optimistic (selected and reported on the same seeds). "
+             f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
              "its paired Δ against the baseline at the baseline's own best LR, at the same sweep "
              "point (the same setup but the lr); the choice and the score use the same seeds, so "
              "these numbers are optimistic (most for noisy variants). Beside it the common-LR "
@@ -95,3 +99,180 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     if any(validity.MARK in r[0].text for r in rows_out):
         notes.append(validity.MARK_NOTE)
     return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+
+
+# -- held-out tuning (bench/schedule/tuning.py): chosen on tuning seeds, reported on evaluation seeds --------
+# What a Δ compares across a held-out grid: the setup but the tuned values (the lr; trick params
+# are not part of the setup) and, under `budget = "evals"`, the steps, which the budget sets per
+# trick. The untuned sweep point (`sweep`) must match.
+HELD_OUT_FREE = setups.LR_KEYS + ("train.steps",)
+
+
+def _point(rows: pd.DataFrame) -> str:
+    r = rows.iloc[0]
+    return setups.setup_id(r["setup"], without=HELD_OUT_FREE) + json.dumps(
+        r["sweep"], sort_keys=True, default=str)
+
+
+def is_held_out(part: pd.DataFrame) -> bool:
+    """Whether these rows come from a grid with held-out tuning (`tune_seeds`)."""
+    return "seed_role" in part and bool((part["seed_role"] != "").any())
+
+
+def held_out_baseline(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame | None:
+    """The baseline a held-out row is compared with: the baseline's evaluation cells at its own
+    chosen setting, same setup but the tuned values (and the steps, which `budget = "evals"`
+    sets per trick), paired by evaluation seed. None for a baseline row."""
+    from bench.report.pairing import choose
+
+    if (rows["role"] == "baseline").all() or rows["tricks"].iloc[0] == ():
+        return None
+    base = pool[(pool["seed_role"] == "eval") & (pool["tricks"].map(len) == 0)]
+    if base.empty:
+        return None
+    want = _point(rows)
+    return choose(base[[_point(base.loc[[i]]) == want for i in base.index]], rows)
+
+
+def budget_baseline(rows: pd.DataFrame, pool: pd.DataFrame) -> pd.DataFrame | None:
+    """`budget = "evals"` without held-out tuning: the baseline of the same setup but the steps
+    (which the budget sets per trick) and at the same lr."""
+    from bench.report.pairing import choose
+
+    if (rows["role"] == "baseline").all() or rows["tricks"].iloc[0] == ():
+        return None
+    want = setups.setup_id(rows["setup"].iloc[0], without=("train.steps",))
+    base = pool[(pool["tricks"].map(len) == 0)]
+    base = base[base["setup"].map(lambda st: setups.setup_id(st, without=("train.steps",)))
+                == want]
+    return choose(base, rows)
+
+
+def _seeds(rows: pd.DataFrame) -> list[int]:
+    return sorted({int(s) for s in rows["seed"]})
+
+
+def held_out_note(eval_rows: pd.DataFrame) -> str:
+    tuned_on = sorted({int(s) for t in eval_rows["tuned_on"] for s in t})
+    metric = ", ".join(sorted(set(eval_rows["tune_metric"]) - {""})) or "–"
+    return (f"Held out: each variant (the baseline too) at the setting chosen on tuning seeds "
+            f"{tuned_on} by the best mean {metric}, trained and scored on evaluation seeds "
+            f"{_seeds(eval_rows)}, which took no part in the choice; Δ pairs each evaluation "
+            f"seed with the baseline's at the baseline's own chosen setting.")
+
+
+def held_out_rows(part: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation-seed rows of a held-out grid (what its tables and verdicts report)."""
+    return part[part["seed_role"] == "eval"]
+
+
+def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
+                 bootstrap: bool = False) -> Table | None:
+    """How each variant's setting was chosen (every candidate's mean on the tuning seeds) and,
+    beside it, the *optimistic* same-seed view: the chosen setting's Δ against the baseline's
+    chosen setting on the very tuning seeds that chose both (selected and reported on the same
+    seeds, so biased in the variant's favour; the held-out table is the one to read)."""
+    tune = part[part["seed_role"] == "tune"].drop_duplicates("cell_id")
+    evals = held_out_rows(part).drop_duplicates("cell_id")
+    if evals.empty:
+        return None
+    groups = [g for _, g in evals.groupby("variant_id", sort=False)]
+    groups.sort(key=lambda g: (g["tricks"].iloc[0] != (), g["member_order"].min()))
+    chosen_tune = {}  # variant label + point -> tuning rows at the chosen setting
+    for g in groups:
+        r = g.iloc[0]
+        same = tune[(tune["label"] == r["label"]) & (tune["tune"].map(
+            lambda t, want=r["tune"]: t == want))]
+        same = same[[_point(same.loc[[i]]) == _point(g) for i in same.index]] if len(same) \
+            else same
+        chosen_tune[g.index[0]] = same
+    base_group = next((g for g in groups if g["tricks"].iloc[0] == ()), None)
+    base_tune = chosen_tune.get(base_group.index[0]) if base_group is not None else None
+    heads = [m for m in headline if m in part]
+    columns = ["variant", "chosen", "tuned on", "candidates (mean on tuning seeds)"] + [
+        f"optimistic Δ {m}" for m in heads]
+    rows_out, records = [], []
+    for g, label in zip(groups, labels(groups, shown_too=("lr",))):
+        r = g.iloc[0]
+        scores = r["tune_scores"]
+        cand = "; ".join(f"{k}: {num(v[0])} ({v[1]})" for k, v in scores.items()) or "–"
+        rec = {"variant": label, "chosen": json.dumps(r["tune"], sort_keys=True),
+               "tuned_on": list(r["tuned_on"]), "metric": r["tune_metric"],
+               "candidates": json.dumps(scores, sort_keys=True)}
+        cells = [Cell(r["label"]), Cell(", ".join(
+            f"{k}={num(v) if isinstance(v, float) else v}" for k, v in r["tune"].items()) or "–"),
+                 Cell(str(list(r["tuned_on"])) if len(r["tuned_on"]) else "– (nothing to tune)"),
+                 Cell(f"{r['tune_metric']}: {cand}" if scores else "–")]
+        for m in heads:
+            d = stats.NO_DELTA
+            mine = chosen_tune.get(g.index[0])
+            if base_tune is not None and g is not base_group and mine is not None:
+                d = stats.paired_delta(by_seed(mine, m), by_seed(base_tune, m),
+                                       bootstrap=bootstrap)
+            rec.update({f"opt_d_{m}": d.delta, f"opt_d_{m}_lo": d.lo, f"opt_d_{m}_hi": d.hi,
+                        f"opt_d_{m}_n": d.n})
+            cells.append(Cell(delta_text(d)))
+        rows_out.append(cells)
+        records.append(rec)
+    notes = [held_out_note(evals),
+             "optimistic Δ: the chosen setting against the baseline's chosen setting on the "
+             "tuning seeds that chose them — optimistic (selected and reported on the same "
+             "seeds); shown only beside the held-out table, which reports the evaluation seeds. "
+             + ci_note(bootstrap)]
+    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+
+
+def verdict_delta(variant: pd.Series, baseline: pd.Series, bootstrap: bool = False
+                  ) -> stats.Delta:
+    """The test behind a verdict line: the paired Δ over matched evaluation seeds with its 95%
+    interval. One place to swap in another paired test (e.g. a sign-flip test) for every
+    verdict line."""
+    return stats.paired_delta(variant, baseline, bootstrap=bootstrap)
+
+
+def verdict(d: stats.Delta, metric: str) -> str:
+    """'helps' / 'hurts' when the interval excludes 0 (by the metric's direction), else 'no
+    detectable effect'; 'no scores' without a pair."""
+    if d.n == 0:
+        return "no scores"
+    if not d.excludes_zero:
+        return "no detectable effect"
+    better = (d.delta > 0) == (direction(metric) == "up")
+    return "helps" if better else "hurts"
+
+
+def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) -> list[str]:
+    """One line per trick and dataset of a held-out grid: the verdict on the tuning metric, its
+    Δ against the baseline with the interval, the evaluation seeds and how the setting was
+    chosen."""
+    out = []
+    if df is None or df.empty or not is_held_out(df):
+        return out
+    for data, pool in df.groupby("data", sort=False):
+        evals = held_out_rows(pool)
+        for trick in tricks:
+            rows = evals[evals["tricks"].map(lambda t, trick=trick: t == (trick,))]
+            rows = rows.drop_duplicates("cell_id")
+            if rows.empty:
+                continue
+            status = set(rows["status"])
+            if status <= {"not-applicable", "conflict"}:
+                out.append(f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})")
+                continue
+            metric = rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
+            base = held_out_baseline(rows, pool)
+            d = stats.NO_DELTA if base is None else verdict_delta(
+                by_seed(rows, metric), by_seed(base, metric), bootstrap)
+            r = rows.iloc[0]
+            ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
+                  if math.isfinite(d.lo) else "")
+            setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
+                                for k, v in r["tune"].items())
+            out.append(f"{data}  {trick}: {verdict(d, metric)}: Δ {metric} "
+                       f"{num(d.delta, signed=True) if d.n else '–'}{ci} over {d.n} evaluation "
+                       f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
+                                                  f"{list(r['tuned_on'])}" if setting else ""))
+    if out:
+        out.append("verdict: helps / hurts where the paired 95% interval of Δ excludes 0, else "
+                   "no detectable effect (" + ci_note(bootstrap).split(";")[0] + ").")
+    return out

@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.report import stats, validity
+from bench.report import compute, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
 from bench.report.rows import by_seed, ci_note, delta_text, labels
@@ -100,7 +100,8 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                "n_failed": int((rows["status"] == "failed").sum()),
                "g_params": _first(rows, "g_params"), "d_params": _first(rows, "d_params"),
                "g_lr": _first(rows, "g_lr"), "d_lr": _first(rows, "d_lr"),
-               "flags": flags_text(rows), "reason": "; ".join(sorted(set(rows["reason"]) - {""}))}
+               "flags": flags_text(rows), "reason": "; ".join(sorted(set(rows["reason"]) - {""})),
+               **compute.compute_record(rows)}
         for m in shown:
             rec[f"{m}_mean"], rec[f"{m}_std"], rec[f"{m}_n"] = stats.mean_std(by_seed(rows, m))
         ref = reference(rows, pool)
@@ -126,14 +127,14 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
         if direction(m) and col.notna().any() and col.dropna().nunique() > 1:  # no bold for ties
             best[m] = col.max() if direction(m) == "up" else col.min()
-    columns = (["variant", "status", "n", "G / D params", "lr G/D"]
+    columns = (["variant", "status", "n", "G / D params", "lr G/D", compute.COLUMN]
                + [f"{m} {ARROWS.get(direction(m), '')}".rstrip() for m in shown]
                + [f"{delta_label} {m} [95% CI]" for m in heads] + ["flags"])
     rows_out = []
     for i, rec in numbers.iterrows():
         cells = [Cell(rec["variant"]), Cell(rec["status"]), Cell(f"{rec['n_done']}/{rec['n_seeds']}"),
                  Cell(f"{count(rec['g_params'])} / {count(rec['d_params'])}"),
-                 Cell(_lr_text(groups[i]))]
+                 Cell(_lr_text(groups[i])), Cell(compute.compute_text(rec))]
         for m in shown:
             mean, sd, n = rec[f"{m}_mean"], rec[f"{m}_std"], rec[f"{m}_n"]
             text = "–" if n == 0 else (f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else f"{num(mean)} (1)")

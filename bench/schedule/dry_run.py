@@ -32,14 +32,18 @@ def _timings(store_root: Path) -> tuple[dict, dict]:
     return med(by_label), med(by_data)
 
 
-def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path
+def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path, extra=()
                      ) -> tuple[float, int, int]:
-    """(estimated seconds of one worker, cells with no comparable record, cells estimated from
-    other tricks' cells of the same dataset and batch size: a trick such as unrolled or wgan_gp
-    can cost several times the baseline's step, so those are a floor)."""
+    """(estimated seconds of one worker, cells timed from the calibrated per-step costs
+    (bench/schedule/step_costs.py: no comparable record is stored), cells estimated from other tricks'
+    cells of the same dataset and batch size: a trick such as unrolled or wgan_gp can cost
+    several times the baseline's step, so those are a floor). `extra`: cells not in the grid's
+    list (held-out tuning's evaluation cells) to count too."""
+    from bench.schedule.step_costs import estimate_cell_seconds
+
     by_label, by_data = _timings(store_root)
-    total, unknown, borrowed = 0.0, 0, 0
-    for cell in grid.cells:
+    total, calibrated, borrowed = 0.0, 0, 0
+    for cell in list(grid.cells) + list(extra):
         if cell.cell_id not in todo_ids:
             continue
         batch = cell.train.batch_size
@@ -48,10 +52,42 @@ def estimate_seconds(grid: Grid, todo_ids: set[str], store_root: Path
             per_step = by_data.get((cell.data.name, batch))
             borrowed += per_step is not None
         if per_step is None:
-            unknown += 1
+            calibrated += 1
+            total += estimate_cell_seconds(cell)
         else:
             total += per_step * cell.train.steps
-    return total, unknown, borrowed
+    return total, calibrated, borrowed
+
+
+def stage2_lines(grid: Grid, store_root: Path, stored: dict[str, str]) -> tuple[list[str], list]:
+    """What `--dry-run` says about held-out tuning's stage 2 (evaluation cells trained after
+    tuning), and the evaluation cells to count in the estimate: the resolved ones, and for a
+    variant still to tune, its first candidate's (same steps unless `budget = "evals"` and a
+    tuned param changes the cost)."""
+    from bench.schedule.staged import stage2_of
+
+    if not grid.plans:
+        return [], []
+    stage2 = stage2_of(grid, store_root)
+    lines = ["", "held-out tuning (stage 2 trains after tuning):"]
+    for dataset in dict.fromkeys(p.dataset for p in grid.plans):
+        plans = [p for p in grid.plans if p.dataset == dataset]
+        p0 = plans[0]
+        pending = sum(p in stage2.pending for p in plans)
+        tune_cells = sum(len(p.tune_cells()) for p in plans)
+        lines.append(f"  {dataset}: {len(plans)} variants; stage 1: {tune_cells} cells on tuning "
+                     f"seeds {list(p0.tune_seeds)} ({len(p0.candidates)} settings each or more); "
+                     f"choice: best mean {p0.metric}; stage 2: "
+                     f"{len(plans) * len(p0.eval_seeds)} cells on evaluation seeds "
+                     f"{list(p0.eval_seeds)}: "
+                     + (f"{len(plans) - pending} chosen, {pending} after tuning" if pending < len(plans)
+                        else "all after tuning"))
+    cells = list(stage2.cells) + [p.candidates[0].cell(s) for p in stage2.pending
+                                  for s in p.eval_seeds]
+    done = sum(c.cell_id in stored for c in stage2.cells)
+    if done:
+        lines.append(f"  {done} evaluation cells already stored")
+    return lines, cells
 
 
 def check_store_path(store_root: Path) -> None:
@@ -125,26 +161,33 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
               + "; ".join(a for a in grid.spec["aliases"][dataset] if len(a.split()[0]) == 1))
         if frac["unestimable"]:
             print(f"  not estimable (runs stored as conflict): {', '.join(frac['unestimable'])}")
-    if grid.spec.get("tune"):
+    if grid.spec.get("tune") and not grid.plans:
         print(f"\nLR tuning: every variant at lr {grid.spec['tune']['lr']} (same seeds)")
+    lines, eval_cells = stage2_lines(grid, store_root, stored)
+    for line in lines:
+        print(line)
     # as run_cell decides: not stored, or stored with a retried status; never a blocked cell
     todo = {cid for cid in cells
             if (cid not in stored or stored[cid] in retry) and blocked[cid] is None}
+    eval_blocked = {c.cell_id for c in eval_cells if c.cell_id not in cells
+                    and disallowed_record(c) is not None}
+    todo |= {c.cell_id for c in eval_cells
+             if (c.cell_id not in stored or stored[c.cell_id] in retry)
+             and c.cell_id not in eval_blocked and c.cell_id not in blocked}
     gpus = visible_gpus()
     if gpus:
         places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,
                               device=device, cells_per_gpu=1))
         print("\nplacement: " + ", ".join(f"{n} on {d}" for d, n in sorted(places.items())))
-    seconds, unknown, borrowed = estimate_seconds(grid, todo, store_root)
+    seconds, calibrated, borrowed = estimate_seconds(grid, todo, store_root, eval_cells)
     workers = max(1, workers)
     line = (f"\nto train: {len(todo)} cells; estimated {seconds / workers / 60:.1f} min with "
-            f"{workers} worker(s)")
-    if todo and unknown == len(todo):
-        line = (f"\nto train: {len(todo)} cells; no estimate (no comparable cell is stored: "
-                f"same dataset and batch size)")
-    elif unknown:
-        line += f" ({unknown} cells without a comparable stored cell are not counted)"
-    if borrowed and unknown < len(todo):
-        line += (f"; {borrowed} of them timed from other variants' cells (no stored cell of "
+            f"{workers} worker(s) (cells' own time, an ideal pool)")
+    if calibrated:
+        line += (f"; {calibrated} cells timed from the calibrated per-step costs of "
+                 f"bench/schedule/step_costs.py (idle reference machine, 1 thread; no comparable cell "
+                 f"is stored)")
+    if borrowed:
+        line += (f"; {borrowed} timed from other variants' cells (no stored cell of "
                  f"their own variant), which a costly trick can exceed several times")
     print(line + "." if todo else "\nnothing to train: every cell is stored.")

@@ -10,12 +10,20 @@ tricks = ["*"]              # name patterns; "*" = the built-in tricks (plug-ins
 include_plugins = false     #   exactly, or with include_plugins = true)
 cells = [["spectral_norm", "ttur"], ["wgan_gp"]]   # the trick sets of design "cells"
 fraction_resolution = 4     # fractional-factorial: minimum resolution (>= 3)
+tune_seeds = [100, 101]     # held-out tuning (bench/schedule/tuning.py): each variant's [tune] setting is
+                            # chosen on these seeds, then trained and reported on `seeds`, which
+                            # must not overlap them. Without it, [tune] lr trains every variant
+                            # at each lr on `seeds` (the optimistic same-seed view)
+budget = "steps"            # "evals": a trick costing k network updates per step (relative to
+                            # the baseline; Trick.step_cost) trains steps / k steps: equal compute;
+                            # "time": steps / its calibrated time ratio (bench/schedule/step_costs.py)
 
 [params]                    # trick params; a list is a sweep axis (each point its own variant)
 "historical_averaging.weight" = [0.1, 0.3]
 
 [tune]                      # every variant at each of these Adam lrs, same seeds (best-LR view)
 lr = [1e-4, 2e-4, 5e-4, 1e-3]
+"unrolled.k" = [3, 5]       # with tune_seeds only: a trick param tuned like the lr
 
 [[data]]                    # one table per dataset
 name = "ring8"
@@ -25,7 +33,10 @@ batch_size = 256
 lr = 1e-3                   # both nets' Adam lr (betas stay 0.5, 0.999)
 g_lr = 1e-3                 # optional: G's own lr, overriding lr; not with an lr sweep or
 d_lr = 1e-4                 #   [tune] lr (likewise d_lr, D's own)
-seeds = [0, 1, 2]           # optional per-dataset override
+seeds = [0, 1, 2]           # optional per-dataset override (also tune_seeds)
+tune_metric = "reverse_kl"  # optional: what the tuning seeds choose on (default: reverse_kl on
+                            # 2-D data, fid on images)
+tune_lr = [1e-4, 2e-4]      # optional: this table's [tune] lr
 tricks = ["*"]              # optional per-dataset override
 exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
 width = 128                 # optional NetConfig overrides: width, z_dim, depth (hidden layers),
@@ -49,6 +60,7 @@ and tuned lr asked for each cell) and the grid spec that `ganbench run` stores w
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +69,8 @@ from typing import Any
 from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
                                TrainConfig, TrickSpec)
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
+from bench.core.metric_directions import METRIC_DIRECTIONS
+from bench.schedule.tuning import DEFAULT_TUNE_METRIC, Candidate, TuningPlan
 from bench.trickapi.registry import create_trick, get_trick_class, list_tricks
 
 if sys.version_info >= (3, 11):
@@ -65,12 +79,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
-            "tune", "cells", "fraction_resolution"}
+            "tune", "cells", "fraction_resolution", "tune_seeds", "budget"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
              "exclude", "activation", "init",
-             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss"}
+             "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
+             "tune_seeds", "tune_metric", "tune_lr"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
-TUNE_KEYS = {"lr"}
+TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
+BUDGETS = ("steps", "evals", "time")
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,9 @@ class Grid:
     cells: tuple[CellConfig, ...]
     members: tuple[dict, ...] = ()  # Store.put_grid members, in grid order
     spec: dict = field(default_factory=dict)  # Store.put_grid spec
+    # held-out tuning (bench/schedule/tuning.py): `cells` holds stage 1 (tuning seeds) and the untuned
+    # cells; each plan's evaluation cells are resolved from the stored stage-1 records
+    plans: tuple = ()
 
 
 def full_spec(name: str, params: dict[str, Any] | None = None) -> TrickSpec:
@@ -190,8 +209,10 @@ def _expand(patterns: list[str], where: str, path: Path, include_plugins: bool) 
     return names
 
 
-def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
-    """[params] -> {trick: {param: [values]}} (a scalar is a one-point list)."""
+def _params(doc: dict, check: _Checker, table: str = "[params]") -> dict[str, dict[str, list]]:
+    """[params] (or [tune]'s "trick.param" keys) -> {trick: {param: [(value, is_axis)]}} (a
+    scalar is a one-point list)."""
+    where = f"{table} "
     table = doc.get("params", {})
     if not isinstance(table, dict):
         raise check.fail("", "params", table, 'a table of "trick.param" = value')
@@ -199,31 +220,32 @@ def _params(doc: dict, check: _Checker) -> dict[str, dict[str, list]]:
     for key, value in table.items():
         trick, dot, pname = key.partition(".")
         if not dot or not trick or not pname:
-            raise check.fail("[params] ", f'"{key}"', value, 'a key of the form "trick.param"')
+            raise check.fail(where, f'"{key}"', value, 'a key of the form "trick.param"')
         get_trick_class(trick)  # unknown trick: TrickError naming it
         values = value if isinstance(value, list) else [value]
         if not values or any(isinstance(v, (list, dict)) for v in values):
-            raise check.fail("[params] ", f'"{key}"', value,
+            raise check.fail(where, f'"{key}"', value,
                              "a number, string or boolean, or a non-empty list of them")
         for v in values:  # each point must be a valid param value
             try:
                 create_trick(trick, **{pname: v})
             except Exception as exc:
-                raise ConfigError(f"{check.path}: [params] \"{key}\" = {_show(value)}: "
+                raise ConfigError(f"{check.path}: {where}\"{key}\" = {_show(value)}: "
                                   f"{exc}") from None
         out.setdefault(trick, {})[pname] = [(v, isinstance(value, list)) for v in values]
     return out
 
 
-def load_grid(name_or_path: str) -> Grid:
+def load_grid(name_or_path: str, edit=None) -> Grid:
     """The grid a preset name or TOML path describes. Every error is one line naming the file
-    (and, where the check knows it, the table and key)."""
+    (and, where the check knows it, the table and key). `edit(doc) -> doc` changes the parsed
+    file before it is read (`compare` keeps a grid's protocol but names its own tricks)."""
     from bench.data import DataError
     from bench.trickapi.trick import TrickError
 
     path = resolve_grid_path(name_or_path)
     try:
-        return _load_grid(path)
+        return _load_grid(path, edit)
     except (ConfigError, TrickError, DataError) as exc:
         if str(exc).startswith(f"{path}:"):
             raise
@@ -232,12 +254,14 @@ def load_grid(name_or_path: str) -> Grid:
         raise type(exc)(f"{path}: {exc}") from None
 
 
-def _load_grid(path: Path) -> Grid:
+def _load_grid(path: Path, edit=None) -> Grid:
     from bench.data import DataError, dataset_kind, dataset_traits, normalize_name
     from bench.designs import DesignOptions, get_design, with_baseline
     from bench.trickapi.registry import conflict_reasons
 
     doc = _read(path)
+    if edit is not None:
+        doc = edit(doc)
     check = _Checker(path)
     check.keys(doc, TOP_KEYS, "")
     description = check.str_(doc.get("description", ""), "", "description")
@@ -269,8 +293,26 @@ def _load_grid(path: Path) -> Grid:
     tune = doc.get("tune", {})
     if not isinstance(tune, dict):
         raise check.fail("", "tune", tune, "a table, e.g. [tune] lr = [1e-4, 2e-4]")
-    check.keys(tune, TUNE_KEYS, "[tune] ")
-    tune_lrs = [check.number(v, "[tune] ", "lr") for v in
+    top_tune_seeds = check.ints(doc["tune_seeds"], "", "tune_seeds", 0) \
+        if "tune_seeds" in doc else []
+    any_tune_seeds = bool(top_tune_seeds) or any(
+        isinstance(t, dict) and "tune_seeds" in t for t in doc.get("data", []) or [])
+    # "trick.param" keys of [tune] are tuned params (held-out tuning only)
+    check.keys({k: v for k, v in tune.items() if "." not in k}, TUNE_KEYS, "[tune] ")
+    tune_params = _params({"params": {k: v for k, v in tune.items() if "." in k}}, check,
+                          table="[tune]")
+    if tune_params and not any_tune_seeds:
+        raise ConfigError(f"{path}: [tune] tunes trick params ({', '.join(_names(tune_params))})"
+                          f" only with tune_seeds (held-out tuning); for a sweep on the same "
+                          f"seeds use [params]")
+    for trick, ps in tune_params.items():
+        both = sorted(set(ps) & set(params.get(trick, {})))
+        if both:
+            raise ConfigError(f"{path}: {trick}.{both[0]} is both in [params] and [tune]; use one")
+    budget = check.str_(doc.get("budget", "steps"), "", "budget")
+    if budget not in BUDGETS:
+        raise check.fail("", "budget", budget, " or ".join(f'"{b}"' for b in BUDGETS))
+    grid_tune_lrs = [check.number(v, "[tune] ", "lr") for v in
                 check.list_(tune["lr"], "[tune] ", "lr", lambda v: v, "positive numbers")] \
         if "lr" in tune else []
     tables = doc.get("data")
@@ -280,7 +322,14 @@ def _load_grid(path: Path) -> Grid:
     cells: dict[str, CellConfig] = {}
     members: dict[tuple, dict] = {}
     spec: dict[str, Any] = {"description": description, "designs": {},
-                            "tune": {"lr": tune_lrs} if tune_lrs else {}, "base_lr": {}}
+                            "tune": {"lr": grid_tune_lrs} if grid_tune_lrs else {},
+                            "base_lr": {}}
+    if tune_params:
+        spec["tune"].update({f"{t}.{p}": [v for v, _ in vs] for t, ps in tune_params.items()
+                             for p, vs in ps.items()})
+    if budget != "steps":
+        spec["budget"] = budget
+    plans: dict[tuple, dict] = {}  # held-out tuning: plan key -> its parts (frozen below)
     used_params: set[str] = set()
     seen: dict[str, int] = {}
     for i, table in enumerate(tables):
@@ -302,6 +351,28 @@ def _load_grid(path: Path) -> Grid:
                               f"a second grid file")
         seen[name] = i + 1
         seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else top_seeds
+        tune_lrs = [check.number(v, where, "tune_lr") for v in check.list_(
+            table["tune_lr"], where, "tune_lr", lambda v: v, "positive numbers")] \
+            if "tune_lr" in table else grid_tune_lrs
+        if "tune_lr" in table:
+            spec.setdefault("tune_lr", {})[name] = tune_lrs
+        tune_seeds = check.ints(table["tune_seeds"], where, "tune_seeds", 0) \
+            if "tune_seeds" in table else top_tune_seeds
+        if tune_seeds and not (tune_lrs or tune_params):
+            raise ConfigError(f"{path}: {where}tune_seeds without anything to tune: add [tune] "
+                              f"lr = [...] (or [tune] \"trick.param\" = [...])")
+        shared = sorted(set(tune_seeds) & set(seeds))
+        if shared:  # the point of held-out tuning: no seed both chooses and reports
+            raise ConfigError(f"{path}: {where}seeds {shared} are both tuning seeds (tune_seeds) "
+                              f"and evaluation seeds (seeds); they must not overlap")
+        if len(set(tune_seeds)) != len(tune_seeds) or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{path}: {where}a seed is listed twice in seeds or tune_seeds")
+        tune_metric = check.str_(table["tune_metric"], where, "tune_metric") \
+            if "tune_metric" in table else DEFAULT_TUNE_METRIC[kind]
+        if tune_metric not in METRIC_DIRECTIONS or METRIC_DIRECTIONS[tune_metric] is None:
+            raise check.fail(where, "tune_metric", tune_metric,
+                             "a metric with a direction: "
+                             + ", ".join(m for m, d in METRIC_DIRECTIONS.items() if d))
         tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
                          else top_tricks, where, path, include_plugins)
         excluded = set(_expand(check.strs(table["exclude"], where, "exclude"), where, path, True)
@@ -356,32 +427,120 @@ def _load_grid(path: Path) -> Grid:
             for variant in with_baseline(result.variants):
                 used_params.update(variant.tricks)
                 for point, sweep in _points(variant.tricks, params, axes, swept_data):
-                    specs = tuple(full_spec(t, point.get(t)) for t in variant.tricks)
-                    for lr in tune_lrs or [point["_data"].get("lr", lr_axis[0])]:
+                    info = {"label": variant.label, "tricks": sorted(variant.tricks),
+                            "factors": dict(variant.factors), "sweep": sweep, "tune": {},
+                            "role": variant.role}
+
+                    def make(setting: dict, seed: int, point=point) -> CellConfig:
+                        lr = setting.get("lr", point["_data"].get("lr", lr_axis[0]))
+                        tricked = {t: {**point.get(t, {}), **{k.split(".", 1)[1]: v for k, v
+                                                              in setting.items()
+                                                              if k.startswith(f"{t}.")}}
+                                   for t in variant.tricks}
+                        specs = tuple(full_spec(t, tricked[t]) for t in variant.tricks)
+                        steps = point["_data"].get("steps", TrainConfig.steps)
+                        if budget == "evals":
+                            steps = evals_steps(steps, specs)
+                        elif budget == "time":
+                            steps = time_steps(steps, kind, specs)
                         train = TrainConfig(
-                            steps=point["_data"].get("steps", TrainConfig.steps),
+                            steps=steps,
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
                             g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
                             d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
                             g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
+                        return CellConfig(data=data, net=net, train=train, tricks=specs,
+                                          seed=seed)
+
+                    def add(cell: CellConfig, info: dict, design=design) -> None:
+                        info = {**info, "step_cost": round(step_cost(cell.tricks), 4)}
+                        cells.setdefault(cell.cell_id, cell)
+                        members.setdefault((design, cell.cell_id), {
+                            "design": design, "dataset": name, "cell_id": cell.cell_id,
+                            "variant_id": cell.variant_id, "info": info})
+
+                    if not tune_seeds:  # untuned, or the same-seed [tune] lr view
+                        for lr in tune_lrs or [None]:
+                            setting = {} if lr is None else {"lr": lr}
+                            for seed in seeds:
+                                add(make(setting, seed), {**info, "tune": setting})
+                        continue
+                    tuned = _tuned_axes(variant.tricks, tune_lrs, tune_params)
+                    settings = [dict(zip([k for k, _ in tuned], combo)) for combo in
+                                itertools.product(*[vs for _, vs in tuned])]
+                    if len(settings) == 1:  # nothing to choose: straight to the eval seeds
                         for seed in seeds:
-                            cell = CellConfig(data=data, net=net, train=train, tricks=specs,
-                                              seed=seed)
-                            cells.setdefault(cell.cell_id, cell)
-                            info = {"label": variant.label, "tricks": sorted(variant.tricks),
-                                    "factors": dict(variant.factors), "sweep": sweep,
-                                    "tune": {"lr": lr} if tune_lrs else {},
-                                    "role": variant.role}
-                            members.setdefault((design, cell.cell_id), {
-                                "design": design, "dataset": name, "cell_id": cell.cell_id,
-                                "variant_id": cell.variant_id, "info": info})
-    unused = sorted(set(params) - used_params)
+                            add(make(settings[0], seed), {**info, "tune": settings[0],
+                                                          "seed_role": "eval", "tuned_on": []})
+                        continue
+                    key = (name, tuple(sorted(variant.tricks)), json.dumps(
+                        {k: v for k, v in point.items()}, sort_keys=True, default=str))
+                    plan = plans.setdefault(key, {
+                        "dataset": name, "label": variant.label, "tune_seeds": tuple(tune_seeds),
+                        "eval_seeds": tuple(seeds), "metric": tune_metric, "infos": [],
+                        "candidates": tuple(Candidate(tuple(st.items()), c,
+                                                      round(step_cost(c.tricks), 4))
+                                            for st in settings for c in [make(st, seeds[0])])})
+                    plan["infos"].append((design, info))
+                    for st in settings:
+                        for seed in tune_seeds:
+                            add(make(st, seed), {**info, "tune": st, "seed_role": "tune",
+                                                 "tune_metric": tune_metric})
+    unused = sorted((set(params) | set(tune_params)) - used_params)
     if unused:
         raise ConfigError(f"{path}: [params] names trick(s) {', '.join(unused)} that no design "
                           f"of this grid trains")
     spec["source"] = str(path.resolve())  # grids are named by file stem: see write_memberships
-    return Grid(path.stem, description, tuple(cells.values()), tuple(members.values()), spec)
+    frozen = tuple(TuningPlan(p["dataset"], p["label"], p["candidates"], p["tune_seeds"],
+                              p["eval_seeds"], p["metric"], tuple(p["infos"]))
+                   for p in plans.values())
+    if frozen:
+        spec["tune_seeds"] = {p.dataset: list(p.tune_seeds) for p in frozen}
+    return Grid(path.stem, description, tuple(cells.values()), tuple(members.values()), spec,
+                frozen)
+
+
+def _names(tune_params: dict) -> list[str]:
+    return [f"{t}.{p}" for t, ps in tune_params.items() for p in ps]
+
+
+def _tuned_axes(tricks: tuple[str, ...], tune_lrs: list[float],
+                tune_params: dict) -> list[tuple[str, list]]:
+    """The tuned axes of one variant: the lr (when tuned) and the [tune] params of its own
+    tricks."""
+    axes = [("lr", list(tune_lrs))] if tune_lrs else []
+    for t in sorted(tricks):
+        for p, vs in tune_params.get(t, {}).items():
+            axes.append((f"{t}.{p}", [v for v, _ in vs]))
+    return axes
+
+
+def step_cost(specs: tuple[TrickSpec, ...]) -> float:
+    """Network passes per step of a cell's tricks relative to the baseline's (the product of
+    each trick's `step_cost()`; a composite of tricks that each add passes is approximate)."""
+    cost = 1.0
+    for spec in specs:
+        cost *= float(create_trick(spec.name, **spec.param_dict).step_cost())
+    return cost
+
+
+def time_steps(steps: int, kind: str, specs: tuple[TrickSpec, ...]) -> int:
+    """`budget = "time"`: the steps that take these tricks the baseline's time at `steps` steps
+    by the calibrated per-step time ratios of bench/schedule/step_costs.py (the reference machine's, fixed
+    in that table, so the cells are the same on every machine)."""
+    from bench.schedule.step_costs import RATIO
+
+    ratio = 1.0
+    for spec in specs:
+        ratio *= RATIO[kind].get(spec.name, 1.0)
+    return max(1, round(steps / ratio))
+
+
+def evals_steps(steps: int, specs: tuple[TrickSpec, ...]) -> int:
+    """`budget = "evals"`: the steps that give these tricks the baseline's number of network
+    passes at `steps` steps."""
+    return max(1, round(steps / step_cost(specs)))
 
 
 def _points(tricks: tuple[str, ...], params: dict, axes: dict, swept_data: list[str]):

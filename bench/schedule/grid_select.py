@@ -45,5 +45,8 @@ def select(grid: Grid, only: str | None = None, datasets: str | None = None) -> 
     if not ids:
         raise ConfigError(f"--only {only!r} with --datasets {datasets!r} selects no cell of "
                           f"grid '{grid.name}'")
+    plans = tuple(p for p in grid.plans  # held-out tuning: the evaluation cells to resolve
+                  if (not labels or any(fnmatch.fnmatchcase(p.label, pat) for pat in labels))
+                  and (not names or normalize_name(p.dataset) in names))
     return dataclasses.replace(grid, cells=tuple(c for c in grid.cells if c.cell_id in ids),
-                               members=tuple(chosen))
+                               members=tuple(chosen), plans=plans)

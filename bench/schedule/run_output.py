@@ -41,6 +41,17 @@ class RunTable:
         return (f"{r.cell_id:<16}  {r.dataset:<{self.data_w}}  {label:<{self.label_w}}  "
                 f"{r.seed:>4}  {r.status:<{STATUS_W}}  {tail}").rstrip()
 
+    def extend(self, cells: Iterable[CellConfig], title: str) -> None:
+        """More cells after the ones listed (held-out tuning's stage 2, resolved after stage 1),
+        under a line saying what they are; printed in their order, as the first ones."""
+        self.flush_rest()
+        new = [c for c in cells if c.cell_id not in self.order]
+        for c in new:
+            self.order[c.cell_id] = len(self.cells)
+            self.cells.append(c)
+        self.next = len(self.cells) - len(new)
+        print(title, file=self.out, flush=True)
+
     def add(self, record: Record) -> None:
         self.counts[record.status] += 1
         i = self.order.get(record.cell_id)

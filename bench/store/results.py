@@ -14,7 +14,9 @@ inferred from its label. Columns:
   swept values), tricks (tuple of names), trick_params {trick: {param: value}}, trick_versions
   {trick: version}, one `<trick>.<param>` column per trick param, seed, steps, batch_size, lr
   (the cell's base LR, G's), lr_d, g_loss, log_every, checkpoint_every, role (baseline |
-  variant | all), factors, sweep, tune, tune_lr;
+  variant | all), factors, sweep, tune, tune_lr, seed_role ("tune" / "eval" under held-out
+  tuning, else ""), tuned_on (the tuning seeds of an eval cell's setting), tune_metric,
+  tune_scores (each candidate setting's [mean, seeds] on the tuning seeds);
 - setup (the config without tricks, seed and bookkeeping, flattened: `bench.core.setups`) and
   setup_id (its short hash): a variant's Δ is taken against the baseline of the same setup_id;
 - outcome: status, reason, step, flags (tuple of flag names), flag_details (list of dicts),
@@ -140,6 +142,13 @@ def _membership(row: dict[str, Any], member: Mapping[str, Any] | None) -> dict[s
             "role": info.get("role") or _inferred_role(row["label"]),
             "factors": dict(info.get("factors", {}) or {}),
             "sweep": sweep, "tune": tune, "tune_lr": tune.get("lr"),
+            # held-out tuning (bench/schedule/tuning.py): "tune" (a tuning seed), "eval" (an evaluation
+            # seed: its setting was chosen on `tuned_on`), "" (no held-out tuning)
+            "seed_role": info.get("seed_role", ""), "tuned_on": tuple(info.get("tuned_on", ())),
+            # network updates per step relative to the baseline's (Trick.step_cost)
+            "step_cost": info.get("step_cost", 1.0 if not row["tricks"] else None),
+            "tune_metric": info.get("tune_metric", ""),
+            "tune_scores": dict(info.get("tune_scores", {}) or {}),
             "row_label": row_label_of(row["label"], sweep, tune)}
 
 

@@ -147,6 +147,15 @@ class Trick:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.name}({args})"
 
+    def step_cost(self) -> float:
+        """Network updates per step relative to the baseline's, for grids with `budget =
+        "evals"` (they train steps / cost steps, so every variant gets the same compute). The
+        baseline's step is two units, one D update and one G update; a double backward (a
+        gradient penalty) counts one more unit, k extra D updates k more. It counts passes, not
+        their size: a bigger net (StyleGAN, self-attention) still costs 1 (the report's compute
+        column shows measured seconds). Override when the trick adds passes."""
+        return 1.0
+
     # -- hooks: every default is the identity -----------------------------------------------
     def build(self, nets: Nets, ctx: BuildContext) -> Nets:
         """Return the (possibly modified or replaced) networks. Runs once, before training."""
