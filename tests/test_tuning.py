@@ -48,7 +48,8 @@ def fake_records(plans, score):
                 cell = cand.cell(seed)
                 records[cell.cell_id] = Record(
                     cell.cell_id, cell.variant_id, cell.label, cell.to_dict(), "done", step=6,
-                    metrics={"reverse_kl": score(plan.label, dict(cand.setting), seed)})
+                    metrics={"reverse_kl": score(plan.label, dict(cand.setting), seed),
+                             "modes": 4.0, "high_quality": 0.1}, protocol={"kind": "2d"})
     return records
 
 
@@ -213,3 +214,57 @@ def test_every_builtin_trick_has_a_calibrated_cost_for_its_data_kinds():
     # the fixed per-step share: a net 8x smaller is not 8x cheaper
     small, big = ms_per_step("2d", 64, 64), ms_per_step("2d", 256, 128)
     assert 0.4 < small / big < 0.55 and math.isclose(big, 6.33)
+
+
+def test_held_out_report_pairs_each_variant_with_the_baseline_at_its_own_chosen_setting(
+        grid_file, tmp_path):
+    """Synthetic records, no training: the baseline is chosen at lr 5e-4, label_flip at 2e-3;
+    the held-out Δ pairs label_flip's evaluation seeds with the baseline's at 5e-4."""
+    from bench.report.build import write_report
+    from bench.report.tuned import verdict_lines
+    from bench.store.results import load_records
+
+    grid = load_grid(str(grid_file))
+    lr_good = {"baseline": 5e-4, "label_flip": 2e-3, "unrolled": 5e-4}
+
+    def score(label, setting, seed):  # lower reverse_kl at the label's good lr
+        return 0.5 if setting["lr"] == lr_good[label] else 1.5
+
+    records = fake_records(grid.plans, score)
+    stage2 = resolve(grid.plans, records)
+    assert {p.label: stage2.choices[i].setting["lr"] for i, p in enumerate(grid.plans)} == \
+        {"baseline": 5e-4, "label_flip": 2e-3, "unrolled": 5e-4}
+    evals = {("baseline", 0): 1.0, ("baseline", 1): 1.2, ("baseline", 2): 0.8,
+             ("label_flip", 0): 0.7, ("label_flip", 1): 0.8, ("label_flip", 2): 0.6,
+             ("unrolled", 0): 1.0, ("unrolled", 1): 1.3, ("unrolled", 2): 0.9}
+    for cell in stage2.cells:
+        records[cell.cell_id] = Record(cell.cell_id, cell.variant_id, cell.label,
+                                       cell.to_dict(), "done", step=6,
+                                       metrics={"reverse_kl": evals[(cell.label, cell.seed)],
+                                                "modes": 4.0, "high_quality": 0.1},
+                                       protocol={"kind": "2d"})
+    with Store(tmp_path / "s") as store:
+        for r in records.values():
+            store.put(r)
+        store.put_grid("held", grid.spec, list(grid.members) + stage2.members)
+    report = write_report(tmp_path / "s", tmp_path / "out", grid="held", samples=False)
+    main_table = next(t for t in report.tables if t.name.endswith("ring8-add-one"))
+    row = main_table.numbers.set_index("variant")
+    flip = next(v for v in row.index if v.startswith("label_flip"))
+    # paired over seeds 0-2: (0.7 - 1.0, 0.8 - 1.2, 0.6 - 0.8) -> mean -0.3
+    assert row.loc[flip, "d_reverse_kl"] == pytest.approx(-0.3)
+    assert row.loc[flip, "d_reverse_kl_n"] == 3
+    tuning = next(t for t in report.tables if t.name.endswith("ring8-add-one-tuning"))
+    assert any("optimistic" in n for n in tuning.notes)
+    assert "evaluation seeds [0, 1, 2]" in " ".join(main_table.notes)
+    lines = verdict_lines(load_records(tmp_path / "s", grid="held"), ["label_flip"])
+    assert lines[0].startswith("ring8  label_flip: helps: Δ reverse_kl -0.3")
+
+
+def test_verdict_follows_the_metric_direction():
+    from bench.report.stats import Delta
+    from bench.report.tuned import verdict
+
+    lower = Delta(-0.3, -0.5, -0.1, 5, 0.01, "t")
+    assert verdict(lower, "reverse_kl") == "helps" and verdict(lower, "modes") == "hurts"
+    assert verdict(Delta(0.1, -0.2, 0.4, 5, 0.5, "t"), "fid") == "no detectable effect"
