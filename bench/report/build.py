@@ -81,7 +81,10 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                   bootstrap: bool, refs: references.References | None = None) -> list[Table]:
     design = part["design"].iloc[0]
     if tuned.is_held_out(part):
-        return held_out_tables(stem, title, part, pool, metrics, headline, bootstrap)
+        out = held_out_tables(stem, title, part, pool, metrics, headline, bootstrap)
+        if refs is not None:  # chance and true-data rows under the variants
+            references.append_rows(out[0], refs)
+        return out
     evals_budget = spec.get("budget") == "evals"
     resolution = views.for_dataset(spec.get("resolution"), part["dataset"].iloc[0])
     out = []
