@@ -256,6 +256,9 @@ def refusal_of(tricks, **kw):
     ((("gradient_penalty", {"interval": 4}),), "lazy regularisation"),
     (("ema_generator",), "ema_generator: hook"),
     (("feature_matching",), "feature_matching: hook"),
+    # unrolled's default G objective ("cell") leaves these hooks neutral and fuses; Metz et al.'s
+    # value objective replaces G's loss through them and has no fused form
+    ((("unrolled", {"k": 2, "g_objective": "value"}),), "unrolled: hook 'adversarial_weight'"),
 ])
 def test_tricks_without_a_fused_form_are_refused_with_the_reason(tricks, reason):
     why = refusal_of(tricks)

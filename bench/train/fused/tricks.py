@@ -39,6 +39,13 @@ FUSED_VERSIONS: dict[str, int] = {
     "label_smoothing": 1, "one_sided_label_smoothing": 1, "instance_noise": 1, "wgan_gp": 1,
     "gradient_penalty": 2, "unrolled": 2, "minibatch_stddev": 1, "packing": 1,
 }
+# hooks a trick overrides but that, at the given params, do what the default does (so the engine
+# may skip them): unrolled's G-value objective lives in adversarial_weight/penalty, which are the
+# identity with the default g_objective "cell"
+NEUTRAL_HOOKS = {
+    "unrolled": lambda t: (frozenset({"adversarial_weight", "penalty"})
+                           if t.p.g_objective == "cell" else frozenset()),
+}
 # targets hooks that are deterministic and independent of the step: computed once per cell
 STEP_INDEPENDENT_TARGETS = frozenset({"label_smoothing", "one_sided_label_smoothing"})
 
@@ -53,8 +60,10 @@ def refusal(trick, kind: str = "2d") -> str | None:
     if pinned is not None and trick.version != pinned:
         return (f"{trick.name}: its fused form is of version {pinned}, the installed trick is "
                 f"version {trick.version}")
+    neutral = NEUTRAL_HOOKS.get(trick.name, lambda t: frozenset())(trick)
     for hook in HOOKS:
-        if overrides(trick, hook) and hook not in PURE_HOOKS and hook not in fused:
+        if (overrides(trick, hook) and hook not in PURE_HOOKS and hook not in fused
+                and hook not in neutral):
             return f"{trick.name}: hook '{hook}' has no fused form"
     for hook in ("state_dict", "load_state_dict"):
         if overrides(trick, hook):
