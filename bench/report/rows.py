@@ -50,8 +50,25 @@ def ci_note(bootstrap: bool) -> str:
     """Which method made the intervals, the * and the p-values (one sentence for every table)."""
     ci = (f"BCa bootstrap (scipy.stats.bootstrap, 9,999 resamples) where n ≥ "
           f"{stats.BOOTSTRAP_MIN_N} paired seeds, paired t otherwise" if bootstrap else "paired t")
-    return (f"95% CI: {ci}; * = paired t-test p < 0.05 (unadjusted; the same as the paired t "
-            "interval excluding 0); p from the paired t-test.")
+    return (f"95% CI: {ci} (a description of the effect's size and spread); * = exact paired "
+            "sign-flip test p < 0.05 (unadjusted), the test behind every p here; at a few seeds "
+            "the two can disagree (the test's smallest p is 2 / 2^n: 0.25 at 3 seeds, 0.0625 at "
+            "5).")
+
+
+def test_line(deltas, n_metrics: int = 1) -> str:
+    """One line per table: the test, the correction and the number of seeds of its claims."""
+    tested = [d for d in deltas if d.n > 0 and math.isfinite(d.p_perm)]
+    ns = sorted({d.n for d in tested})
+    if not tested:
+        return "Test: none (no paired seeds)."
+    seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    floor = stats.sign_flip_floor(ns[-1])
+    reach = ("" if floor < 1 - stats.LEVEL else
+             f"; at {ns[-1]} seeds no claim can reach p < {1 - stats.LEVEL:.2g}")
+    return (f"**Test:** exact paired sign-flip (permutation) test, two-sided; **correction:** "
+            f"Holm over the table's {len(tested)} claims ({n_metrics} headline metric(s) × rows); "
+            f"**seeds:** {seeds} paired (smallest attainable p {num(floor)}{reach}).")
 
 
 def delta_text(d: stats.Delta) -> str:

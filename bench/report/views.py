@@ -19,7 +19,7 @@ import pandas as pd
 from bench.report import compute, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import by_seed, ci_note, delta_text, labels
+from bench.report.rows import by_seed, ci_note, delta_text, labels, test_line
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -116,12 +116,15 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                     stats.paired_delta(a, b, bootstrap=bootstrap)
             row_deltas[m] = d
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
-                        f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method})
+                        f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method,
+                        f"d_{m}_p_perm": d.p_perm, f"d_{m}_p_floor": d.p_floor})
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
+    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p)
+    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in heads])
     for m in heads:
-        numbers[f"d_{m}_p_holm"] = stats.holm(numbers[f"d_{m}_p"]) if len(numbers) else []
+        numbers[f"d_{m}_p_holm"] = family[f"d_{m}_p_perm"] if len(numbers) else []
     best = {}
     for m in shown:
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
@@ -143,15 +146,17 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             d, text = deltas[i][m], delta_text(deltas[i][m])
             text = validity.WITHHELD_TEXT if rec["delta_withheld"] else text
             ph = rec.get(f"d_{m}_p_holm", math.nan)
-            if math.isfinite(d.lo) and math.isfinite(ph):
+            if math.isfinite(ph) and not rec["delta_withheld"]:
                 text += f" p_H={ph:.2g}"
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
     base_notes = [
+        test_line([d for row in deltas for d in row.values()], len(heads)),
         f"Cells: mean ± std over seeds (n done). {delta_label}: paired over matched seeds, "
         f"against the reference of the same setup (config but tricks and seed); "
-        f"{ci_note(bootstrap)} p_H = that p Holm-adjusted across this table's rows. Bold: best "
+        f"{ci_note(bootstrap)} p_H = the sign-flip p Holm-adjusted over every claim of this "
+        "table (all rows × all headline metrics). Bold: best "
         "mean per column (↑ higher is better, ↓ lower). A CI needs ≥ 2 seeds with some spread. "
         "[k=v] in a row label: a sweep point, or a setting that differs between the rows (named "
         "where it is not the harness default).",
