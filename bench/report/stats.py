@@ -40,6 +40,7 @@ class Delta:
     method: str = ""  # of the interval: "t" or "bca" ("" without one)
     p_perm: float = math.nan  # two-sided exact paired sign-flip p-value (the tables' test)
     p_floor: float = math.nan  # the smallest p the sign-flip test can give at n (2 / 2**n)
+    sd: float = math.nan  # sample sd of the differences (ddof 1; 0 without spread; power.py)
 
     @property
     def excludes_zero(self) -> bool:
@@ -105,7 +106,8 @@ def differences_ci(d, *, bootstrap: bool = False, level: float = LEVEL,
     if n == 0:
         return NO_DELTA
     mean = float(d.mean())
-    perm = {"p_perm": sign_flip_p(d, seed=seed), "p_floor": sign_flip_floor(n)}
+    perm = {"p_perm": sign_flip_p(d, seed=seed), "p_floor": sign_flip_floor(n),
+            "sd": float(d.std(ddof=1)) if n > 1 else math.nan}
     # no spread (up to rounding: k/2500 - j/2500 differs in the last bits): a t interval and
     # p-value are undefined, not "certain"; the sign-flip test still tests the row
     if n < 2 or float(np.ptp(d)) <= 1e-9 * max(1.0, abs(mean)):

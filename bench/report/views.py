@@ -16,7 +16,7 @@ from typing import Callable
 
 import pandas as pd
 
-from bench.report import compute, stats, validity
+from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
 from bench.report.rows import by_seed, ci_note, delta_text, labels, test_line
@@ -115,9 +115,13 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 d = stats.paired_delta(b, a, bootstrap=bootstrap) if reverse else \
                     stats.paired_delta(a, b, bootstrap=bootstrap)
             row_deltas[m] = d
+            sens = budget.sensitivity(d, rows, ref, m, reverse=reverse)
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
                         f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method,
-                        f"d_{m}_p_perm": d.p_perm, f"d_{m}_p_floor": d.p_floor})
+                        f"d_{m}_p_perm": d.p_perm, f"d_{m}_p_floor": d.p_floor,
+                        f"d_{m}_sd": d.sd, f"d_{m}_half": sens.half.delta,
+                        f"d_{m}_half_p_perm": sens.half.p_perm,
+                        f"d_{m}_fragile": sens.fragile})
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
@@ -148,6 +152,8 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             ph = rec.get(f"d_{m}_p_holm", math.nan)
             if math.isfinite(ph) and not rec["delta_withheld"]:
                 text += f" p_H={ph:.2g}"
+            if rec.get(f"d_{m}_fragile"):
+                text += budget.MARK
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
@@ -163,7 +169,32 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     ]
     if len(numbers) and numbers["delta_withheld"].any():
         base_notes.append(validity.WITHHELD_NOTE)
+    if len(numbers) and any(numbers[f"d_{m}_fragile"].any() for m in heads):
+        base_notes.append(budget.NOTE)
+    base_notes += power_notes(numbers, heads)
     return Table(name, title, columns, rows_out, numbers, base_notes + (notes or []))
+
+
+def power_notes(numbers: pd.DataFrame, heads: list[str]) -> list[str]:
+    """One line: the smallest Δ this table detects at 80% power per headline metric, from the
+    pooled sd of its paired differences, and the seeds a 1-mode effect needs
+    (`bench.report.power`)."""
+    parts, seeds = [], ""
+    for m in heads:
+        pw = power.table_power(numbers, m) if len(numbers) else {}
+        if not pw or not math.isfinite(pw["sd_diff"]):
+            continue
+        parts.append(f"{m} {num(pw['detectable'])} (sd of differences {num(pw['sd_diff'])})")
+        if m == "modes" and math.isfinite(pw["seeds_1"]):
+            seeds = f"; a 1-mode effect needs {pw['seeds_1']} paired seeds"
+        elif m == "modes" and pw["seeds_1"] == math.inf:
+            seeds = f"; a 1-mode effect needs more than {power.MAX_SEEDS} paired seeds"
+    if not parts:
+        return []
+    n = power.table_power(numbers, heads[0]).get("n") if heads else None
+    return [f"Power (paired t approximation, α = 0.05 two-sided, 80%): at {n} seeds the smallest "
+            f"detectable |Δ| is " + ", ".join(parts) + seeds + f" (and ≥ {power.MIN_SEEDS} for "
+            "the sign-flip test to reach p < 0.05 at all)."]
 
 
 def leave_one_out_name(part: pd.DataFrame) -> Callable[[pd.DataFrame], str]:
