@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.config import TrainConfig
-from bench.report import figures, references, tuned, validity, views
+from bench.report import figures, references, study, tuned, validity, views
 from bench.report.tables import Table, num
 from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
 
@@ -28,6 +28,7 @@ class Report:
     samples: list[tuple[Path, str]] = field(default_factory=list)
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
+    verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
 
 
 def _slug(*parts: str) -> str:
@@ -217,6 +218,7 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     _add(summary, figures.summary(summary_panels, figs / "summary"),
          "summary: Δ vs baseline of every trick on every headline metric, per dataset")
     report.figures = summary + report.figures  # the figure a reader sees first
+    study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
     for t in report.tables:
         t.write(out / "tables")
     if samples:
@@ -260,6 +262,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines = ["# ganbench report", ""]
     if command:
         lines += [f"Made with `{command}`.", ""]
+    lines += report.verdict  # the verdict table first (bench.report.study)
     if cells.empty:
         lines += ["The store holds no current records.", ""]
     else:

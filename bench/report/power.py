@@ -46,7 +46,10 @@ def t_power(n: int, effect: float, sd: float, alpha: float = ALPHA) -> float:
     df = n - 1
     crit = sst.t.ppf(1 - alpha / 2, df)
     nc = abs(effect) / sd * math.sqrt(n)
-    return float(sst.nct.sf(crit, df, nc) + sst.nct.cdf(-crit, df, nc))
+    value = float(sst.nct.sf(crit, df, nc) + sst.nct.cdf(-crit, df, nc))
+    if not math.isfinite(value):  # far in the tail, where scipy's nct gives NaN: certain
+        return 1.0 if nc > crit else 0.0
+    return min(1.0, value)
 
 
 def detectable(n: int, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:

@@ -225,17 +225,18 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
 def verdict_delta(variant: pd.Series, baseline: pd.Series, bootstrap: bool = False
                   ) -> stats.Delta:
     """The test behind a verdict line: the paired Δ over matched evaluation seeds with its 95%
-    interval. One place to swap in another paired test (e.g. a sign-flip test) for every
-    verdict line."""
+    interval and the exact paired sign-flip p (`stats.sign_flip_p`)."""
     return stats.paired_delta(variant, baseline, bootstrap=bootstrap)
 
 
-def verdict(d: stats.Delta, metric: str) -> str:
-    """'helps' / 'hurts' when the interval excludes 0 (by the metric's direction), else 'no
-    detectable effect'; 'no scores' without a pair."""
+def verdict(d: stats.Delta, metric: str, p: float | None = None) -> str:
+    """'helps' / 'hurts' when the sign-flip test rejects Δ = 0 at 0.05 (`p`: its Holm-adjusted
+    value where several lines are claimed together; default the unadjusted `d.p_perm`), by the
+    metric's direction; else 'no detectable effect'; 'no scores' without a pair."""
     if d.n == 0:
         return "no scores"
-    if not d.excludes_zero:
+    p = d.p_perm if p is None else p
+    if not (p is not None and math.isfinite(p) and p < 1 - stats.LEVEL):
         return "no detectable effect"
     better = (d.delta > 0) == (direction(metric) == "up")
     return "helps" if better else "hurts"
@@ -243,11 +244,12 @@ def verdict(d: stats.Delta, metric: str) -> str:
 
 def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) -> list[str]:
     """One line per trick and dataset of a held-out grid: the verdict on the tuning metric, its
-    Δ against the baseline with the interval, the evaluation seeds and how the setting was
-    chosen."""
+    Δ against the baseline with the interval, the sign-flip p (Holm-adjusted over the lines), the
+    evaluation seeds and how the setting was chosen."""
     out = []
     if df is None or df.empty or not is_held_out(df):
         return out
+    found = []  # (data, trick, metric, delta, rows) or (text,) for a line without a test
     for data, pool in df.groupby("data", sort=False):
         evals = held_out_rows(pool)
         for trick in tricks:
@@ -257,22 +259,34 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
                 continue
             status = set(rows["status"])
             if status <= {"not-applicable", "conflict"}:
-                out.append(f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})")
+                found.append((f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})",))
                 continue
             metric = rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
             base = held_out_baseline(rows, pool)
             d = stats.NO_DELTA if base is None else verdict_delta(
                 by_seed(rows, metric), by_seed(base, metric), bootstrap)
-            r = rows.iloc[0]
-            ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
-                  if math.isfinite(d.lo) else "")
-            setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
-                                for k, v in r["tune"].items())
-            out.append(f"{data}  {trick}: {verdict(d, metric)}: Δ {metric} "
-                       f"{num(d.delta, signed=True) if d.n else '–'}{ci} over {d.n} evaluation "
-                       f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
-                                                  f"{list(r['tuned_on'])}" if setting else ""))
+            found.append((data, trick, metric, d, rows))
+    adjusted = iter(stats.holm([f[3].p_perm for f in found if len(f) > 1]))
+    for f in found:
+        if len(f) == 1:
+            out.append(f[0])
+            continue
+        data, trick, metric, d, rows = f
+        ph = next(adjusted)
+        r = rows.iloc[0]
+        ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
+              if math.isfinite(d.lo) else "")
+        test = (f", sign-flip p {d.p_perm:.2g} (Holm {ph:.2g}; smallest possible "
+                f"{d.p_floor:.2g})" if math.isfinite(d.p_perm) else "")
+        setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
+                            for k, v in r["tune"].items())
+        out.append(f"{data}  {trick}: {verdict(d, metric, ph)}: Δ {metric} "
+                   f"{num(d.delta, signed=True) if d.n else '–'}{ci}{test} over {d.n} evaluation "
+                   f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
+                                              f"{list(r['tuned_on'])}" if setting else ""))
     if out:
-        out.append("verdict: helps / hurts where the paired 95% interval of Δ excludes 0, else "
-                   "no detectable effect (" + ci_note(bootstrap).split(";")[0] + ").")
+        out.append("verdict: helps / hurts where the exact paired sign-flip test, Holm-adjusted "
+                   "over these lines, gives p < 0.05, else no detectable effect (it cannot go "
+                   "below 2 / 2^n with n seeds); interval: " + ci_note(bootstrap).split(" (")[0]
+                   + ".")
     return out
