@@ -57,8 +57,9 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
     b_prof, b_lo, b_hi = aggregate.performance_profile(list(base.values()), taus)
     cols = min(COLUMNS, len(tricks))
     nrows = -(-len(tricks) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(1.75 * cols + 0.6, 1.45 * nrows + 0.9),
-                             sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.8 * cols + 0.6, 1.45 * nrows + 0.9),
+                             sharex=True, sharey=True, squeeze=False,
+                             gridspec_kw={"wspace": 0.25})
     for ax in axes.flat[len(tricks):]:
         ax.set_visible(False)
     for ax, lbl in zip(axes.flat, tricks):
@@ -71,8 +72,8 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
         ax.tick_params(labelsize=8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.set_xticks([0, 0.5, 1])
-        ax.set_yticks([0, 0.5, 1])
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
     for ax in axes[-1]:
         ax.set_xlabel(f"τ ({name})", fontsize=8)
     for ax in axes[:, 0]:
