@@ -175,7 +175,8 @@ NORMALISED: dict[str, tuple[str, Callable]] = {
 
 def normalised_scores(rows, name: str) -> np.ndarray:
     """The scored seeds' normalised scores of one variant's rows (one per seed)."""
-    done = rows[rows["status"] == "done"].drop_duplicates("seed")
+    cols = [c for c in ("seed", "modes", "high_quality", "protocol") if c in rows]
+    done = rows.loc[rows["status"] == "done", cols].drop_duplicates("seed")
     fn = NORMALISED[name][1]
-    vals = np.array([fn(r) for _, r in done.iterrows()], dtype=float)
+    vals = np.array([fn(r) for r in done.to_dict("records")], dtype=float)
     return vals[np.isfinite(vals)]

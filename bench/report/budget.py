@@ -35,8 +35,9 @@ def half_value(row: pd.Series | dict, metric: str) -> float:
 
 
 def half_by_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
-    done = rows[rows["status"] == "done"].drop_duplicates("seed")
-    return pd.Series([half_value(r, metric) for _, r in done.iterrows()],
+    cols = [c for c in ("seed", "steps", "curves") if c in rows]
+    done = rows.loc[rows["status"] == "done", cols].drop_duplicates("seed")
+    return pd.Series([half_value(r, metric) for r in done.to_dict("records")],
                      index=done["seed"].to_numpy(), dtype=float)
 
 

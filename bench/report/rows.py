@@ -11,11 +11,21 @@ from bench.report import stats
 from bench.report.tables import num
 
 
+def light(frame: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """`frame` without its `attrs` (but `keep`): pandas deep-copies a frame's attrs on every
+    selection, and `load_records` puts the grids' member lists there, so each boolean mask on a
+    row frame of a large store cost milliseconds. The tables select thousands of times."""
+    out = frame.copy(deep=False)  # one deep copy of the attrs, here
+    out.attrs = {k: frame.attrs[k] for k in keep if k in frame.attrs}
+    return out
+
+
 def by_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
     """The scored values of one variant's rows (one cell per seed), indexed by seed."""
-    done = rows[(rows["status"] == "done")].drop_duplicates("seed")
-    if metric not in done:
+    if metric not in rows:
         return pd.Series(dtype=float)
+    # only the two columns: copying every column of a row frame (curves, configs) is slow
+    done = rows.loc[rows["status"] == "done", ["seed", metric]].drop_duplicates("seed")
     return pd.Series(done[metric].to_numpy(dtype=float), index=done["seed"].to_numpy())
 
 

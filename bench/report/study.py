@@ -23,7 +23,7 @@ import pandas as pd
 
 from bench.report import aggregate, budget, power, stats, tuned, validity
 from bench.report.pairing import baseline_of
-from bench.report.rows import by_seed
+from bench.report.rows import by_seed, light
 from bench.report.tables import Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of
 
@@ -54,6 +54,7 @@ def units(df: pd.DataFrame) -> list[Unit]:
     specs = df.attrs.get("grids", {}) if df is not None else {}
     if df is None or df.empty:
         return out
+    df = light(df, keep=("grids",))  # fast selections (rows.light)
     for (grid, data), pool in df.groupby(["grid", "data"], sort=False):
         held = tuned.is_held_out(pool)
         if held:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import stats, validity
-from bench.report.rows import by_seed, ci_note, delta_text, labels
+from bench.report.rows import by_seed, ci_note, delta_text, labels, light
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
@@ -24,6 +24,7 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     view: every variant at one LR (`base_lr` when it was tried, else the baseline's best). With
     other sweep axes (steps, batch size) each variant is compared with the baseline at its own
     sweep point: the same setup but the lr."""
+    part = light(part)  # fast selections (rows.light)
     tuned = part[part["tune_lr"].notna()].drop_duplicates("cell_id")
     if tuned.empty:
         return None
@@ -172,6 +173,7 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     beside it, the *optimistic* same-seed view: the chosen setting's Δ against the baseline's
     chosen setting on the very tuning seeds that chose both (selected and reported on the same
     seeds, so biased in the variant's favour; the held-out table is the one to read)."""
+    part = light(part)  # fast selections (rows.light)
     tune = part[part["seed_role"] == "tune"].drop_duplicates("cell_id")
     evals = held_out_rows(part).drop_duplicates("cell_id")
     if evals.empty:
@@ -250,6 +252,7 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
     if df is None or df.empty or not is_held_out(df):
         return out
     found = []  # (data, trick, metric, delta, rows) or (text,) for a line without a test
+    df = light(df)  # fast selections (rows.light)
     for data, pool in df.groupby("data", sort=False):
         evals = held_out_rows(pool)
         for trick in tricks:

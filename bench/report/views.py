@@ -19,7 +19,7 @@ import pandas as pd
 from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import by_seed, ci_note, delta_text, labels, test_line
+from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -87,6 +87,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     """Mean ± std (n) per metric, paired Δ with CI per headline metric, Holm across rows.
     `reference(variant_rows, pool)` gives the rows Δ is taken against (None: the row is itself
     a reference). `reverse`: Δ = reference − variant (leave-one-out)."""
+    part, pool = light(part), light(pool)  # fast selections (rows.light)
     shown = shown_metrics(part, metrics)
     heads = [m for m in headline if m in shown]
     groups = variants(part)
@@ -214,6 +215,7 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 headline: list[str], bootstrap: bool = False) -> Table:
     """Per pair: Δ(a+b) vs baseline and the interaction (a+b) − a − b + baseline per seed, each
     against cells at the pair's own sweep point (data axes, tuned lr, the tricks' params)."""
+    part, pool = light(part), light(pool)  # fast selections (rows.light)
     records, rows_out = [], []
     groups = [g for g in variants(part) if len(g["tricks"].iloc[0]) == 2]
     for rows, label in zip(groups, labels(groups)):
