@@ -29,6 +29,7 @@ class Report:
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
     verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
+    study_tables: list[Table] = field(default_factory=list)  # verdict, aggregates, power
 
 
 def _slug(*parts: str) -> str:
@@ -219,7 +220,7 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
          "summary: Δ vs baseline of every trick on every headline metric, per dataset")
     report.figures = summary + report.figures  # the figure a reader sees first
     study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
-    for t in report.tables:
+    for t in report.study_tables + report.tables:
         t.write(out / "tables")
     if samples:
         several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
@@ -292,7 +293,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines += ["", "## Tables", "",
               "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
               "number unformatted).", ""]
-    for t in report.tables:
+    for t in report.study_tables + report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
     lacking, others = [], 0
     for (grid, dataset, design), short in report.lacking.items():

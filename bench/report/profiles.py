@@ -10,6 +10,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from bench.report import aggregate, figures  # figures sets the Agg backend and the theme
 from bench.store.results import direction
@@ -42,7 +43,18 @@ def text_problems(fig) -> list[str]:
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    return figures._save(fig, stem)
+    """PNG (at figures.DPI, fewer pixels past figures.MAX_PNG_BYTES) and PDF; the figures here
+    are laid out by matplotlib's constrained engine, which places the suptitle too."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    dpi = figures.DPI
+    fig.savefig(png, dpi=dpi)
+    while png.stat().st_size > figures.MAX_PNG_BYTES and dpi > 40:
+        dpi = int(dpi * 0.8)
+        fig.savefig(png, dpi=dpi)
+    fig.savefig(pdf)
+    plt.close(fig)
+    return [png, pdf]
 
 
 def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open: bool = False):
@@ -58,8 +70,7 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
     cols = min(COLUMNS, len(tricks))
     nrows = -(-len(tricks) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(1.8 * cols + 0.6, 1.45 * nrows + 0.9),
-                             sharex=True, sharey=True, squeeze=False,
-                             gridspec_kw={"wspace": 0.25})
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     for ax in axes.flat[len(tricks):]:
         ax.set_visible(False)
     for ax, lbl in zip(axes.flat, tricks):
@@ -81,7 +92,6 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
     fig.suptitle(f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% bands)",
                  fontsize=9)
     if keep_open:
-        fig.tight_layout()
         return fig
     return _save(fig, stem)
 
@@ -101,7 +111,8 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
     cols = min(3, n)
     nrows = -(-n // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, (0.22 * tallest + 1.1) * nrows),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.12, wspace=0.06)  # tick labels of two panels apart
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (data, rows) in zip(axes.flat, by_data.items()):
@@ -119,10 +130,10 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
         ax.set_xlabel(f"Δ {metric} vs baseline ({'↑' if direction(metric) == 'up' else '↓'} "
                       "better)", fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         ax.set_title(data, fontsize=9)
     fig.suptitle("Verdict: Δ with 95% interval; filled = helps/hurts after Holm, "
                  "orange = fragile", fontsize=9)
     if keep_open:
-        fig.tight_layout()
         return fig
     return _save(fig, stem)

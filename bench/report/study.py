@@ -324,8 +324,9 @@ def power_table(tables: list[Table]) -> Table | None:
 
 # -- into a report ----------------------------------------------------------------------------
 def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
-    """Append the verdict, aggregate and power tables and the verdict and performance-profile
-    figures to `report` (bench.report.build.Report), the verdict first, and set
+    """Add the verdict, aggregate and power tables (`report.study_tables`, written and indexed
+    before the design tables) and the verdict and performance-profile figures (first in
+    `report.figures`) to `report` (bench.report.build.Report), and set
     `report.verdict` to the Markdown that opens index.md."""
     from bench.report import profiles
     from bench.report.tables import to_markdown
@@ -354,5 +355,5 @@ def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
     pw = power_table(report.tables)
     if pw is not None:
         tables.append(pw)
-    report.tables[:0] = tables
+    report.study_tables[:0] = tables
     report.figures[:0] = figures_out
