@@ -197,3 +197,20 @@ def test_fragile_when_the_sign_flips_at_half_budget():
                                                                        [400, 3]]}},
                              "modes") == 2
     assert math.isnan(budget.half_value({"steps": 600, "curves": {}}, "modes"))
+
+
+def test_power_from_the_committed_records_and_bad_input(tmp_path, capsys):
+    """`python -m bench.report.power`: what the presets' seed comments quote; a bad input is
+    one line on stderr and exit 2."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert power.main([str(root / "results" / "paper-2d" / "records.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "ring8 25000 steps" in out and "seeds for 1 mode: 22" in out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    for arg in (str(bad), str(tmp_path / "missing.jsonl"), str(tmp_path)):
+        assert power.main([arg]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: cannot read records from")

@@ -90,3 +90,89 @@ def table_power(numbers, metric: str) -> dict:
     return {"metric": metric, "n": n, "rows": len(tested), "sd_diff": sd,
             "detectable": detectable(n, sd), "floor": min(1.0, 2 / 2 ** n),
             "seeds_1": seeds_needed(1.0, sd) if metric.startswith("modes") else math.nan}
+
+
+# -- from stored records: `python -m bench.report.power RECORDS.jsonl|STORE ...` ---------------
+def from_records(records) -> list[dict]:
+    """Per setup (dataset, steps, G/D lr, batch): the pooled sd of the paired mode-count
+    differences (each single-trick variant minus the baseline, matched seeds), with the smallest
+    detectable Δ at the seeds stored, at 5 and at 8 seeds, and the seeds 1 and 2 modes need.
+    `records`: dicts as in a records.jsonl (config, status, metrics)."""
+    from collections import defaultdict
+
+    from bench.report.stats import differences_ci
+
+    by: dict = defaultdict(dict)
+    for r in records:
+        c = r.get("config") or {}
+        if r.get("status") != "done" or "modes" not in (r.get("metrics") or {}):
+            continue
+        t = c["train"]
+        key = (c["data"]["name"], t["steps"], t["g_optim"]["lr"], t["d_optim"]["lr"],
+               t["batch_size"])
+        label = ",".join(x["name"] for x in c.get("tricks") or []) or "baseline"
+        by[key, label][c["seed"]] = float(r["metrics"]["modes"])
+    groups: dict = defaultdict(list)
+    for (key, label), v in by.items():
+        base = by.get((key, "baseline"))
+        if label == "baseline" or not base:
+            continue
+        d = [v[s] - base[s] for s in v if s in base]
+        if len(d) > 1:
+            delta = differences_ci(d)
+            groups[key].append((delta.sd, delta.n))
+    out = []
+    for key, sds in groups.items():
+        sd = pooled_sd([s for s, _ in sds], [n for _, n in sds])
+        n = max(n for _, n in sds)
+        out.append({"data": key[0], "steps": key[1], "lr_g": key[2], "lr_d": key[3],
+                    "batch": key[4], "rows": len(sds), "n": n, "sd_diff": sd,
+                    "detectable_n": detectable(n, sd), "detectable_5": detectable(5, sd),
+                    "detectable_8": detectable(8, sd), "seeds_1_mode": seeds_needed(1.0, sd),
+                    "seeds_2_modes": seeds_needed(2.0, sd)})
+    return out
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    import sqlite3
+    import sys
+    from pathlib import Path
+
+    from bench.store.db import StoreError
+
+    ap = argparse.ArgumentParser(prog="python -m bench.report.power", description=(
+        "Seeds by power: from stored records (a records.jsonl, or a store folder), the smallest "
+        "mode-count Δ detectable at 80% power and the paired seeds a 1- or 2-mode effect needs."))
+    ap.add_argument("records", nargs="+", help="records.jsonl file(s) or store folder(s)")
+    args = ap.parse_args(argv)
+    for src in args.records:
+        path = Path(src)
+        try:
+            if path.is_dir():
+                from bench.store import Store
+                with Store(path, create=False) as store:
+                    recs = [json.loads(r.to_json()) for r in store.records()]
+            else:
+                recs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            rows = from_records(recs)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, sqlite3.Error,
+                StoreError) as e:
+            print(f"error: cannot read records from {src}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+            return 2
+        if not rows:
+            print(f"{src}: no setup with a baseline and a variant on >= 2 matched seeds")
+        for row in rows:
+            print(f"{src}: {row['data']} {row['steps']} steps, lr G {row['lr_g']:g} / D "
+                  f"{row['lr_d']:g}, batch {row['batch']}: {row['rows']} variants x {row['n']} "
+                  f"seeds, sd of paired Δ modes {row['sd_diff']:.2f}; detectable at 80% power: "
+                  f"{row['detectable_n']:.2f} at {row['n']} seeds, {row['detectable_5']:.2f} at "
+                  f"5, {row['detectable_8']:.2f} at 8; seeds for 1 mode: {row['seeds_1_mode']}, "
+                  f"for 2 modes: {row['seeds_2_modes']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
