@@ -151,6 +151,11 @@ def test_pairs_interaction_by_hand(df):
     lf = n.loc["label_flip+spectral_norm"]
     assert lf["i_high_quality_lo"] < 0 < lf["i_high_quality_hi"]  # no interaction
     assert n.loc["relativistic+wgan_gp", "status"].startswith("conflict")
+    # Holm over every claim of the pairs table (Δ(a+b) and interaction together), by hand
+    both = t.numbers[["d_high_quality_p_perm", "i_high_quality_p_perm"]].to_numpy(float)
+    hand = stats.holm(both.ravel()).reshape(both.shape)
+    np.testing.assert_allclose(t.numbers["i_high_quality_p_holm"], hand[:, 1])
+    assert t.notes[0].startswith("**Test:** exact paired sign-flip")
 
 
 def test_factorial_effects_equal_contrasts(df):
@@ -183,7 +188,7 @@ def test_tuned_view_chooses_each_variants_best_lr(df):
     assert n.loc["spectral_norm", "best_lr"] == pytest.approx(5e-4)
     diffs = [high_quality(("spectral_norm",), s, 5e-4) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
     assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(np.mean(diffs))
-    assert "same seeds" in t.notes[0]
+    assert "same seeds" in t.notes[1] and t.notes[0].startswith("**Test:**")
     # the common-LR view beside it: every variant at the baseline's best LR (1e-3)
     assert n.loc["spectral_norm", "common_lr"] == pytest.approx(1e-3)
     common = [high_quality(("spectral_norm",), s, 1e-3) - high_quality((), s, 1e-3) for s in (0, 1, 2)]

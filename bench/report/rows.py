@@ -66,18 +66,22 @@ def ci_note(bootstrap: bool) -> str:
             "5).")
 
 
-def test_line(deltas, n_metrics: int = 1) -> str:
-    """One line per table: the test, the correction and the number of seeds of its claims."""
+def test_line(deltas, n_metrics: int = 1, family: str | None = None,
+              holm_where: str = "") -> str:
+    """One line per table: the test, the correction and the number of seeds of its claims
+    (`family`: what the claims are, default '<n> headline metric(s) × rows'; `holm_where`: where
+    the adjusted p is, when the table's * stays unadjusted)."""
     tested = [d for d in deltas if d.n > 0 and math.isfinite(d.p_perm)]
     ns = sorted({d.n for d in tested})
     if not tested:
-        return "Test: none (no paired seeds)."
+        return "**Test:** none (no paired seeds)."
     seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
     floor = stats.sign_flip_floor(ns[-1])
     reach = ("" if floor < 1 - stats.LEVEL else
              f"; at {ns[-1]} seeds no claim can reach p < {1 - stats.LEVEL:.2g}")
+    family = family or f"{n_metrics} headline metric(s) × rows"
     return (f"**Test:** exact paired sign-flip (permutation) test, two-sided; **correction:** "
-            f"Holm over the table's {len(tested)} claims ({n_metrics} headline metric(s) × rows); "
+            f"Holm over the table's {len(tested)} claims ({family}){holm_where}; "
             f"**seeds:** {seeds} paired (smallest attainable p {num(floor)}{reach}).")
 
 

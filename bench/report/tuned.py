@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import stats, validity
-from bench.report.rows import by_seed, ci_note, delta_text, labels, light
+from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
@@ -47,7 +47,7 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                 base_at.setdefault(point[rows.index[0]], k)
     names = labels([c[3] for c in chosen.values()], shown_too=("lr",),
                    name=lambda r: row_label_of(r["label"].iloc[0], no_lr[r.index[0]], {}))
-    records, rows_out = [], []
+    records, rows_out, claims = [], [], []
     heads = [m for m in headline if m in tuned]
     for (k, (lr, rows, means, every_lr)), label in zip(chosen.items(), names):
         base_key = base_at.get(point[rows.index[0]])
@@ -70,7 +70,9 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                                        bootstrap=bootstrap)
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
                         f"d_{m}_p": d.p, f"common_d_{m}": c.delta, f"common_d_{m}_lo": c.lo,
-                        f"common_d_{m}_hi": c.hi, f"common_d_{m}_p": c.p})
+                        f"common_d_{m}_hi": c.hi, f"common_d_{m}_p": c.p,
+                        f"d_{m}_p_perm": d.p_perm, f"common_d_{m}_p_perm": c.p_perm})
+            claims += [d, c]
             cells.append(Cell(f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else num(mean)))
             cells.append(Cell(delta_text(d)))
             cells.append(Cell(delta_text(c)))
@@ -89,7 +91,10 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     which = ("the grid base LR" if base_lr is not None and common == base_lr else
              "the baseline best LR") if one else (
         "the grid base LR where it was tried, else the baseline's best LR at that sweep point")
-    notes = [f"Optimistic (selected and reported on the same seeds). "
+    numbers = _holm_csv(pd.DataFrame(records), [f"{p}d_{m}_p_perm" for m in heads
+                                                for p in ("", "common_")])
+    notes = [_test_line(claims, "(both tuned, common lr) × metric(s) × rows"),
+             f"Optimistic (selected and reported on the same seeds). "
              f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
              "its paired Δ against the baseline at the baseline's own best LR, at the same sweep "
              "point (the same setup but the lr); the choice and the score use the same seeds, so "
@@ -99,7 +104,20 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
              + ci_note(bootstrap) + " The design table holds every LR as its own row."]
     if any(validity.MARK in r[0].text for r in rows_out):
         notes.append(validity.MARK_NOTE)
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
+
+
+def _holm_csv(numbers: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`<col>_p_holm` beside each sign-flip p column: Holm over all of them together."""
+    for col, adjusted in stats.holm_columns(numbers, [c for c in columns if c in numbers]).items():
+        numbers[col.replace("_p_perm", "_p_holm")] = adjusted
+    return numbers
+
+
+def _test_line(claims, family: str) -> str:
+    """The test line of a table whose * stays unadjusted (the Holm p is in its CSV)."""
+    return test_line(claims, family=family,
+                     holm_where=" (`_p_holm` in the CSV; * unadjusted)")
 
 
 # -- held-out tuning (bench/schedule/tuning.py): chosen on tuning seeds, reported on evaluation seeds --------
@@ -193,7 +211,7 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     heads = [m for m in headline if m in part]
     columns = ["variant", "chosen", "tuned on", "candidates (mean on tuning seeds)"] + [
         f"optimistic Δ {m}" for m in heads]
-    rows_out, records = [], []
+    rows_out, records, claims = [], [], []
     for g, label in zip(groups, labels(groups, shown_too=("lr",))):
         r = g.iloc[0]
         scores = r["tune_scores"]
@@ -212,16 +230,18 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                 d = stats.paired_delta(by_seed(mine, m), by_seed(base_tune, m),
                                        bootstrap=bootstrap)
             rec.update({f"opt_d_{m}": d.delta, f"opt_d_{m}_lo": d.lo, f"opt_d_{m}_hi": d.hi,
-                        f"opt_d_{m}_n": d.n})
+                        f"opt_d_{m}_n": d.n, f"opt_d_{m}_p_perm": d.p_perm})
+            claims.append(d)
             cells.append(Cell(delta_text(d)))
         rows_out.append(cells)
         records.append(rec)
-    notes = [held_out_note(evals),
+    numbers = _holm_csv(pd.DataFrame(records), [f"opt_d_{m}_p_perm" for m in heads])
+    notes = [_test_line(claims, "metric(s) × rows"), held_out_note(evals),
              "optimistic Δ: the chosen setting against the baseline's chosen setting on the "
              "tuning seeds that chose them — optimistic (selected and reported on the same "
              "seeds); shown only beside the held-out table, which reports the evaluation seeds. "
              + ci_note(bootstrap)]
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
 
 
 def verdict_delta(variant: pd.Series, baseline: pd.Series, bootstrap: bool = False

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from bench.report import budget, compute, power, stats, validity
@@ -216,7 +217,7 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     """Per pair: Δ(a+b) vs baseline and the interaction (a+b) − a − b + baseline per seed, each
     against cells at the pair's own sweep point (data axes, tuned lr, the tricks' params)."""
     part, pool = light(part), light(pool)  # fast selections (rows.light)
-    records, rows_out = [], []
+    records, rows_out, claims = [], [], []
     groups = [g for g in variants(part) if len(g["tricks"].iloc[0]) == 2]
     for rows, label in zip(groups, labels(groups)):
         tricks = rows["tricks"].iloc[0]
@@ -243,16 +244,30 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             for prefix, d in (("d", d_ab), ("i", inter)):
                 rec.update({f"{prefix}_{m}": d.delta, f"{prefix}_{m}_lo": d.lo,
                             f"{prefix}_{m}_hi": d.hi, f"{prefix}_{m}_n": d.n,
-                            f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method})
+                            f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method,
+                            f"{prefix}_{m}_p_perm": math.nan if rec["delta_withheld"]
+                            else d.p_perm})
+                claims.append(d)
             cells += [Cell(validity.WITHHELD_TEXT if rec["delta_withheld"] else delta_text(d))
                       for d in (d_ab, inter)]
         records.append(rec)
         rows_out.append(cells)
     numbers = pd.DataFrame(records)
+    # Holm over every claim of the table: each pair's Δ(a+b) and interaction on every metric
+    tested = [f"{prefix}_{m}_p_perm" for m in headline for prefix in ("d", "i")]
+    family = stats.holm_columns(numbers, [c for c in tested if c in numbers])
+    for col, adjusted in family.items():
+        numbers[col.replace("_p_perm", "_p_holm")] = adjusted
+        pos = 2 + tested.index(col)  # pair, status, then (Δ(a+b), interaction) per metric
+        for i, ph in enumerate(adjusted):
+            if math.isfinite(ph):
+                rows_out[i][pos] = Cell(rows_out[i][pos].text + f" p_H={ph:.2g}")
     columns = ["pair", "status"]
     for m in headline:
         columns += [f"Δ(a+b) {m}", f"interaction {m}"]
-    notes = ["interaction = Δ(a+b) − Δ(a) − Δ(b) per seed (= (a+b) − a − b + baseline), mean "
+    notes = [test_line(claims, family=f"Δ(a+b) and interaction × {len(headline)} metric(s) × "
+                                      "pairs"),
+             "interaction = Δ(a+b) − Δ(a) − Δ(b) per seed (= (a+b) − a − b + baseline), mean "
              "over the seeds all four cells share. " + ci_note(bootstrap) + " Single-trick "
              "cells come from any design of the grid at the pair's sweep point (same setup, the "
              "trick's params as in the pair); '–' where one is missing."]
@@ -299,7 +314,16 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
         rows_out.append(cells)
     first = next(iter(results.values()))
     lost = int((~done).sum())
-    notes = [f"Least squares on the ±1 design over {int(done.sum())} scored runs (seeds are "
+    numbers = pd.DataFrame(records)
+    family = stats.holm_columns(numbers, [f"{m}_p" for m in results if f"{m}_p" in numbers])
+    for col, adjusted in family.items():  # Holm over every effect of every metric together
+        numbers[col + "_holm"] = adjusted
+    claims = int(sum(np.isfinite(v).sum() for v in family.values()))
+    notes = [f"**Test:** t-test of each least-squares effect ({first.dof} residual degrees of "
+             f"freedom; effects of single runs, not paired seeds); **correction:** Holm over the "
+             f"table's {claims} claims (effects × metrics; `<metric>_p_holm` in the CSV; * is "
+             f"unadjusted); **runs:** {int(done.sum())} scored.",
+             f"Least squares on the ±1 design over {int(done.sum())} scored runs (seeds are "
              f"replicates), {first.dof} residual degrees of freedom; effect = mean(high) − "
              "mean(low) = 2 × coefficient, ± its standard error; * = 95% CI excludes 0."]
     if lost:
@@ -314,7 +338,7 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
             notes.append(f"Design {key}: {text}")
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
 
 
 def for_dataset(value, dataset: str):
