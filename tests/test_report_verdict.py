@@ -100,7 +100,8 @@ def test_study_figures_are_readable(df):
     assert profiles.text_problems(fig) == []
     profiles.plt.close(fig)
     scores = study.aggregate_scores(df[df.grid == "synth"])["synth"]
-    fig = profiles.profile_figure(scores["scores"]["high_quality"], "high_quality", None,
+    fig = profiles.profile_figure(scores["scores"]["high_quality"],
+                                  scores["baseline"]["high_quality"], "high_quality", None,
                                   "synth", keep_open=True)
     assert profiles.text_problems(fig) == []
     profiles.plt.close(fig)
