@@ -4,8 +4,14 @@ after any interruption, and from several processes or machines at once (the leas
 trainer runs per cell).
 
 Faults stay inside the cell: an exception becomes a `failed` record (one-line reason, traceback
-in `record.error`); an unreadable checkpoint is moved aside and the cell restarts from step 0
-(a `restart` event in `record.history`)."""
+in `record.error`); an unreadable checkpoint, or one whose sha256 is not the recorded one, is
+moved aside and the cell falls back to its previous checkpoint (`checkpoint.prev.pt`, verified
+the same way) or restarts from step 0 (a `fallback` / `restart` event in `record.history`).
+
+Fencing (`bench.store.integrity`): every checkpoint, sample and record write checks that this
+process still holds the cell's lease at that moment. A holder that lost it (paused past the lease
+timeout and taken over) stops at its next step, writes nothing, says so in one line and raises
+LeaseLostError (a CellBusy: the executors then wait for the new holder's record)."""
 from __future__ import annotations
 
 import os
@@ -22,8 +28,10 @@ from bench.core.record import Record
 from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
 from bench.store import Store, StoreError
+from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
-from bench.train.checkpoint import CheckpointError
+from bench.train.checkpoint import (CheckpointError, load as load_checkpoint, previous_path,
+                                    remove_stale_temporaries)
 from bench.train.runtime import pick_device
 from bench.trickapi.registry import create_trick, typed_conflict_reasons
 
@@ -38,6 +46,14 @@ class CellBusy(RuntimeError):
 
     def __init__(self, lease: Lease):
         super().__init__(f"cell {lease.cell_id} is being trained by {lease.owner}")
+        self.lease = lease
+
+
+class LeaseLostError(CellBusy):
+    """This process lost the cell's lease while training it and stopped without writing."""
+
+    def __init__(self, lease: Lease, message: str):
+        RuntimeError.__init__(self, message)
         self.lease = lease
 
 
@@ -185,12 +201,22 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
                       f"waiting for its record", file=sys.stderr, flush=True)
                 said = True
             time.sleep(LEASE_POLL_S)
+        fence = fence_for(store.db_path, cell.cell_id)
+        for tmp in remove_stale_temporaries(store.cell_dir(cell.cell_id)):
+            # a killed write's temporary: its writer is gone (we hold the lease now)
+            print(f"ganbench: removed {tmp}, left by a write that was killed", file=sys.stderr,
+                  flush=True)
         try:
             with Heartbeat(store.db_path, cell.cell_id, owner):
                 return _train_and_store(cell, store, eval_spec=eval_spec, device=device,
                                         progress=progress, stop_after=stop_after,
                                         curve_every=curve_every, on_trainer=on_trainer,
-                                        threads=threads or cell_threads())
+                                        threads=threads or cell_threads(),
+                                        lost=fence.lost.is_set if fence else None)
+        except LeaseLost as exc:
+            print(f"ganbench: {exc}", file=sys.stderr, flush=True)
+            now = leases.get(cell.cell_id) or Lease(cell.cell_id, None, 0.0, 0)
+            raise LeaseLostError(now, str(exc)) from None
         finally:
             leases.release(cell.cell_id, owner)
 
@@ -205,8 +231,36 @@ def _restart_from_scratch(trainer: Trainer, exc: CheckpointError) -> dict:
     return {"event": "restart", "at": time.time(), "reason": str(exc), "moved_to": str(aside)}
 
 
+def _fall_back(trainer: Trainer, exc: CheckpointError, build: Callable[[], Trainer]
+               ) -> tuple[Trainer, dict]:
+    """A checkpoint that cannot be trusted: move it aside, then resume from the previous one
+    (`checkpoint.prev.pt`, itself verified) or from step 0. One warning line either way."""
+    path = trainer.checkpoint_path()
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    prev = previous_path(path)
+    why = str(exc)
+    fresh = build()
+    if prev.exists():
+        try:
+            fresh.load_state_dict(load_checkpoint(prev), str(prev))
+        except CheckpointError as prev_exc:
+            why += f"; the previous one too ({prev_exc})"
+            fresh = build()  # nothing half-loaded survives
+        else:
+            print(f"ganbench: warning: {exc}; moved it to {aside}; cell {trainer.cell.cell_id} "
+                  f"falls back to its previous checkpoint {prev.name} (step {fresh.step})",
+                  file=sys.stderr, flush=True)
+            return fresh, {"event": "fallback", "at": time.time(), "reason": str(exc),
+                           "moved_to": str(aside), "step": fresh.step}
+    print(f"ganbench: warning: {why}; moved it to {aside}; cell {trainer.cell.cell_id} "
+          f"restarts from step 0", file=sys.stderr, flush=True)
+    return fresh, {"event": "restart", "at": time.time(), "reason": why, "moved_to": str(aside)}
+
+
 def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progress, stop_after,
-                     curve_every, on_trainer, threads: int) -> Record | None:
+                     curve_every, on_trainer, threads: int,
+                     lost: Callable[[], bool] | None = None) -> Record | None:
     previous = store.get(cell.cell_id)  # a record being retried, or None
     history = list(previous.history) if previous else []
     if previous is not None:
@@ -233,16 +287,22 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
                 tr.set_probe(curve_probe(data.kind), every)
             if on_trainer is not None:
                 on_trainer(tr)
-            tr.should_stop = STOP.is_set
+            # Ctrl-C / SIGTERM, or a lost lease (the next write would raise LeaseLost)
+            tr.should_stop = STOP.is_set if lost is None else \
+                (lambda: STOP.is_set() or lost())
             return tr
 
         trainer = build()
         try:
             trainer.try_resume()
         except CheckpointError as exc:
-            history.append(_restart_from_scratch(trainer, exc))
-            trainer = build()  # nothing half-loaded survives
+            trainer, event = _fall_back(trainer, exc, build)
+            history.append(event)
         status, reason = trainer.train(stop_after=stop_after)
+        if lost is not None and lost():  # stopped by a lost lease: write nothing
+            fence = fence_for(store.db_path, cell.cell_id)
+            raise LeaseLost(fence.message() if fence else f"lost the lease of cell "
+                            f"{cell.cell_id}; stopped without writing", cell.cell_id)
         if status == "interrupted":
             return None
         record = trainer.make_record(status, reason)

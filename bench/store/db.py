@@ -20,11 +20,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
+from bench.store import integrity
 
 if TYPE_CHECKING:
     from bench.core.config import CellConfig
 
 CELL_ID = re.compile(r"[0-9a-f]{16}")
+# C0/C1 control characters (escape sequences, carriage returns...) in text read from a store
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\x1b`, `\n`...): a label or reason from a store
+    cannot move the cursor, recolour or clear the terminal it is printed on."""
+    if not isinstance(text, str):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -62,7 +73,7 @@ CREATE TABLE IF NOT EXISTS retired (
     at         REAL NOT NULL,
     record     TEXT NOT NULL
 );
-"""
+""" + integrity.FILES_SCHEMA
 
 
 def _writable(path: Path) -> bool:
@@ -133,6 +144,10 @@ class Store:
             raise StoreError(f"cannot read store {self.db_path}: {exc}") from None
 
     def _record(self, text: str, row_id: str) -> Record:
+        if not isinstance(row_id, str) or not CELL_ID.fullmatch(row_id):
+            raise StoreError(f"invalid cell id {printable(repr(row_id))} in {self.db_path}: not "
+                             f"16 hex digits; refusing to use it (`ganbench check --store "
+                             f"{self.root} --repair` sets such rows aside)")
         try:
             record = Record.from_json(text)
             if not isinstance(record.config, dict) or not isinstance(record.config.get("data"), dict):
@@ -144,7 +159,9 @@ class Store:
                              f"{type(exc).__name__}: {reason}") from None
         if record.cell_id != row_id:
             raise StoreError(f"invalid record in {self.db_path}: row {row_id!r} holds a record "
-                             f"of cell {record.cell_id!r}")
+                             f"of cell {printable(repr(record.cell_id))}")
+        for key in ("label", "reason", "variant_id"):  # printed by show, status, report
+            setattr(record, key, printable(getattr(record, key)))
         return record
 
     def cell_dir(self, cell_id: str) -> Path:
@@ -184,11 +201,17 @@ class Store:
     def put(self, record: Record, *, replace: bool = False) -> None:
         """Insert in one transaction. An existing row is only replaced when asked (re-scoring).
         Records retired for this cell (`retire`) join the new record's history in the same
-        transaction."""
+        transaction. While this process holds the cell's lease, the transaction first checks
+        the lease's fence (`bench.store.integrity`): LeaseLost, and nothing written, when the
+        lease was taken over or its heartbeat fell behind."""
         self._check_writable()
         verb = "INSERT OR REPLACE" if replace else "INSERT"
+        fence = integrity.fence_for(self.db_path, record.cell_id)
         try:
             with self._db:
+                if fence is not None:  # the check and the write in one transaction
+                    self._db.execute("BEGIN IMMEDIATE")
+                    fence.check(self._db)
                 retired = self._db.execute(
                     "SELECT event, at, record FROM retired WHERE cell_id=? ORDER BY at",
                     (record.cell_id,)).fetchall()
