@@ -1,4 +1,9 @@
-"""`ganbench train`: train and score one cell."""
+"""`ganbench train`: train and score one cell.
+
+Exit codes: 0 when the cell's record is `done` (or a `conflict` / `not-applicable` record says
+why it may not run); 1 when it is `failed` or `diverged` (as `run`), or when this process lost
+the cell's lease to another run while training (it stops without writing; the other run stores
+the cell); 2 for bad input."""
 from __future__ import annotations
 
 import argparse
@@ -92,9 +97,12 @@ def retire_for_retraining(store, cell: CellConfig) -> None:
 
     if not store.has(cell.cell_id):
         return
+    from bench.train.checkpoint import previous_path
+
     path = store.cell_dir(cell.cell_id) / CHECKPOINT
     try:
         path.unlink(missing_ok=True)
+        previous_path(path).unlink(missing_ok=True)
     except OSError as exc:
         from bench.store import StoreError
 
@@ -103,7 +111,7 @@ def retire_for_retraining(store, cell: CellConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.schedule.runner import run_cell
+    from bench.schedule.runner import LeaseLostError, run_cell
     from bench.store import Store
 
     cell = build_cell(args)
@@ -120,13 +128,20 @@ def run(args: argparse.Namespace) -> int:
                   f"train it again as a new attempt (the old record is kept in its history).",
                   file=sys.stderr)
         progress = not args.json and sys.stderr.isatty()  # as `run`: no '\r' lines in logs
-        record = run_cell(cell, store, eval_spec=spec, device=_device_for(cell, args.device),
-                          progress=progress, curve_every=args.curve_every)
+        try:
+            record = run_cell(cell, store, eval_spec=spec,
+                              device=_device_for(cell, args.device), progress=progress,
+                              curve_every=args.curve_every)
+        except LeaseLostError:  # run_cell said so in one line; nothing was written
+            return 1
+    if record is None:  # stopped (Ctrl-C): its checkpoint is on disk
+        print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
     if args.json:
         print(record.to_json())
     else:
         print(record.summary_line())
-    return 0
+    return 1 if record.status in ("failed", "diverged") else 0
 
 
 def _device_for(cell: CellConfig, device: str | None) -> str | None:

@@ -1,0 +1,165 @@
+"""Integrity (issue 20): fenced leases, verified checkpoints, a repair path, untrusted store
+content, bounded grids, exit codes. Each test fails on the code before the issue."""
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.schedule.leases import Leases
+from bench.schedule.runner import run_cell
+from bench.store import Store
+from bench.store.integrity import LeaseLost, sha256_file
+from bench.train import checkpoint
+from tests.scheduler_util import cli_cmd
+from tests.tiny import tiny_cell
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+# -- fencing ----------------------------------------------------------------------------------------
+def test_a_holder_whose_lease_was_taken_writes_nothing(tmp_path):
+    """In-process: take a lease, let another owner take it over, then every write of the first
+    holder (checkpoint, record) raises LeaseLost and leaves the files and the table as they were."""
+    cell = tiny_cell(steps=4)
+    with Store(tmp_path / "s") as store, Leases(store.db_path) as leases:
+        assert leases.acquire(cell.cell_id, "me:1:1:a")[0] == "taken"
+        folder = store.cell_dir(cell.cell_id)
+        ckpt = folder / "checkpoint.pt"
+        checkpoint.save_atomic({"step": torch.tensor(1)}, ckpt)  # ours: written
+        before = ckpt.read_bytes()
+        # another process takes it over (as its Leases.acquire does after our timeout)
+        with sqlite3.connect(store.db_path) as db:
+            db.execute("UPDATE leases SET owner='other:2:2:b', attempts=attempts+1")
+        with pytest.raises(LeaseLost, match="now held by other:2:2:b .attempt 2."):
+            checkpoint.save_atomic({"step": torch.tensor(2)}, ckpt)
+        assert ckpt.read_bytes() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt"]  # no temporary
+        from bench.schedule.runner import disallowed_record, failed_record
+
+        assert disallowed_record(cell) is None
+        with pytest.raises(LeaseLost):
+            store.put(failed_record(cell, "x"))
+        assert not store.has(cell.cell_id)
+
+
+def test_a_stale_heartbeat_is_a_lost_lease_even_before_a_takeover(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANBENCH_LEASE_TIMEOUT", "5")
+    cell = tiny_cell(steps=4)
+    with Store(tmp_path / "s") as store, Leases(store.db_path) as leases:
+        assert leases.acquire(cell.cell_id, "me:1:1:a")[0] == "taken"
+        store._db.execute("UPDATE leases SET heartbeat=heartbeat-60")
+        store._db.commit()
+        with pytest.raises(LeaseLost, match="heartbeat fell"):
+            checkpoint.save_atomic({"step": torch.tensor(2)},
+                                   store.cell_dir(cell.cell_id) / "checkpoint.pt")
+        assert not leases.heartbeat(cell.cell_id, "me:1:1:a")  # not refreshed back to life
+
+
+TRAIN = ["train", "--dataset", "ring8", "--batch-size", "32", "--width", "16",
+         "--checkpoint-every", "20", "--curve-every", "0", "--metrics", "modes"]
+
+
+def test_sigstopped_holder_taken_over_writes_nothing_after_sigcont(tmp_path):
+    """A holder paused (SIGSTOP, Ctrl-Z) past the lease timeout loses its lease to a second run;
+    woken (SIGCONT) it stops at once with one line, writes no checkpoint and no record, and the
+    cell's final checkpoint is the taker's."""
+    store = tmp_path / "s"
+    env = {**os.environ, "GANBENCH_LEASE_TIMEOUT": "2"}
+    argv = cli_cmd(*TRAIN, "--steps", "3000", "--store", str(store))
+    paused = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 120
+        cells = store / "cells"
+        while not any(cells.glob("*/checkpoint.pt")):  # it is training
+            assert paused.poll() is None and time.monotonic() < deadline, paused.communicate()
+            time.sleep(0.05)
+        os.kill(paused.pid, signal.SIGSTOP)
+        time.sleep(3)  # past the timeout
+        taker = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
+        assert taker.returncode == 0, taker.stderr
+        (folder,) = cells.iterdir()
+        ckpt = folder / "checkpoint.pt"
+        final, listing = ckpt.read_bytes(), sorted(p.name for p in folder.iterdir())
+        with Store(store) as s:
+            (record,) = s.records()
+        os.kill(paused.pid, signal.SIGCONT)
+        out, err = paused.communicate(timeout=120)
+    finally:
+        if paused.poll() is None:
+            os.kill(paused.pid, signal.SIGCONT)
+            paused.kill()
+    assert paused.returncode == 1, err
+    assert "lost the lease of cell" in one_line(err) and "stopped without writing" in err
+    assert record.status == "done" and record.step == 3000
+    assert ckpt.read_bytes() == final  # the taker's final checkpoint, untouched
+    assert sorted(p.name for p in folder.iterdir()) == listing  # no temporary, nothing new
+    assert int(checkpoint.load(ckpt)["step"]) == 3000
+    with Store(store) as s:
+        (again,) = s.records()
+        assert again.created_at == record.created_at and not s._query("SELECT * FROM retired")
+        (row,) = s._query("SELECT sha256 FROM files WHERE name='checkpoint.pt'")
+    assert row[0] == sha256_file(ckpt)
+
+
+# -- digests ----------------------------------------------------------------------------------------
+def _flip(path: Path, n: int = 64) -> None:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + n] = bytes(b ^ 0xFF for b in data[mid:mid + n])
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_bytes_checkpoint_is_not_trusted_the_cell_falls_back(tmp_path, capsys):
+    cell = tiny_cell(steps=8, checkpoint_every=2)
+    with Store(tmp_path / "s") as store:
+        assert run_cell(cell, store, progress=False, stop_after=6, curve_every=0) is None
+        ckpt = store.cell_dir(cell.cell_id) / "checkpoint.pt"
+        _flip(ckpt)
+        capsys.readouterr()
+        record = run_cell(cell, store, progress=False, curve_every=0)
+    err = capsys.readouterr().err
+    assert "does not match its recorded sha256" in one_line(err)
+    assert "falls back to its previous checkpoint checkpoint.prev.pt" in err
+    assert record.status == "done" and record.history[0]["event"] == "fallback"
+    with Store(tmp_path / "fresh") as store:  # the fallback changes nothing in the result
+        fresh = run_cell(cell, store, progress=False, curve_every=0)
+    assert fresh.metrics == record.metrics and fresh.curves == record.curves
+
+
+def test_a_flipped_final_checkpoint_is_refused_by_eval_in_one_line(tmp_path, capsys):
+    cell = tiny_cell(steps=3)
+    with Store(tmp_path / "s") as store:
+        run_cell(cell, store, progress=False, curve_every=0)
+        ckpt = store.cell_dir(cell.cell_id) / "checkpoint.pt"
+    _flip(ckpt)
+    code, _, err = cli(capsys, "eval", "--store", tmp_path / "s", "--cell", cell.cell_id,
+                       "--metrics", "modes")
+    assert code == 2 and "does not match its recorded sha256" in one_line(err)
+
+
+def test_a_killed_writes_temporary_is_removed_on_the_next_run(tmp_path, capsys):
+    cell = tiny_cell(steps=4, checkpoint_every=2)
+    with Store(tmp_path / "s") as store:
+        assert run_cell(cell, store, progress=False, stop_after=2, curve_every=0) is None
+        folder = store.cell_dir(cell.cell_id)
+        (folder / "checkpoint.pt.k1ll3d.tmp").write_bytes(b"x" * 1000)
+        capsys.readouterr()
+        assert run_cell(cell, store, progress=False, curve_every=0).status == "done"
+    assert "checkpoint.pt.k1ll3d.tmp, left by a write that was killed" in capsys.readouterr().err
+    assert not list(folder.glob("*.tmp"))
