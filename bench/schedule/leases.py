@@ -121,9 +121,16 @@ class Leases:
 
     def __init__(self, db_path: str | os.PathLike):
         self.db_path = Path(db_path)
-        self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            from bench.store.db import StoreError, damaged, is_damage
+
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
+            raise StoreError(f"cannot use the leases of store {self.db_path}: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
@@ -141,6 +148,16 @@ class Leases:
         has a record (whose status is not in `redo`, or, given `redo_created`, that is not the
         record stored at that time: a newer one from a concurrent run is not redone twice), or
         ("busy", the live lease)."""
+        try:
+            return self._acquire(cell_id, owner, redo, redo_created, timeout)
+        except sqlite3.DatabaseError as exc:
+            from bench.store.db import StoreError, damaged, is_damage
+
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
+            raise StoreError(f"cannot take a lease in store {self.db_path}: {exc}") from None
+
+    def _acquire(self, cell_id, owner, redo, redo_created, timeout) -> tuple[str, Lease | None]:
         timeout = lease_timeout() if timeout is None else timeout
         now = time.time()
         db = self._db

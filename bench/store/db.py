@@ -92,6 +92,33 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written; one line for the user."""
 
 
+def is_damage(exc: BaseException) -> bool:
+    """A damaged database file (not a busy or missing one)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+        or "corrupt" in text)
+
+
+def damaged(db_path: Path, detail: str) -> StoreError:
+    """The one line every command prints for a damaged results.sqlite."""
+    detail = " ".join(str(detail).split())[:160]
+    return StoreError(f"store database {db_path} is damaged ({detail}); run `ganbench check "
+                      f"--store {Path(db_path).parent}` (add --repair to salvage every readable "
+                      f"record into a fresh database)")
+
+
+def quick_check(db: sqlite3.Connection, db_path: Path) -> None:
+    """`PRAGMA quick_check` (every page's b-tree structure, no index cross-check): StoreError
+    naming the file when it reports anything but ok."""
+    try:
+        rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise damaged(db_path, exc) from None
+    if rows != [("ok",)]:
+        raise damaged(db_path, "; ".join(str(r[0]) for r in rows))
+
+
 class Store:
     def __init__(self, root: str | os.PathLike, *, create: bool = True):
         """`create=False`: the store must exist; it is opened read-only when we may not write
@@ -101,18 +128,26 @@ class Store:
         self.read_only = False
         if not create and not self.db_path.is_file():
             raise StoreError(f"no store at {self.root} (expected {self.db_path})")
+        existed = self.db_path.is_file()
         try:
             if not create and not (_writable(self.root) and _writable(self.db_path)):
                 self.read_only = True
                 self._db = self._connect_read_only()
+                quick_check(self._db, self.db_path)
                 return
             self.root.mkdir(parents=True, exist_ok=True)
             if not _writable(self.root):
                 raise PermissionError(f"{self.root} is not writable")
             self._db = sqlite3.connect(self.db_path, timeout=60)
+            if existed:  # a damaged file is one line naming it, before anything reads or writes
+                quick_check(self._db, self.db_path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+        except StoreError:
+            raise
         except (OSError, sqlite3.Error) as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot use store {self.db_path}: {exc}") from None
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -141,6 +176,8 @@ class Store:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot read store {self.db_path}: {exc}") from None
 
     def _record(self, text: str, row_id: str) -> Record:
@@ -228,6 +265,8 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"cell {record.cell_id} is already stored; not overwritten") from None
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         record.history = history
 
