@@ -260,3 +260,82 @@ def test_repair_salvages_records_sets_invalid_ones_aside_and_retires_lost_checkp
     with Store(root) as s:
         redone = s.get(ids[1])
     assert redone.history[-1]["event"].startswith("repair: final checkpoint")
+
+
+# -- untrusted store content ------------------------------------------------------------------------
+def _plant(root: Path, row_id: str, text: str) -> None:
+    with sqlite3.connect(root / "results.sqlite") as db:
+        db.execute("INSERT INTO cells VALUES (?,?,?,?,?,?,?,?)",
+                   (row_id, "v", "l", "ring8", 0, "done", text, 2e9))
+
+
+def test_a_dot_dot_cell_id_cannot_make_report_read_or_write_outside(capsys, small_store, tmp_path):
+    import json
+
+    root = _copy(small_store, tmp_path / "a" / "b" / "s")
+    with Store(root) as s:
+        record = json.loads(next(s.records()).to_json())
+    evil = "../../../x"
+    _plant(root, evil, json.dumps({**record, "cell_id": evil}))
+    outside = (root / "cells" / evil).resolve()
+    outside.mkdir(parents=True)
+    (outside / "samples.npz").write_bytes(b"planted")
+    before = sorted(p for p in tmp_path.rglob("*"))
+    for argv in (["report", "--out", root / "r"], ["show"], ["status"]):
+        code, out, err = cli(capsys, *argv, "--store", root)
+        assert code == 2 and "'../../../x'" in one_line(err) and "not 16 hex digits" in err
+    after = sorted(p for p in tmp_path.rglob("*"))
+    assert [p for p in after if p not in before] == []  # nothing written anywhere
+
+
+def test_terminal_escapes_from_a_store_are_printed_escaped(capsys, small_store, tmp_path):
+    root = _copy(small_store, tmp_path / "s")
+    with sqlite3.connect(root / "results.sqlite") as db:
+        (cid, text), = db.execute("SELECT cell_id, record FROM cells LIMIT 1").fetchall()
+        import json
+
+        rec = json.loads(text)
+        rec["label"] = "evil\x1b[2J\x1b]0;owned\x07"
+        rec["reason"] = "line1\rline2"
+        rec["status"] = "failed"
+        db.execute("UPDATE cells SET record=?, status='failed' WHERE cell_id=?",
+                   (json.dumps(rec), cid))
+        db.execute("INSERT INTO leases VALUES ('0123456789abcdef', ?, ?, 1)",
+                   (f"{os.uname().nodename}:{os.getpid()}:0:\x1b[31mred", time.time()))
+    for argv in (["show"], ["status"]):
+        code, out, err = cli(capsys, *argv, "--store", root)
+        assert code == 0 and "\x1b" not in out + err and "\r" not in out + err and "\x07" not in out
+        assert "\\x1b[2J" in out
+    assert "\\x1b[31mred" in out and "line1\\rline2" in out  # status: the owner and the reason
+
+
+@pytest.mark.parametrize("bad", ["truncated", "garbage", "object-array", "flipped"])
+def test_a_bad_sample_file_is_one_warning_and_the_report_finishes(capsys, small_store, tmp_path,
+                                                                  bad):
+    import numpy as np
+
+    root = _copy(small_store, tmp_path / "s")
+    with Store(root) as s:
+        ids = [r.cell_id for r in s.records()]
+    f = root / "cells" / ids[0] / "samples.npz"
+    if bad != "flipped":  # a store written before digests: the file itself is checked
+        with sqlite3.connect(root / "results.sqlite") as db:
+            db.execute("DELETE FROM files")
+    if bad == "truncated":
+        f.write_bytes(f.read_bytes()[:200])
+    elif bad == "garbage":
+        f.write_bytes(os.urandom(5000))
+    elif bad == "object-array":
+        f.unlink()
+        np.savez(f.with_suffix(""), points=np.array([object(), 1], dtype=object))
+    else:
+        _flip(f, 16)
+    code, out, err = cli(capsys, "report", "--store", root, "--out", tmp_path / "r")
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if str(f) in line]
+    assert len(warning) == 1 and "its samples figure is skipped" in warning[0], err
+    assert "Traceback" not in err
+    pngs = sorted(p.parent.name for p in (tmp_path / "r" / "samples").rglob("*.png")) \
+        if (tmp_path / "r" / "samples").exists() else []
+    assert not (tmp_path / "r" / "samples" / ids[0]).exists() or ids[0] not in pngs
+    assert len(list((tmp_path / "r" / "samples").glob("*.png"))) == 2

@@ -88,6 +88,22 @@ def _history_entry(event: str, at: float, old: Record) -> dict[str, Any]:
     return {"event": event, "at": at, **d}
 
 
+def _printable_record(record: Record) -> Record:
+    """Escape control characters in what show, status and the report print of a record (a
+    well-formed record has none, so this changes nothing but a planted one)."""
+    for key in ("label", "reason", "variant_id", "device"):
+        setattr(record, key, printable(getattr(record, key)))
+    data = record.config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        data["name"] = printable(data["name"])
+    if isinstance(record.metrics, dict):
+        record.metrics = {printable(k): v for k, v in record.metrics.items()}
+    if isinstance(record.flags, list):
+        record.flags = [{k: printable(v) for k, v in f.items()} if isinstance(f, dict) else f
+                        for f in record.flags]
+    return record
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written; one line for the user."""
 
@@ -197,9 +213,7 @@ class Store:
         if record.cell_id != row_id:
             raise StoreError(f"invalid record in {self.db_path}: row {row_id!r} holds a record "
                              f"of cell {printable(repr(record.cell_id))}")
-        for key in ("label", "reason", "variant_id"):  # printed by show, status, report
-            setattr(record, key, printable(getattr(record, key)))
-        return record
+        return _printable_record(record)
 
     def cell_dir(self, cell_id: str) -> Path:
         """The cell's artifact folder; only a well-formed id names one (never a path)."""
@@ -332,9 +346,14 @@ class Store:
         sql = "SELECT grid, design, dataset, cell_id, variant_id, info FROM members"
         rows = self._query(sql + (" WHERE grid=?" if grid else "") + " ORDER BY rowid",
                            (grid,) if grid else ())
-        return [{"grid": g, "design": d, "dataset": ds, "cell_id": c, "variant_id": v,
-                 "info": self._json(i, f"member info of cell {c!r}")}
-                for g, d, ds, c, v, i in rows]
+        out = []
+        for g, d, ds, c, v, i in rows:
+            info = self._json(i, f"member info of cell {printable(repr(c))}")
+            if isinstance(info, dict) and isinstance(info.get("label"), str):
+                info["label"] = printable(info["label"])
+            out.append({"grid": printable(g), "design": printable(d), "dataset": printable(ds),
+                        "cell_id": printable(c), "variant_id": printable(v), "info": info})
+        return out
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT status, COUNT(*) FROM cells GROUP BY status")
