@@ -339,3 +339,108 @@ def test_a_bad_sample_file_is_one_warning_and_the_report_finishes(capsys, small_
         if (tmp_path / "r" / "samples").exists() else []
     assert not (tmp_path / "r" / "samples" / ids[0]).exists() or ids[0] not in pngs
     assert len(list((tmp_path / "r" / "samples").glob("*.png"))) == 2
+
+
+# -- bounds -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("option, value, key", [
+    ("--steps", 10**12, "steps"), ("--width", 10**9, "width"), ("--depth", 10**8, "depth"),
+    ("--z-dim", 10**6, "z_dim"), ("--batch-size", 10**8, "batch_size"),
+    ("--resolution", 10**6, "resolution")])
+def test_each_bound_is_refused_in_one_line_naming_key_value_limit(capsys, tmp_path, option,
+                                                                  value, key):
+    from bench.core.config import LIMITS
+
+    dataset = "digits" if key == "resolution" else "ring8"
+    code, _, err = cli(capsys, "train", "--dataset", dataset, option, value, "--store",
+                       tmp_path / "s")
+    assert code == 2 and f"{key} = {value} is above the limit of {LIMITS[key]}" in one_line(err)
+    assert f"GANBENCH_MAX_{key.upper()}" in err and not (tmp_path / "s").exists()
+
+
+def test_a_bound_can_be_raised_by_its_environment_variable(monkeypatch):
+    from bench.core.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="above the limit"):
+        TrainConfig(steps=20_000_000)
+    monkeypatch.setenv("GANBENCH_MAX_STEPS", "50000000")
+    assert TrainConfig(steps=20_000_000).steps == 20_000_000
+    monkeypatch.setenv("GANBENCH_MAX_STEPS", "lots")
+    with pytest.raises(ConfigError, match="GANBENCH_MAX_STEPS must be an integer"):
+        TrainConfig(steps=5)
+
+
+GRID = """description = "big"
+design = "add-one"
+tricks = ["label_smoothing"]
+seeds = {seeds}
+[[data]]
+name = "ring8"
+steps = 10
+batch_size = {batch}
+"""
+
+
+@pytest.mark.parametrize("seeds, batch, message", [
+    (list(range(100_000)), 16, "the number of seeds = 100000 is above the limit of 1000"),
+    (list(range(100)), list(range(2, 1000)), "asks for at least 199600 cells in all, above "
+                                             "the limit of 20000 per grid")])
+def test_a_huge_grid_dry_run_is_refused_in_seconds(capsys, tmp_path, seeds, batch, message):
+    path = tmp_path / "big.toml"
+    path.write_text(GRID.format(seeds=seeds, batch=batch))
+    started = time.monotonic()
+    code, _, err = cli(capsys, "run", "--grid", path, "--store", tmp_path / "s", "--dry-run")
+    assert code == 2 and message in one_line(err)
+    assert time.monotonic() - started < 15 and not (tmp_path / "s").exists()
+
+
+# -- exit codes and messages ------------------------------------------------------------------------
+def test_train_tricks_with_no_names_and_an_inapplicable_metric_are_bad_input(capsys, tmp_path):
+    base = ["train", "--dataset", "ring8", "--steps", "3", "--store", tmp_path / "s"]
+    code, _, err = cli(capsys, *base, "--tricks", ",,")
+    assert code == 2 and "names no trick" in one_line(err)
+    code, _, err = cli(capsys, *base, "--metrics", "fid")
+    assert code == 2 and "--metrics fid does not apply to ring8" in one_line(err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_train_exits_1_when_its_cell_is_stored_failed(capsys, tmp_path, monkeypatch):
+    from bench.train import Trainer
+
+    def broken(self):
+        raise RuntimeError("simulated fault")
+
+    monkeypatch.setattr(Trainer, "train_step", broken)
+    code, out, err = cli(capsys, *SMALL, "--store", tmp_path / "s")
+    assert code == 1 and "failed" in out
+    with Store(tmp_path / "s") as s:
+        assert next(s.records()).status == "failed"
+
+
+def test_a_full_disk_is_one_line_that_says_so_and_stores_nothing(capsys, tmp_path, monkeypatch):
+    import errno
+
+    real = os.fdopen
+
+    def full(fd, *a, **kw):
+        f = real(fd, *a, **kw)
+
+        class Full:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def write(self, data):
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        return Full()
+
+    monkeypatch.setattr(os, "fdopen", full)
+    code, out, err = cli(capsys, *SMALL, "--store", tmp_path / "s")
+    assert code == 2 and one_line(err).startswith("ganbench: error: disk full: cannot write "
+                                                  "checkpoint")
+    assert str(tmp_path / "s" / "cells") in err
+    with Store(tmp_path / "s") as s:
+        assert not list(s.records())
+    assert not list((tmp_path / "s").rglob("*.tmp"))

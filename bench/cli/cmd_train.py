@@ -116,6 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
     cell = build_cell(args)
     spec = eval_spec_from(args)
+    if getattr(args, "metrics", None):  # asked for by name: each must apply to this dataset
+        from bench.data import dataset_kind
+        from bench.metrics import available_metrics
+
+        from bench.cli.common import CliError
+
+        kind = dataset_kind(cell.data.name)
+        bad = [m for m in spec.metrics if m not in available_metrics(kind)]
+        if bad:
+            raise CliError(f"--metrics {','.join(bad)} does not apply to {cell.data.name} "
+                           f"({kind} data, scored on: {', '.join(available_metrics(kind))})")
     load_data(args, cell)
     with Store(args.store) as store:
         stored = store.get(cell.cell_id)

@@ -30,8 +30,8 @@ from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
 from bench.store import Store, StoreError
 from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
-from bench.train.checkpoint import (CheckpointError, load as load_checkpoint, previous_path,
-                                    remove_stale_temporaries)
+from bench.train.checkpoint import (CheckpointError, DiskFull, load as load_checkpoint,
+                                    previous_path, remove_stale_temporaries)
 from bench.train.runtime import pick_device
 from bench.trickapi.registry import create_trick, typed_conflict_reasons
 
@@ -308,6 +308,8 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         record = trainer.make_record(status, reason)
         if status == "done":
             evaluate(trainer, eval_spec, record)
+    except DiskFull:  # not the cell's fault: one line, nothing stored; a rerun resumes
+        raise
     except Exception as exc:  # the cell failed; the grid goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         record = failed_record(cell, last, traceback.format_exc(), trainer)
