@@ -444,3 +444,60 @@ def test_a_full_disk_is_one_line_that_says_so_and_stores_nothing(capsys, tmp_pat
     with Store(tmp_path / "s") as s:
         assert not list(s.records())
     assert not list((tmp_path / "s").rglob("*.tmp"))
+
+
+# -- a cell id determines its result ----------------------------------------------------------------
+IMAGE = ["train", "--dataset", "digits", "--steps", "4", "--batch-size", "16", "--width", "8",
+         "--checkpoint-every", "2", "--curve-every", "2", "--n", "64", "--json"]
+
+
+def test_the_thread_count_is_part_of_the_cell_id(capsys, tmp_path, monkeypatch):
+    from bench.cli.cmd_train import build_cell, register  # noqa: F401
+    from bench.cli import make_parser
+
+    args = make_parser().parse_args(IMAGE[:-1] + ["--store", str(tmp_path)])
+    one = build_cell(args)
+    assert "threads" not in one.to_dict()["train"]  # ids of 1-thread cells are unchanged
+    monkeypatch.setenv("GANBENCH_CELL_THREADS", "2")
+    two = build_cell(args)
+    assert two.train.threads == 2 and two.cell_id != one.cell_id
+    from bench.schedule.grid import load_grid
+
+    assert all(c.train.threads == 2 for c in load_grid("smoke").cells)
+    monkeypatch.setenv("GANBENCH_CELL_THREADS", "many")
+    code, _, err = cli(capsys, *IMAGE, "--store", tmp_path / "s")
+    assert code == 2 and "GANBENCH_CELL_THREADS must be an integer" in one_line(err)
+
+
+def test_a_stored_image_cell_rerun_in_a_fresh_process_is_bit_identical(tmp_path):
+    import json
+
+    store = str(tmp_path / "s")
+    first = subprocess.run(cli_cmd(*IMAGE, "--store", store), capture_output=True, text=True,
+                           timeout=600)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(cli_cmd(*IMAGE, "--store", store, "--force"), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    a, b = json.loads(first.stdout), json.loads(again.stdout)
+    assert a["cell_id"] == b["cell_id"] and b["history"][-1]["event"] == "retrain"
+    assert a["metrics"] == b["metrics"] and a["curves"] == b["curves"]  # bit for bit
+    assert a["runtime"]["numerics"] == b["runtime"]["numerics"]
+    assert "differs from its stored record" not in again.stderr
+
+
+def test_a_rerun_that_differs_from_the_stored_record_says_why(capsys, tmp_path):
+    import json
+
+    store = tmp_path / "s"
+    code, out, _ = cli(capsys, *IMAGE, "--store", store)
+    rec = json.loads(out)
+    rec["metrics"]["fid"] += 0.02  # as if computed elsewhere
+    rec["runtime"]["numerics"] = {"cpu_capability": "AVX2", "cpu": "other",
+                                  "fingerprint": "0000000000000000"}
+    with sqlite3.connect(store / "results.sqlite") as db:
+        db.execute("UPDATE cells SET record=?", (json.dumps(rec),))
+    code, out, err = cli(capsys, *IMAGE, "--store", store, "--force")
+    assert code == 0
+    note = [line for line in err.splitlines() if "differs from its stored record" in line]
+    assert len(note) == 1 and "fid" in note[0] and "fingerprint 0000000000000000" in note[0]

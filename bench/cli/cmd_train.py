@@ -14,7 +14,7 @@ from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option, a
                               add_device_option, add_eval_options, eval_spec_from, load_data,
                               parse_tricks)
 from bench.core.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
-                               TrainConfig)
+                               TrainConfig, env_threads)
 
 
 def register(sub) -> None:
@@ -79,7 +79,7 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     d_opt = OptimConfig(lr=args.d_lr if args.d_lr is not None else lr)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=g_opt, d_optim=d_opt,
                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                        stop_on=args.stop_on or "", g_loss=args.g_loss)
+                        stop_on=args.stop_on or "", g_loss=args.g_loss, threads=env_threads())
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
     net = NetConfig(z_dim=args.z_dim, depth=args.depth, activation=args.activation, init=args.init,
                     **({"width": args.width} if args.width is not None else {}))
@@ -148,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     if record is None:  # stopped (Ctrl-C): its checkpoint is on disk
         print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    if stored is not None and args.force:  # a rerun: say when it did not reproduce
+        from bench.schedule.runner import rerun_difference
+
+        note = rerun_difference(stored, record)
+        if note:
+            print(note, file=sys.stderr)
     if args.json:
         print(record.to_json())
     else:

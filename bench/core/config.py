@@ -61,7 +61,21 @@ LIMITS = {
     "resolution": 1_024,      # image side in pixels
     "seeds": 1_000,           # seeds (or tuning seeds) of one grid dataset
     "cells": 20_000,          # cells of one grid
+    "threads": 256,           # torch CPU threads of one cell
 }
+
+
+def env_threads() -> int:
+    """Torch CPU threads of a cell ($GANBENCH_CELL_THREADS, default 1). CPU kernels may sum in
+    another order with another thread count, so it is part of the cell (TrainConfig.threads,
+    in the id when not 1): the same id always means the same count."""
+    text = os.environ.get("GANBENCH_CELL_THREADS", "1")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"GANBENCH_CELL_THREADS must be an integer >= 1, got {text!r}") from None
+    check_int("GANBENCH_CELL_THREADS", value, 1)
+    return value
 
 
 def limit(key: str) -> int:
@@ -204,6 +218,9 @@ class TrainConfig:
     g_loss: str = field(default="non_saturating", metadata=OPTIONAL)
     log_every: int = 50  # loss curves are averaged over this many steps
     checkpoint_every: int = 500  # 0: only when the run stops
+    # torch CPU threads the cell runs with ($GANBENCH_CELL_THREADS where grids and `train` build
+    # cells): another count may give other bits on the CPU, so it is in the id when not 1
+    threads: int = field(default=1, metadata=OPTIONAL)
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1)
@@ -212,6 +229,8 @@ class TrainConfig:
         check_limit("batch_size", self.batch_size)
         check_int("log_every", self.log_every, 1)
         check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_int("threads", self.threads, 1)
+        check_limit("threads", self.threads)
         if self.stop_on not in ("", "hard"):
             raise ConfigError(f"stop_on must be '' or 'hard', got {self.stop_on!r}")
         if self.g_loss not in G_LOSS_NAMES:

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
-                               TrainConfig, TrickSpec, check_limit, limit)
+                               TrainConfig, TrickSpec, check_limit, env_threads, limit)
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
 from bench.core.metric_directions import METRIC_DIRECTIONS
 from bench.schedule.tuning import DEFAULT_TUNE_METRIC, Candidate, TuningPlan
@@ -275,6 +275,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
         raise ConfigError(f"{path}: design = {_show(doc['design'])}: {exc}") from None
     include_plugins = check.bool_(doc.get("include_plugins", False), "", "include_plugins")
     top_seeds = check.ints(doc["seeds"], "", "seeds", 0) if "seeds" in doc else [0]
+    threads = env_threads()  # part of every cell (in its id when not 1)
     top_tricks = check.strs(doc["tricks"], "", "tricks") if "tricks" in doc else ["*"]
     explicit = [tuple(check.strs(c, "", "cells")) for c in
                 check.list_(doc["cells"], "", "cells", lambda c: c, "lists of trick names")] \
@@ -464,7 +465,8 @@ def _load_grid(path: Path, edit=None) -> Grid:
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
                             g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
                             d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
-                            g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
+                            g_loss=g_loss, threads=threads,
+                            **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         return CellConfig(data=data, net=net, train=train, tricks=specs,
                                           seed=seed)

@@ -32,7 +32,7 @@ from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
 from bench.train.checkpoint import (CheckpointError, DiskFull, load as load_checkpoint,
                                     previous_path, remove_stale_temporaries)
-from bench.train.runtime import pick_device
+from bench.train.runtime import numerics, pick_device
 from bench.trickapi.registry import create_trick, typed_conflict_reasons
 
 # Set by Ctrl-C handlers and the scheduler: trainers stop at the next step, checkpoint and return
@@ -60,9 +60,41 @@ class LeaseLostError(CellBusy):
 def cell_threads() -> int:
     """Torch threads of one cell on the CPU ($GANBENCH_CELL_THREADS, default 1). Pinned for
     `train`, in-process `run` and pool workers alike: CPU kernels may sum in a different order
-    with another thread count, so the same cell id must always run with the same count.
-    Parallelism comes from workers."""
-    return max(1, int(os.environ.get("GANBENCH_CELL_THREADS", "1")))
+    with another thread count, so the count is part of the cell (TrainConfig.threads, in its id
+    when not 1; grids and `train` read it from here). Parallelism comes from workers."""
+    from bench.core.config import env_threads
+
+    return env_threads()
+
+
+def rerun_difference(old: Record, new: Record) -> str | None:
+    """One line when a rerun of a stored cell did not reproduce its stored result bit for bit,
+    naming what differed where the records tell (numerics of the machine, metric protocol),
+    else None."""
+    if old.status != "done" or new.status != "done" or (
+            old.metrics == new.metrics and old.curves == new.curves):
+        return None
+    shared = [m for m in new.metrics if m in old.metrics and old.metrics[m] != new.metrics[m]]
+    what = ", ".join(f"{m} {new.metrics[m]:.6g} vs {old.metrics[m]:.6g} stored"
+                     for m in shared[:3]) or "its curves"
+    was, now = (old.runtime or {}).get("numerics"), (new.runtime or {}).get("numerics")
+    causes = []
+    if was is None:
+        causes.append("the stored record predates numerics fingerprints, so it cannot say "
+                      "whether it ran on a machine that computes the same bits")
+    elif was.get("fingerprint") != (now or {}).get("fingerprint"):
+        causes.append(f"it was computed with other kernels ({was.get('cpu_capability')} "
+                      f"{was.get('cpu')}, fingerprint {was.get('fingerprint')}; here "
+                      f"{(now or {}).get('cpu_capability')}, {(now or {}).get('fingerprint')})")
+    wc = (old.protocol or {}).get("classifier", {}) or {}
+    nc = (new.protocol or {}).get("classifier", {}) or {}
+    if wc.get("weights_sha256") and wc.get("weights_sha256") != nc.get("weights_sha256"):
+        causes.append("its feature classifier's weights differ (trained on another machine: "
+                      "see protocol.classifier.weights_sha256)")
+    if not causes:
+        causes.append("same recorded numerics and protocol: please report this")
+    return (f"ganbench: note: this rerun of cell {new.cell_id} differs from its stored record "
+            f"({what}): " + "; ".join(causes))
 
 
 def disallowed_record(cell: CellConfig) -> Record | None:
@@ -211,7 +243,7 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
                 return _train_and_store(cell, store, eval_spec=eval_spec, device=device,
                                         progress=progress, stop_after=stop_after,
                                         curve_every=curve_every, on_trainer=on_trainer,
-                                        threads=threads or cell_threads(),
+                                        threads=threads or cell.train.threads,
                                         lost=fence.lost.is_set if fence else None)
         except LeaseLost as exc:
             print(f"ganbench: {exc}", file=sys.stderr, flush=True)
@@ -306,6 +338,7 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         if status == "interrupted":
             return None
         record = trainer.make_record(status, reason)
+        record.runtime["numerics"] = numerics(dev)  # what bits this machine computes
         if status == "done":
             evaluate(trainer, eval_spec, record)
     except DiskFull:  # not the cell's fault: one line, nothing stored; a rerun resumes
