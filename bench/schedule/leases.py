@@ -126,11 +126,11 @@ class Leases:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            from bench.store.db import StoreError, damaged, is_damage
+            from bench.store.db import damaged, is_damage
 
             if is_damage(exc):
                 raise damaged(self.db_path, exc) from None
-            raise StoreError(f"cannot use the leases of store {self.db_path}: {exc}") from None
+            raise  # e.g. a read-only store without a lease table: the caller decides
 
     def close(self) -> None:
         self._db.close()
