@@ -1,5 +1,6 @@
 """`ganbench check`: is a store sound (SQLite integrity, records, file digests, temporaries,
-leases); `--repair` fixes what it safely can (`bench/store/check.py` says what and how).
+leases); `--repair` fixes what it safely can (`bench/schedule/store_check.py` says what and
+how).
 
 Exit codes: 0 when the store is sound (or everything found was repaired); 1 when problems are
 found (or, with --repair, some could not be repaired: each is one line saying why); 2 for bad
@@ -33,7 +34,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.store import StoreError
-    from bench.store.check import as_json, check_store, summary
+    from bench.schedule.store_check import as_json, check_store, summary
 
     root = Path(args.store)
     if not (root / "results.sqlite").is_file():
