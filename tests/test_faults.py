@@ -69,6 +69,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_cell_restarts(tmp_path, cap
         assert run_cell(cell, store, progress=False, stop_after=4, curve_every=0) is None
         ckpt = store.cell_dir(cell.cell_id) / "checkpoint.pt"
         ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated by a crash or a full disk
+        (ckpt.parent / "checkpoint.prev.pt").unlink()  # no previous one to fall back to
         capsys.readouterr()
         record = run_cell(cell, store, progress=False, curve_every=0)
     err = capsys.readouterr().err

@@ -63,13 +63,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
-                               TrainConfig, TrickSpec)
+                               TrainConfig, TrickSpec, check_limit, env_threads, limit)
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
 from bench.core.metric_directions import METRIC_DIRECTIONS
 from bench.schedule.tuning import DEFAULT_TUNE_METRIC, Candidate, TuningPlan
@@ -276,6 +277,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
         raise ConfigError(f"{path}: design = {_show(doc['design'])}: {exc}") from None
     include_plugins = check.bool_(doc.get("include_plugins", False), "", "include_plugins")
     top_seeds = check.ints(doc["seeds"], "", "seeds", 0) if "seeds" in doc else [0]
+    threads = env_threads()  # part of every cell (in its id when not 1)
     top_tricks = check.strs(doc["tricks"], "", "tricks") if "tricks" in doc else ["*"]
     explicit = [tuple(check.strs(c, "", "cells")) for c in
                 check.list_(doc["cells"], "", "cells", lambda c: c, "lists of trick names")] \
@@ -378,6 +380,11 @@ def _load_grid(path: Path, edit=None) -> Grid:
                               f"and evaluation seeds (seeds); they must not overlap")
         if len(set(tune_seeds)) != len(tune_seeds) or len(set(seeds)) != len(seeds):
             raise ConfigError(f"{path}: {where}a seed is listed twice in seeds or tune_seeds")
+        try:  # bounds (bench/core/config.py LIMITS), before any cell is built
+            check_limit("seeds", len(seeds), "the number of seeds")
+            check_limit("seeds", len(tune_seeds), "the number of tune_seeds")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
         tune_metric = check.str_(table["tune_metric"], where, "tune_metric") \
             if "tune_metric" in table else DEFAULT_TUNE_METRIC[kind]
         if tune_metric not in METRIC_DIRECTIONS or METRIC_DIRECTIONS[tune_metric] is None:
@@ -433,6 +440,16 @@ def _load_grid(path: Path, edit=None) -> Grid:
         spec["designs"][name] = designs[0] if len(designs) == 1 else list(designs)
         for design, fn in design_fns.items():
             result = fn(list(tricks), options)
+            # at least one cell per variant and seed: refused before building any of them
+            at_least = len(cells) + len(seeds) * max(1, len(tune_lrs)) * sum(
+                math.prod([len(vs) for vs in axes.values()]
+                          + [len(vs) for t in v.tricks for vs in params.get(t, {}).values()])
+                for v in with_baseline(result.variants))
+            if at_least > limit("cells"):
+                raise ConfigError(f"{path}: {where}design {design!r} asks for at least "
+                                  f"{at_least} cells in all, above the limit of "
+                                  f"{limit('cells')} per grid (set GANBENCH_MAX_CELLS to "
+                                  f"raise it)")
             for key, value in result.spec.items():
                 spec.setdefault(key, {})[name] = value
             for variant in with_baseline(result.variants):
@@ -459,7 +476,8 @@ def _load_grid(path: Path, edit=None) -> Grid:
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
                             g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
                             d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
-                            g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
+                            g_loss=g_loss, threads=threads,
+                            **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         return CellConfig(data=data, net=net, train=train, tricks=specs,
                                           seed=seed)
@@ -467,6 +485,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
                     def add(cell: CellConfig, info: dict, design=design) -> None:
                         info = {**info, "step_cost": round(step_cost(cell.tricks), 4)}
                         cells.setdefault(cell.cell_id, cell)
+                        if len(cells) > limit("cells"):
+                            raise ConfigError(f"{path}: the grid asks for more than "
+                                              f"{limit('cells')} cells, the limit per grid "
+                                              f"(set GANBENCH_MAX_CELLS to raise it)")
                         members.setdefault((design, cell.cell_id), {
                             "design": design, "dataset": name, "cell_id": cell.cell_id,
                             "variant_id": cell.variant_id, "info": info})
