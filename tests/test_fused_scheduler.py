@@ -239,3 +239,32 @@ def test_ctrl_c_during_a_fused_group_checkpoints_every_cell_of_it(tmp_path):
     # the running group: both its cells checkpointed when it stopped, at one step
     assert len(steps) == 2 and len(set(steps.values())) == 1, steps
     assert not stored(store)
+
+
+MUST_FUSE = ["label_smoothing", "one_sided_label_smoothing", "instance_noise",
+             "minibatch_stddev", "wgan_gp", "gradient_penalty", "unrolled", "packing"]
+
+
+@pytest.mark.parametrize("name", MUST_FUSE)
+def test_the_tricks_issue_18_lists_fuse(name):
+    from bench.schedule.fused_group import trick_support
+    from bench.trickapi.registry import list_tricks
+
+    if name not in list_tricks():
+        pytest.skip(f"{name} is not installed on this checkout")
+    assert trick_support(name) is None
+    if name == "unrolled":  # second order is the default
+        from bench.trickapi.registry import create_trick
+
+        assert create_trick("unrolled").p.first_order is False
+
+
+def test_docs_fused_lists_every_trick_as_the_code_decides():
+    from pathlib import Path
+
+    from bench.schedule.fused_group import DOC_END, DOC_START, support_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "fused.md").read_text()
+    table = text.split(DOC_START, 1)[1].split(DOC_END, 1)[0].strip()
+    assert table == support_table().strip(), \
+        "docs/fused.md is stale: run python -m bench.schedule.fused_group docs/fused.md"

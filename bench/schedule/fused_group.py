@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -330,11 +331,14 @@ def _train_part(trainers, states, store: Store, out: GroupResult, histories, eva
     engine.should_stop = STOP.is_set
     try:
         results = engine.train()
-    except Exception as exc:  # the group failed: every cell of it fails, the grid goes on
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    except Exception as exc:
+        # the group raised: each cell trains alone from its last checkpoint (the caller runs
+        # `run_cell`), so a fault stays the one cell's, as when every cell trains alone
+        last = " ".join(traceback.format_exception_only(type(exc), exc)[-1].split())[:200]
+        print(f"ganbench: warning: a fused group of {len(trainers)} cells raised {last}; its "
+              f"cells train alone from their checkpoints", file=sys.stderr, flush=True)
         for tr in trainers:
-            _store(store, failed_record(tr.cell, last, traceback.format_exc(), tr),
-                   histories[tr.cell.cell_id], out)
+            out.left[tr.cell.cell_id] = f"its fused group raised {last}"
         return
     for k, (tr, (status, reason)) in enumerate(zip(trainers, results)):
         if status == "interrupted":
@@ -358,3 +362,83 @@ def _store(store: Store, record: Record, history: tuple[list, bool], out: GroupR
         out.records[record.cell_id] = record
     else:
         out.records[record.cell_id] = _put_once(store, record)
+
+
+# -- which tricks fuse (docs/fused.md's table is this, checked by tests/test_fused_scheduler.py) --
+# param settings whose fused form differs from the default's (refused, or refused at default)
+PARAM_CASES: dict[str, list[dict]] = {
+    "gradient_penalty": [{"variant": "dragan"}, {"interval": 4}],
+    "unrolled": [{"g_objective": "value"}, {"first_order": True}],
+}
+
+
+def _probe_cell(name: str, params: dict) -> CellConfig:
+    from bench.core.config import DataConfig, NetConfig, OptimConfig, TrainConfig
+    from bench.schedule.grid import full_spec
+
+    opt = OptimConfig(lr=1e-3)
+    return CellConfig(data=DataConfig("ring8"), net=NetConfig(z_dim=8, width=16, depth=2),
+                      train=TrainConfig(steps=10, batch_size=16, g_optim=opt, d_optim=opt),
+                      tricks=(full_spec(name, params),), seed=0)
+
+
+def trick_support(name: str, params: dict | None = None) -> str | None:
+    """Why a 2-D cell with this trick (at `params`) trains alone (None: it fuses): its data
+    kind, a hook without a fused form, or a layer its `build` makes that has none."""
+    from bench.trickapi.registry import get_trick_class
+
+    params = params or {}
+    if "2d" not in get_trick_class(name).applies_to:
+        return "applies to image cells only; only 2-D cells are fused"
+    why = refusal(create_trick(name, **params))
+    if why:
+        return why
+    cell = _probe_cell(name, params)
+    blocked = disallowed_record(cell)
+    if blocked is not None:  # e.g. it needs a partner trick: judged with it, in its grid
+        return f"not judged alone ({blocked.reason})"
+    return layer_refusal(cell)
+
+
+def support_table() -> str:
+    """The Markdown table of docs/fused.md: every built-in trick, whether its cells fuse, and
+    the reason when they do not (plus the param settings of PARAM_CASES)."""
+    from bench.trickapi.registry import get_trick_class, list_tricks
+
+    rows = ["| trick | fused | why not |", "|---|---|---|"]
+    for name in list_tricks():
+        if not get_trick_class(name).__module__.startswith("tricks."):
+            continue  # a plugin's: judged when it is installed (`trick_support`)
+        for params in [{}] + PARAM_CASES.get(name, []):
+            why = trick_support(name, params)
+            shown = name + (" (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+                            if params else "")
+            rows.append(f"| `{shown}` | {'yes' if why is None else 'no: alone'} | "
+                        f"{(why or '').replace('|', '/')} |")
+    return "\n".join(rows) + "\n"
+
+
+DOC_START, DOC_END = "<!-- fused-tricks: start -->", "<!-- fused-tricks: end -->"
+
+
+def write_doc(path) -> bool:
+    """Put `support_table()` between the markers of `path`; True when it changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text()
+    head, rest = text.split(DOC_START, 1)
+    _, tail = rest.split(DOC_END, 1)
+    new = f"{head}{DOC_START}\n{support_table()}{DOC_END}{tail}"
+    if new != text:
+        path.write_text(new)
+    return new != text
+
+
+if __name__ == "__main__":  # python -m bench.schedule.fused_group [docs/fused.md]
+    import sys
+
+    if len(sys.argv) > 1:
+        print("updated" if write_doc(sys.argv[1]) else "up to date", sys.argv[1])
+    else:
+        print(support_table(), end="")
