@@ -16,7 +16,7 @@ import pytest
 
 from bench.cli import main
 from bench.schedule.executor import run_cells
-from bench.schedule.fused_group import FusedGroup, split_groups, work_units
+from bench.schedule.fused_group import FusedGroup, group_device, split_groups, work_units
 from bench.schedule.grid import load_grid
 from bench.store import Store
 from bench.train import CHECKPOINT
@@ -114,6 +114,13 @@ def test_groups_are_split_so_that_every_worker_has_work():
     assert [len(u) for u in units if isinstance(u, FusedGroup)] == [3, 2]
     units, plan = work_units(cells, workers=2, fuse=False)
     assert units == cells and set(plan.alone.values()) == {"fusing is off"}
+    # with a GPU a group goes to it whole (placement tested with a fake GPU count)
+    units, _ = work_units(cells, workers=2, gpus=1)
+    assert [len(u) for u in units] == [5]
+    assert group_device(gpus=1, device=None, gpu_load=[0], cells_per_gpu=2) == "cuda:0"
+    assert group_device(gpus=1, device=None, gpu_load=[2], cells_per_gpu=2) is None  # full
+    assert group_device(gpus=1, device="cpu", gpu_load=[0], cells_per_gpu=2) == "cpu"
+    assert group_device(gpus=0, device=None, gpu_load=[], cells_per_gpu=1) == "cpu"
 
 
 def test_no_fuse_env_and_option_train_every_cell_alone(tmp_path, monkeypatch, capsys):
