@@ -105,4 +105,4 @@ def test_it_trains_beside_tricks_that_touch_d(other):
 
 def test_it_is_classified_for_the_chance_check_and_step_costs():
     assert "packing" in KEEPS_D_LOSS  # D's BCE loss and targets are the baseline's
-    assert "packing" in RATIO["2d"]
+    assert "packing" in RATIO["2d"] and "packing" in RATIO["image"]

@@ -22,7 +22,8 @@ Sources (re-measure with the commands below and update the numbers together):
 - PacGAN's nets (`arch = "pacgan"`, bench/nets/pacgan.py; batch 100): 3.85 x the 2-D baseline
   at 256/128 (CPU time per step, 1 thread, measured beside each other on the shared 2-core
   machine: 35.0 and 31.0 ms against 8.4 and 8.8 ms), so 6.33 x 3.85 = 24.4 ms idle at batch 100;
-  packing (m = 2) 1.15-1.21 x on these nets and 1.18-1.20 x on the MLP (same measurement).
+  packing (m = 2) 1.15-1.21 x on these nets and 1.18-1.20 x on the MLP (same measurement);
+  on digits 16 px (batch 64, width 32) 1.28 and 1.33 x (two measurements the same way).
 Everything here is an estimate: the run's own records replace it as soon as cells are stored
 (bench/dry_run.py prefers them)."""
 from __future__ import annotations
@@ -57,6 +58,7 @@ RATIO = {
               "label_flip": 1.03, "label_smoothing": 0.98, "lr_cyclic": 1.02,
               "lr_step_decay": 0.98, "lr_warmup": 1.01, "minibatch_discrimination": 2.11,
               "minibatch_stddev": 1.07, "one_sided_label_smoothing": 1.03,
+              "packing": 1.30,  # m = 2: 1.28 and 1.33 x (digits 16 px, batch 64, CPU time)
               "path_length": 1.13, "progressive_growing": 9.11, "relativistic": 1.89,
               "self_attention": 1.62, "spectral_norm": 1.03, "stylegan": 5.83, "ttur": 1.05,
               "unrolled": 6.97, "virtual_batch_norm": 1.43, "weight_penalty": 0.94,
