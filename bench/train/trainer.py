@@ -59,7 +59,7 @@ class Trainer:
         self.g_spec, self.d_spec, self.g_opt, self.d_opt = (opts.g_spec, opts.d_spec,
                                                             opts.g_opt, opts.d_opt)
         self.n_d = self.tricks.d_steps()
-        # samples drawn per update: the batch, times a trick's multiple (packing's m)
+        # samples drawn per update: the batch, times a trick's multiple (PacGAN's m)
         self.draws = cell.train.batch_size * self.tricks.batch_multiple()
         # lazy regularisers: a separate update every N steps (1: none) for each net
         self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
