@@ -154,11 +154,16 @@ class DataConfig:
 
 ACTIVATIONS = ("default", "tanh")
 INITS = ("normal", "orthogonal")
+# NetConfig.arch values: "" = chosen by the data kind (MLP for 2-D, DCGAN for images); "pacgan" =
+# PacGAN's 2-D nets (bench/nets/pacgan.py: Lin et al. 2018's synthetic-data code)
+ARCHS = ("", "pacgan")
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Network widths. `arch` is chosen from the data kind: 'mlp' for 2-D, 'dcgan' for images."""
+    """Network widths. The architecture is chosen from the data kind ('mlp' for 2-D, 'dcgan' for
+    images) unless `arch` names one: "pacgan" is PacGAN's fixed 2-D architecture (its widths and
+    depths are the paper code's; `width`, `depth` and `activation` must stay unset)."""
 
     z_dim: int = 64
     width: int | None = None  # MLP hidden units / channels of G's last feature map; None: per arch
@@ -169,6 +174,8 @@ class NetConfig:
     # weight init: "normal" N(0, 0.02) (DCGAN) or "orthogonal" (gain 1.4, the unrolled-GAN
     # notebook); biases 0 either way
     init: str = field(default="normal", metadata=OPTIONAL)
+    # "" (per data kind) or a named architecture from ARCHS; enters the id only when set
+    arch: str = field(default="", metadata=OPTIONAL)
 
     def __post_init__(self) -> None:
         check_int("z_dim", self.z_dim, 1)
@@ -183,14 +190,28 @@ class NetConfig:
                               f"got {self.activation!r}")
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch must be one of {', '.join(repr(a) for a in ARCHS)}, "
+                              f"got {self.arch!r}")
+        if self.arch == "pacgan":
+            fixed = [k for k, v in (("width", self.width is not None), ("depth", self.depth != 3),
+                                    ("activation", self.activation != "default")) if v]
+            if fixed:
+                raise ConfigError(f"arch 'pacgan' fixes the nets (G 4x400 ReLU+BN, D 3x200 maxout "
+                                  f"x5); do not set {', '.join(fixed)}")
 
     def check_kind(self, kind: str) -> None:
         """ConfigError when an option does not fit the nets of this data kind."""
+        if kind != "2d" and self.arch == "pacgan":
+            raise ConfigError("arch 'pacgan' is PacGAN's 2-D architecture; it does not apply to "
+                              "image data")
         if kind != "2d" and self.activation != "default":
             raise ConfigError(f"activation is an option of the 2-D MLPs; the DCGAN nets keep "
                               f"theirs (got {self.activation!r})")
 
     def resolved_width(self, kind: str) -> int:
+        if self.arch == "pacgan":
+            return 400  # G's hidden width (D's is 200): what step-cost estimates scale with
         return self.width if self.width is not None else (128 if kind == "2d" else 32)
 
 

@@ -46,6 +46,10 @@ z_dim = 64                  #   activation ("default" or "tanh", 2-D only), init
 depth = 3                   #   N(0, 0.02) or "orthogonal" gain 1.4)
 activation = "tanh"
 init = "orthogonal"
+arch = "pacgan"             # optional: a named 2-D architecture instead of the MLP ("pacgan":
+                            #   PacGAN's G 4x400 ReLU+BN, D 3x200 maxout x5; bench/nets/pacgan.py;
+                            #   width/depth/activation must stay unset)
+beta1 = 0.8                 # optional: both nets' Adam beta1 (default 0.5)
 log_every = 50              # optional: loss curves averaged over N steps a point
 checkpoint_every = 500      # optional: checkpoint every N steps (0: only when the run stops)
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (core/flags.py)
@@ -84,7 +88,7 @@ else:  # pragma: no cover
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution", "tune_seeds", "budget"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
-             "exclude", "activation", "init",
+             "exclude", "activation", "init", "arch", "beta1",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
              "tune_seeds", "tune_metric", "tune_lr", "params"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
@@ -418,8 +422,15 @@ def _load_grid(path: Path, edit=None) -> Grid:
             raise ConfigError(f"{path}: {where}{exc}") from None
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
-        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
+        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init", "arch")
                       if k in table}
+        beta1 = OptimConfig.beta1
+        if "beta1" in table:
+            beta1 = table["beta1"]
+            if isinstance(beta1, bool) or not isinstance(beta1, (int, float)) \
+                    or not 0 <= beta1 < 1:
+                raise check.fail(where, "beta1", beta1, "a number in [0, 1)")
+            beta1 = float(beta1)
         try:
             net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed},
                             **net_choice)
@@ -474,9 +485,9 @@ def _load_grid(path: Path, edit=None) -> Grid:
                         train = TrainConfig(
                             steps=steps,
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
-                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
-                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
-                            g_loss=g_loss, threads=threads,
+                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr), beta1=beta1),
+                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr), beta1=beta1),
+                            stop_on=stop_on, g_loss=g_loss, threads=threads,
                             **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         return CellConfig(data=data, net=net, train=train, tricks=specs,
