@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.config import TrainConfig
-from bench.report import figures, references, tuned, validity, views
+from bench.report import figures, references, study, tuned, validity, views
 from bench.report.tables import Table, num
 from bench.store import CELL_ID
 from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
@@ -31,6 +31,8 @@ class Report:
     samples: list[tuple[Path, str]] = field(default_factory=list)
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
+    verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
+    study_tables: list[Table] = field(default_factory=list)  # verdict, aggregates, power
 
 
 def _slug(*parts: str) -> str:
@@ -220,7 +222,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     _add(summary, figures.summary(summary_panels, figs / "summary"),
          "summary: Δ vs baseline of every trick on every headline metric, per dataset")
     report.figures = summary + report.figures  # the figure a reader sees first
-    for t in report.tables:
+    study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
+    for t in report.study_tables + report.tables:
         t.write(out / "tables")
     if samples:
         several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
@@ -270,6 +273,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines = ["# ganbench report", ""]
     if command:
         lines += [f"Made with `{command}`.", ""]
+    lines += report.verdict  # the verdict table first (bench.report.study)
     if cells.empty:
         lines += ["The store holds no current records.", ""]
     else:
@@ -299,7 +303,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines += ["", "## Tables", "",
               "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
               "number unformatted).", ""]
-    for t in report.tables:
+    for t in report.study_tables + report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
     lacking, others = [], 0
     for (grid, dataset, design), short in report.lacking.items():

@@ -50,7 +50,10 @@ def _save(fig, stem: Path, pdf: bool = True) -> list[Path]:
 
 
 def _significant(numbers: pd.DataFrame, col: str) -> np.ndarray:
-    """The tables' *: the paired t p-value below 1 - LEVEL (the CI excluding 0 without one)."""
+    """The tables' *: the sign-flip p (else the paired t p) below 1 - LEVEL (the CI excluding 0
+    without one)."""
+    if f"{col}_p_perm" in numbers:
+        return numbers[f"{col}_p_perm"].to_numpy(float) < 1 - LEVEL
     if f"{col}_p" in numbers:
         return numbers[f"{col}_p"].to_numpy(float) < 1 - LEVEL
     lo, hi = numbers[f"{col}_lo"].to_numpy(float), numbers[f"{col}_hi"].to_numpy(float)
