@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.cli import (cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
+from bench.cli import (cmd_check, cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
                        cmd_show, cmd_status, cmd_train, cmd_tricks, cmd_weights)
 from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
 
 COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_designs, cmd_status, cmd_show, cmd_eval, cmd_weights,
-            cmd_report, cmd_samples, cmd_compare)
+            cmd_report, cmd_samples, cmd_compare, cmd_check)
 
 DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "
                "into a resumable store, alone or as grids, and list the tricks and their "
@@ -43,7 +43,7 @@ class _VersionAction(argparse.Action):
 # Commands that never import torch (tests/test_fast_cli.py runs them where torch cannot be
 # imported). Every parser is torch-free to build; when one of these is named, only its parser is
 # built, which is quicker still.
-TORCH_FREE = ("report", "designs", "status", "show")
+TORCH_FREE = ("report", "designs", "status", "show", "check")
 
 
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,7 +16,9 @@ import pandas as pd
 from bench.core.config import TrainConfig
 from bench.report import figures, references, study, tuned, validity, views
 from bench.report.tables import Table, num
+from bench.store import CELL_ID
 from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
+from bench.store.samples import SampleError
 
 FACTORIAL = ("factorial", "fractional-factorial")
 
@@ -225,12 +228,19 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     if samples:
         several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
         for _, r in df.drop_duplicates("cell_id").iterrows():
+            if not CELL_ID.fullmatch(str(r["cell_id"])):  # never a path from store text
+                continue
             f = Path(r["cell_dir"]) / "samples.npz"
             if r["status"] == "done" and f.exists():
                 title = f"{r['data']} {r['row_label']} seed {r['seed']}" + (
                     f" (grid {r['grid']})" if several and r["grid"] else "")
-                _add(report.samples, figures.sample_figure(f, out / "samples" / r["cell_id"]),
-                     title)
+                try:
+                    drawn = figures.sample_figure(f, out / "samples" / r["cell_id"])
+                except SampleError as exc:  # a bad file: one line, this figure skipped
+                    print(f"ganbench: warning: {exc}; its samples figure is skipped",
+                          file=sys.stderr, flush=True)
+                    continue
+                _add(report.samples, drawn, title)
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 
