@@ -1,5 +1,5 @@
 """`write_report`: every table and figure of a store, and an index.md that links them and states
-the protocol. Reads records only through `bench.store.results.load_records`; imports no torch."""
+the protocol. Reads records only through `bench.store.results.load_table`; imports no torch."""
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +15,7 @@ import pandas as pd
 from bench.core.config import TrainConfig
 from bench.report import figures, references, tuned, validity, views
 from bench.report.tables import Table, num
-from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
+from bench.store.results import TUNE_METRIC, Catalog, headline_metrics, kind_of, load_table
 
 FACTORIAL = ("factorial", "fractional-factorial")
 
@@ -28,6 +28,7 @@ class Report:
     samples: list[tuple[Path, str]] = field(default_factory=list)
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
+    catalog: Catalog = field(default_factory=Catalog)  # what the grids asked for
 
 
 def _slug(*parts: str) -> str:
@@ -121,15 +122,15 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
-def shortfalls(df: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, int, int, int]]]:
+def shortfalls(df: pd.DataFrame, catalog: Catalog) -> dict[tuple[str, str, str], list[tuple[str, int, int, int]]]:
     """What the grids asked for that has no current record (a run in progress, one trained part
     by part with `run --only`, or records of another protocol or trick version): for each (grid,
     dataset, design), (variant, current, asked, stored under another protocol or trick version)
     per variant short of seeds, in grid order."""
     have = set(df["cell_id"])
-    stored = set(df.attrs.get("stored_ids", ())) - have
+    stored = set(catalog.stored_ids) - have
     asked: dict[tuple[str, str, str], dict[str, list[str]]] = {}
-    for m in df.attrs.get("members", []):
+    for m in catalog.members:
         per_variant = asked.setdefault((m["grid"], m["dataset"], m["design"]), {})
         per_variant.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"])
     out = {}
@@ -167,15 +168,15 @@ def _add(listing: list, paths: list[Path], what: str) -> None:
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
                  command: str = "", samples: bool = True, image_references: bool = False) -> Report:
     started = time.perf_counter()
-    df = load_records(store, grid=grid)
+    df, catalog = load_table(store, grid=grid)
     # {data: chance and true-data rows}; image sets' scored on a miss only when asked
     refs = references.for_records(df, compute=True if image_references else None)
     df = validity.add_flags(df, refs, headline_metrics)  # d_at_chance, at_chance
     out = Path(out)
     figs = out / "figures"
-    report = Report(out, df=df, lacking=shortfalls(df))
-    metrics = df.attrs.get("metrics", [])
-    specs = df.attrs.get("grids", {})
+    report = Report(out, df=df, lacking=shortfalls(df, catalog), catalog=catalog)
+    metrics = catalog.metrics
+    specs = catalog.grids
     summary_panels = []
     stem_of = _Stems()
     for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
@@ -272,7 +273,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Grid `{g}`: {spec.get('description', '')} (designs: "
             f"{', '.join(f'{d} {_names(n)}' for d, n in (spec.get('designs') or {}).items())}; cells "
             f"trained by `{spec.get('command') or 'ganbench run --grid ' + g}`)."
-            for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
+            for g, spec in report.catalog.grids.items() if g in set(df["grid"])]
         lines += ["## Protocol", ""] + grid_lines + _protocol_lines(df) + [
             f"- Compute in the records: {train / 60:.1f} min of train + eval + curve time over "
             f"{len(cells)} cells; first to last record {span / 60:.1f} min of wall time.",
