@@ -173,6 +173,6 @@ def test_several_grids_at_once_leave_out_cells_no_grid_asks_for(tmp_path, capsys
     assert main(["report", "--store", str(tmp_path), "--grid", "A", "--grid", "B", "--out",
                  str(tmp_path / "r")]) == 0
     index = (tmp_path / "r" / "index.md").read_text()  # sample titles say whose setup it is
-    assert "ring8 baseline seed 0 (grid A)" in index and "spectral_norm seed 0 (grid B)" in index
+    assert "ring8 baseline (grid A), seeds 0" in index and "spectral_norm (grid B), seeds 0" in index
     tables = " ".join(p.read_text() for p in (tmp_path / "r" / "tables").glob("*.md"))
     assert "spectral_norm" in tables and "dropout" not in tables

@@ -161,13 +161,45 @@ def _lacking_text(short: list[tuple[str, int, int, int]], grid: str) -> str:
 
 
 def _add(listing: list, paths: list[Path], what: str) -> None:
-    """Index the PNG of a figure (its PDF sits beside it)."""
+    """Index the PNG of a figure (its PDF, if any, sits beside it)."""
     listing.extend((p, what) for p in paths if p.suffix == ".png")
 
 
+def sample_sheets(df: pd.DataFrame, folder: Path, stem_of) -> list[tuple[Path, str]]:
+    """One titled contact sheet per variant (row label) and dataset, a panel per seed, from the
+    sample files the scored cells wrote; with several grids a variant of each grid's setup
+    gets its own sheet."""
+    cells = df.drop_duplicates("cell_id")
+    cells = cells[cells["status"] == "done"]
+    several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
+    out: list[tuple[Path, str]] = []
+    keys = ["grid", "data", "row_label", "setup_id"] if several else ["data", "row_label", "setup_id"]
+    groups = list(cells.groupby(keys, sort=False))
+    setups = Counter(tuple(k[:-1]) for k, _ in groups)
+    for key, part in groups:
+        grid_name = key[0] if several else ""
+        data, label, setup = key[-3:]
+        files = [(f"seed {int(r['seed'])}", Path(r["cell_dir"]) / "samples.npz")
+                 for _, r in part.sort_values("seed").iterrows()]
+        files = [(t, f) for t, f in files if f.exists()]
+        if not files:
+            continue
+        title = f"{data} {label}" + (f" (grid {grid_name})" if grid_name else "") + (
+            f" (setup {setup})" if setups[tuple(key[:-1])] > 1 else "")
+        stem = stem_of(data, label, grid_name, setup if setups[tuple(key[:-1])] > 1 else "")
+        seeds = ", ".join(t.split()[-1] for t, _ in files)
+        out += [(p, f"{title}, seeds {seeds}")
+                for p in figures.sample_sheet(files, folder / stem, title)]
+    return out
+
+
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
-                 command: str = "", samples: bool = True, image_references: bool = False) -> Report:
+                 command: str = "", samples: bool = True, image_references: bool = False,
+                 pdf: bool = False) -> Report:
+    """pdf: a PDF beside every figure's PNG (vector copies for a paper; they cost about as much
+    time again as the PNGs)."""
     started = time.perf_counter()
+    figures.PDF = pdf
     df, catalog = load_table(store, grid=grid)
     # {data: chance and true-data rows}; image sets' scored on a miss only when asked
     refs = references.for_records(df, compute=True if image_references else None)
@@ -221,14 +253,7 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     for t in report.tables:
         t.write(out / "tables")
     if samples:
-        several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
-        for _, r in df.drop_duplicates("cell_id").iterrows():
-            f = Path(r["cell_dir"]) / "samples.npz"
-            if r["status"] == "done" and f.exists():
-                title = f"{r['data']} {r['row_label']} seed {r['seed']}" + (
-                    f" (grid {r['grid']})" if several and r["grid"] else "")
-                _add(report.samples, figures.sample_figure(f, out / "samples" / r["cell_id"]),
-                     title)
+        report.samples = sample_sheets(df, out / "samples", _Stems())
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 
@@ -284,9 +309,10 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
     lines += ["## Figures", ""]
+    pdf = " (+ .pdf)" if figures.PDF else ""
     for png, what in report.figures:
         rel = png.relative_to(out)
-        lines.append(f"- [{rel}]({rel}) (+ .pdf): {what}.")
+        lines.append(f"- [{rel}]({rel}){pdf}: {what}.")
     lines += ["", "## Tables", "",
               "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
               "number unformatted).", ""]
@@ -310,8 +336,9 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
                   "trick version (retrain it):", ""] + lacking
     if report.samples:
         lines += ["", "## Samples", "",
-                  "One figure per scored cell from the sample file it wrote when it was scored "
-                  "(images: 64 samples; 2-D: the points it was scored on, red × = mode centres).",
+                  "One sheet per variant and dataset, a panel per seed, from the sample file "
+                  "each cell wrote when it was scored (images: 64 samples; 2-D: the points it "
+                  "was scored on, red + = mode centres).",
                   ""]
         lines += [f"- [{p.relative_to(out)}]({p.relative_to(out)}): {what}" for p, what in report.samples]
     path = out / "index.md"
