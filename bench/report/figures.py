@@ -378,20 +378,32 @@ def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str) -> lis
         return []
     cols = min(5, len(images))
     rows = math.ceil(len(images) / cols)
-    fig, axes = _subplots(rows, cols, (max(3.2, 1.7 * cols), 1.75 * rows + 0.45))
-    for ax, (panel, img) in zip(axes.flat, images):
+    # a fixed geometry (no layout engine: a sheet per variant, hundreds in a big store): square
+    # panels, a title line above each, the wrapped figure title on top
+    points = any(img.ndim == 3 and img.dtype != np.uint8 for _, img in images)
+    what = ("density of the scored points, red + = mode centres" if points
+            else f"{IMAGE_SAMPLES} generated images")
+    panel, gap, pad = 1.5, 0.3, 0.1
+    width = max(3.2, cols * (panel + pad) + pad)
+    head = _wrap(f"{title}: samples ({what})", width - 0.3, 8)
+    top = 0.1 + 0.15 * (head.count("\n") + 1)
+    height = top + rows * (panel + gap) + pad
+    fig = plt.figure(figsize=(width, height))
+    axes = np.array([[fig.add_axes(((pad + c * (panel + pad) + (width - cols * (panel + pad) - pad)
+                                      / 2) / width,
+                                     (height - top - (r + 1) * (panel + gap)) / height,
+                                     panel / width, panel / height))
+                      for c in range(cols)] for r in range(rows)])
+    for ax, (panel_title, img) in zip(axes.flat, images):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0,
                   vmax=255 if img.dtype == np.uint8 else 1, interpolation="nearest")
-        ax.set_title(_wrap(panel, 1.6, 7), fontsize=7)
+        ax.set_title(_wrap(panel_title, panel, 7), fontsize=7, pad=3)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
     for ax in list(axes.flat)[len(images):]:
         ax.axis("off")
-    points = any(img.ndim == 3 and img.dtype != np.uint8 for _, img in images)
-    what = ("density of the scored points, red + = mode centres" if points
-            else f"{IMAGE_SAMPLES} generated images")
-    _suptitle(fig, f"{title}: samples ({what})", 8)
+    fig.suptitle(head, fontsize=8, y=1 - 0.06 / height, va="top")
     stem.parent.mkdir(parents=True, exist_ok=True)
     for hook in ON_SAVE:
         hook(fig, stem)
