@@ -11,9 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, CliError, add_curve_option,
                               add_data_options, add_device_option, add_eval_options,
-                              eval_spec_from, load_data)
+                              eval_spec_from, load_data, quiet)
 
 RETRYABLE = ("failed", "diverged")
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                                  on_stage2=lambda stage2: table.extend(
                                      stage2.cells, stage2_title(grid, stage2)),
                                  workers=args.workers, eval_spec=spec,
-                                 device=args.device, progress=True,
+                                 device=args.device, progress=not quiet(),
                                  curve_every=args.curve_every, retry=retry,
                                  cells_per_gpu=args.cells_per_gpu,
                                  executor=args.executor, address=args.address):
@@ -141,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)
         table.flush_rest()
+        if table.finished:  # nothing was cut short: a normal end, said so
+            print(table.summary(args.store, len(table.cells)), flush=True)
+            print(f"ganbench: {signal.Signals(signum).name} after every cell had finished; "
+                  f"nothing to resume", file=sys.stderr, flush=True)
+            return table.exit_code(args.store)
         print(table.summary(args.store, len(table.cells)), file=sys.stderr)
         print(f"ganbench: interrupted ({signal.Signals(signum).name}); running cells kept their "
               f"checkpoints. Resume with:\n  {resume_command(args)}", file=sys.stderr, flush=True)
@@ -171,9 +176,9 @@ def write_memberships(grid, store_root: Path) -> None:
         before = store.grids().get(grid.name, {}).get("source")
         now = grid.spec.get("source")
         if before and now and before != now:
-            print(f"ganbench: warning: store {store_root} recorded grid '{grid.name}' from "
-                  f"{before}; {now} has the same name and replaces its list of cells (rename "
-                  f"one file to keep both)", file=sys.stderr)
+            LOG.warning(f"store {store_root} recorded grid '{grid.name}' from {before}; {now} "
+                        f"has the same name and replaces its list of cells (rename one file to "
+                        f"keep both)")
         from bench.schedule.staged import stage2_of  # evaluation cells the stored tuning decides
 
         store.put_grid(grid.name, grid.spec, list(members) + stage2_of(grid, store_root).members)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, Sequence
 
@@ -12,6 +13,55 @@ from bench.core.config import CellConfig, ConfigError
 
 EXIT_USAGE = 2
 DEFAULT_STORE = "runs/default"
+# what the commands say besides their output: info (default), warnings only (-q), debug (-v)
+LOG = logging.getLogger("ganbench")
+
+
+class _Handler(logging.Handler):
+    """`ganbench: <message>` (`ganbench: warning: ...` from warnings up) on stderr, through
+    tqdm.write, so a message never lands inside a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+            line = f"ganbench: {level}{msg}"
+            if "tqdm" in sys.modules:  # a bar may be on the terminal (no import otherwise)
+                from tqdm import tqdm
+
+                tqdm.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001  (logging must never end a run)
+            self.handleError(record)
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """-q (verbosity < 0): warnings and errors only, no progress bars; default: info; -v: debug
+    too. Idempotent (main calls it on every invocation)."""
+    LOG.handlers[:] = [_Handler()]
+    LOG.propagate = False
+    LOG.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0
+                 else logging.INFO)
+
+
+if not LOG.handlers:  # a command called without `main` (tests, scripts) still says things
+    setup_logging()
+
+
+def quiet() -> bool:
+    """-q was given: no progress bars."""
+    return LOG.getEffectiveLevel() > logging.INFO
+
+
+def add_verbosity_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q / -v, on `ganbench` and on every command (`ganbench -q run` = `ganbench run -q`)."""
+    default = 0 if top else argparse.SUPPRESS
+    p.add_argument("-q", "--quiet", action="count", default=default,
+                   help="warnings and errors only, no progress bars")
+    p.add_argument("-v", "--verbose", action="count", default=default,
+                   help="say more (debug messages: what is skipped, reused, timed)")
 
 
 class CliError(Exception):

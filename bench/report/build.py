@@ -173,7 +173,7 @@ def sample_sheets(df: pd.DataFrame, folder: Path, stem_of) -> list[tuple[Path, s
     cells = cells[cells["status"] == "done"]
     several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
     out: list[tuple[Path, str]] = []
-    keys = ["grid", "data", "row_label", "setup_id"] if several else ["data", "row_label", "setup_id"]
+    keys = ["grid"] * several + ["data", "row_label", "setup_id"]
     groups = list(cells.groupby(keys, sort=False))
     setups = Counter(tuple(k[:-1]) for k, _ in groups)
     for key, part in groups:

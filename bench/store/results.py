@@ -267,10 +267,14 @@ def load_table(store: str | os.PathLike | Store, *, current_versions: bool = Tru
     if unknown:
         from bench.store import StoreError
 
+        import difflib
+
         known = ", ".join(grids) or "none"
         source = f" (from {given[unknown[0]]})" if given[unknown[0]] != unknown[0] else ""
-        raise StoreError(f"no grid '{unknown[0]}'{source} in store {st.root} (grids there: "
-                         f"{known})")
+        close = difflib.get_close_matches(unknown[0], list(grids), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise StoreError(f"no grid '{unknown[0]}'{source} in store {st.root} ({hint}grids "
+                         f"there: {known})")
     by_cell: dict[str, list[dict]] = {}
     for order, m in enumerate(members):  # members are stored in grid order
         by_cell.setdefault(m["cell_id"], []).append({**m, "order": order})
