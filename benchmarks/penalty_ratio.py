@@ -7,6 +7,8 @@ over the run, its 90th percentile, and the share of measured steps with r < 1.
 
     .venv/bin/python benchmarks/penalty_ratio.py historical_averaging weight 1 0.1 0.01 0.001
     .venv/bin/python benchmarks/penalty_ratio.py weight_penalty lam 0.01 0.001 0.0001
+    .venv/bin/python benchmarks/penalty_ratio.py path_length weight 2 0.2 0.02 --seed 100
+    .venv/bin/python benchmarks/penalty_ratio.py path_length weight 2 --fixed interval=1
 
 The numbers in the tricks' docstrings come from these commands (seed 0, 2,000 steps).
 """
@@ -26,7 +28,9 @@ from bench.core.config import (CellConfig, DataConfig, NetConfig, OptimConfig,  
 from bench.schedule.grid import full_spec  # noqa: E402
 from bench.train import Trainer  # noqa: E402
 
-PENALTY_TERM = {"historical_averaging": "hist", "weight_penalty": "l2"}
+PENALTY_TERM = {"historical_averaging": "hist", "weight_penalty": "l2", "path_length": "pl"}
+# params held fixed while sweeping (`--fixed trick.param=value` adds more)
+FIXED_PARAMS: dict[str, dict] = {}
 
 
 def ring8_cell(trick: str, params: dict, *, steps: int, seed: int = 0, batch_size: int = 256,
@@ -40,24 +44,35 @@ def ring8_cell(trick: str, params: dict, *, steps: int, seed: int = 0, batch_siz
 
 def gradient_ratios(cell: CellConfig, term: str, every: int = 10) -> dict[str, list[float]]:
     """{"d": [...], "g": [...]}: r at every `every`-th step (steps where the penalty is exactly
-    zero, e.g. historical averaging's first update, are skipped)."""
+    zero, e.g. historical averaging's first update, are skipped). A lazy regulariser's own update
+    (StyleGAN2: every N steps, loss N x penalty, no adversarial term) is compared with the
+    adversarial gradient of the same net's update just before it."""
     tr = Trainer(cell, device="cpu", progress=False)
     ratios: dict[str, list[float]] = {"d": [], "g": []}
+    last_adv: dict[str, float] = {}
     update = tr._update
 
     def measured(opt, loss, terms):
         phase = "d" if opt is tr.d_opt else "g"
         adv, pen = terms.get(f"{phase}_adv"), terms.get(f"{phase}_{term}")
-        if tr.step % every == 0 and adv is not None and pen is not None and pen.requires_grad:
-            params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
+        params = [p for g in opt.param_groups for p in g["params"] if p.requires_grad]
 
-            def norm(t):
-                grads = torch.autograd.grad(t, params, retain_graph=True, allow_unused=True)
-                return torch.sqrt(sum((g * g).sum() for g in grads if g is not None)).item()
+        def norm(t):
+            grads = torch.autograd.grad(t, params, retain_graph=True, allow_unused=True)
+            return torch.sqrt(sum((g * g).sum() for g in grads if g is not None)).item()
 
-            a, p = norm(adv), norm(pen)
-            if p > 0 and a > 0:
-                ratios[phase].append(p / a)
+        lazy = adv is None and pen is not None and pen.requires_grad
+        if lazy and phase in last_adv:
+            p = norm(loss)  # the lazy update's whole loss: N x the penalty
+            if p > 0:
+                ratios[phase].append(p / last_adv[phase])
+        elif tr.step % every == 0 and adv is not None:
+            a = norm(adv)
+            last_adv[phase] = a
+            if pen is not None and pen.requires_grad:
+                p = norm(pen)
+                if p > 0 and a > 0:
+                    ratios[phase].append(p / a)
         update(opt, loss, terms)
 
     tr._update = measured
@@ -83,12 +98,18 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fixed", action="append", default=[], metavar="PARAM=VALUE",
+                    help="another param of the trick held at a value (e.g. interval=1)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     print(f"{args.trick} on ring8, {args.steps} steps, seed {args.seed}: "
           f"r = |grad penalty| / |grad adversarial| on the updated net")
     for value in args.values:
-        cell = ring8_cell(args.trick, {args.param: value}, steps=args.steps, seed=args.seed)
+        fixed = dict(f.split("=", 1) for f in args.fixed)
+        params = {**FIXED_PARAMS.get(args.trick, {}),
+                  **{k: float(v) if "." in v or "e" in v else int(v) for k, v in fixed.items()},
+                  args.param: value}
+        cell = ring8_cell(args.trick, params, steps=args.steps, seed=args.seed)
         r = gradient_ratios(cell, PENALTY_TERM[args.trick], args.every)
         print(f"  {args.param}={value:g}: D {summary(r['d'])}; G {summary(r['g'])}", flush=True)
     return 0

@@ -280,3 +280,55 @@ def test_per_net_learning_rates_and_mlp_options_from_a_data_table(tmp_path, caps
     assert main(["run", "--grid", bad, "--store", str(tmp_path / "s")]) == 2
     assert "[[data]] #1 init must be one of normal, orthogonal" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_data_table_sets_its_own_trick_params_over_the_grids(tmp_path, capsys):
+    """A trick's authors' setting for one kind of data (e.g. WGAN-GP's toy script on 2-D data)
+    goes in that dataset's table; the grid-wide [params] apply where the table does not say."""
+    grid = load_grid(write(tmp_path, """
+design = "add-one"
+tricks = ["wgan_gp", "historical_averaging"]
+[params]
+"historical_averaging.weight" = 0.3
+"wgan_gp.n_critic" = 2
+[[data]]
+name = "ring8"
+steps = 5
+batch_size = 16
+params = { "wgan_gp.setting" = "toy", "historical_averaging.weight" = [0.1, 0.2] }
+[[data]]
+name = "grid25"
+steps = 5
+batch_size = 16
+"""))
+    got = {}
+    for c in grid.cells:
+        for t in c.tricks:
+            got.setdefault((c.data.name, t.name), set()).add(tuple(sorted(t.param_dict.items())))
+    ring_gp = dict(next(iter(got["ring8", "wgan_gp"])))
+    assert ring_gp["setting"] == "toy" and ring_gp["gp_weight"] == 0.1  # the toy lambda
+    assert ring_gp["n_critic"] == 2  # the grid's [params] still apply
+    grid_gp = dict(next(iter(got["grid25", "wgan_gp"])))
+    assert grid_gp.get("setting", "paper") == "paper" and grid_gp["gp_weight"] == 10.0
+    assert {dict(p)["weight"] for p in got["ring8", "historical_averaging"]} == {0.1, 0.2}
+    assert {dict(p)["weight"] for p in got["grid25", "historical_averaging"]} == {0.3}
+
+
+@pytest.mark.parametrize("params, shown", [
+    ('{ "wgan_gp.gp_weight" = -1 }', "gp_weight"),
+    ('{ "nosuch.x" = 1 }', "nosuch"),
+    ('{ "label_smoothing.real" = 0.8 }', "label_smoothing"),  # no design trains it
+    ('3', "params"),
+])
+def test_bad_data_table_params_are_one_line(tmp_path, capsys, params, shown):
+    path = write(tmp_path, f"""
+design = "add-one"
+tricks = ["wgan_gp"]
+[[data]]
+name = "ring8"
+steps = 5
+params = {params}
+""")
+    assert main(["run", "--grid", path, "--dry-run", "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and shown in err and path in err

@@ -38,6 +38,8 @@ tune_metric = "reverse_kl"  # optional: what the tuning seeds choose on (default
                             # 2-D data, fid on images)
 tune_lr = [1e-4, 2e-4]      # optional: this table's [tune] lr
 tricks = ["*"]              # optional per-dataset override
+params = { "wgan_gp.setting" = "toy" }  # optional: this dataset's trick params, over [params]
+                            #   (a trick's authors' setting for this kind of data)
 exclude = ["minibatch_*"]   # optional: patterns to leave out (say why in a comment)
 width = 128                 # optional NetConfig overrides: width, z_dim, depth (hidden layers),
 z_dim = 64                  #   activation ("default" or "tanh", 2-D only), init ("normal"
@@ -83,7 +85,7 @@ TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
              "exclude", "activation", "init",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
-             "tune_seeds", "tune_metric", "tune_lr"}
+             "tune_seeds", "tune_metric", "tune_lr", "params"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
 BUDGETS = ("steps", "evals", "time")
@@ -331,6 +333,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
         spec["budget"] = budget
     plans: dict[tuple, dict] = {}  # held-out tuning: plan key -> its parts (frozen below)
     used_params: set[str] = set()
+    unused_own: set[str] = set()  # tricks named in a [[data]] table's params
     seen: dict[str, int] = {}
     for i, table in enumerate(tables):
         where = f"[[data]] #{i + 1} "
@@ -351,6 +354,14 @@ def _load_grid(path: Path, edit=None) -> Grid:
                               f"a second grid file")
         seen[name] = i + 1
         seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else top_seeds
+        own = _params(table, check, table=f"{where}params") if "params" in table else {}
+        for trick, ps in own.items():
+            tuned = sorted(set(ps) & set(tune_params.get(trick, {})))
+            if tuned:
+                raise ConfigError(f"{path}: {where}params: {trick}.{tuned[0]} is also in [tune]; "
+                                  f"use one")
+        table_params = {t: {**params.get(t, {}), **own.get(t, {})} for t in {*params, *own}}
+        unused_own.update(own)
         tune_lrs = [check.number(v, where, "tune_lr") for v in check.list_(
             table["tune_lr"], where, "tune_lr", lambda v: v, "positive numbers")] \
             if "tune_lr" in table else grid_tune_lrs
@@ -409,7 +420,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
         except ConfigError as exc:
             raise ConfigError(f"{path}: {where}{exc}") from None
         data = DataConfig(name, resolution)
-        first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in params.items()}
+        first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table_params.items()}
 
         def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
             return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
@@ -426,7 +437,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
                 spec.setdefault(key, {})[name] = value
             for variant in with_baseline(result.variants):
                 used_params.update(variant.tricks)
-                for point, sweep in _points(variant.tricks, params, axes, swept_data):
+                for point, sweep in _points(variant.tricks, table_params, axes, swept_data):
                     info = {"label": variant.label, "tricks": sorted(variant.tricks),
                             "factors": dict(variant.factors), "sweep": sweep, "tune": {},
                             "role": variant.role}
@@ -487,7 +498,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
                         for seed in tune_seeds:
                             add(make(st, seed), {**info, "tune": st, "seed_role": "tune",
                                                  "tune_metric": tune_metric})
-    unused = sorted((set(params) | set(tune_params)) - used_params)
+    unused = sorted((set(params) | set(tune_params) | unused_own) - used_params)
     if unused:
         raise ConfigError(f"{path}: [params] names trick(s) {', '.join(unused)} that no design "
                           f"of this grid trains")
