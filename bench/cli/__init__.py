@@ -42,9 +42,10 @@ class _VersionAction(argparse.Action):
 
 
 # Commands that never import torch (tests/test_fast_cli.py runs them where torch cannot be
-# imported). Every parser is torch-free to build; when one of these is named, only its parser is
-# built, which is quicker still.
-TORCH_FREE = ("report", "designs", "status", "show")
+# imported; `tricks` once its cached descriptions are current: bench/cli/trick_catalog.py).
+# Every parser is torch-free to build; when one of these is named, only its parser is built,
+# which is quicker still.
+TORCH_FREE = ("report", "designs", "status", "show", "tricks")
 
 
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:
