@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, CliError, add_curve_option,
-                              add_data_options, add_device_option, load_data, quiet)
+                              add_data_options, add_device_option, add_tensorboard_option,
+                              load_data, quiet)
 
 
 def register(sub) -> None:
@@ -37,6 +38,7 @@ def register(sub) -> None:
                    help="BCa bootstrap CIs where a Δ has >= 10 paired seeds (paired t below)")
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 

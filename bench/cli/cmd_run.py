@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, CliError, add_curve_option,
                               add_data_options, add_device_option, add_eval_options,
-                              eval_spec_from, load_data, quiet)
+                              add_tensorboard_option, eval_spec_from, load_data, quiet)
 
 RETRYABLE = ("failed", "diverged")
 
@@ -44,6 +44,7 @@ def register(sub) -> None:
     add_eval_options(p)
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 

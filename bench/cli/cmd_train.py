@@ -6,9 +6,9 @@ import sys
 import time
 
 from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, add_curve_option,
-                              add_data_options,
-                              add_device_option, add_eval_options, eval_spec_from, load_data,
-                              parse_tricks, quiet)
+                              add_data_options, add_device_option, add_eval_options,
+                              add_tensorboard_option, eval_spec_from, load_data, parse_tricks,
+                              quiet)
 from bench.core.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
                                TrainConfig)
 
@@ -59,6 +59,7 @@ def register(sub) -> None:
     add_eval_options(p)
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 

@@ -186,9 +186,32 @@ def add_device_option(p: argparse.ArgumentParser,
                    help=help)
 
 
+def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="live curves: one TensorBoard run per cell in DIR (losses, eval curves, "
+                        "final metrics and samples; needs the tensorboard package; "
+                        "`tensorboard --logdir DIR` shows them)")
+
+
 def check_common_options(args: argparse.Namespace) -> None:
     """Values several commands share, checked before any command runs (so before any store is
-    created): the device exists, counts are positive."""
+    created): the device exists, counts are positive, --tensorboard can write."""
+    if getattr(args, "tensorboard", None):
+        import os
+        from pathlib import Path
+
+        from bench.train.tensorboard import ENV, missing_reason
+
+        reason = missing_reason()
+        if reason:
+            raise CliError(reason)
+        folder = Path(args.tensorboard).expanduser().resolve()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot write --tensorboard {args.tensorboard}: "
+                           f"{exc.strerror or exc}") from None
+        os.environ[ENV] = str(folder)  # pool workers inherit it
     if getattr(args, "device", None) is not None:
         from bench.train.runtime import pick_device
 

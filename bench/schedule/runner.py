@@ -248,11 +248,15 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         record = trainer.make_record(status, reason)
         if status == "done":
             evaluate(trainer, eval_spec, record)
+        if trainer.tensorboard is not None:  # live curves: the scored metrics and samples
+            trainer.tensorboard.final(record, trainer.workdir and trainer.workdir / "samples.npz")
     except Exception as exc:  # the cell failed; the grid goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         record = failed_record(cell, last, traceback.format_exc(), trainer)
     finally:
         torch.set_num_threads(threads_before)
+        if trainer is not None and trainer.tensorboard is not None:
+            trainer.tensorboard.close()
     record.history = history + record.history
     if previous is not None:
         store.put(record, replace=True)
