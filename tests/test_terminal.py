@@ -71,6 +71,25 @@ def test_ctrl_c_after_every_cell_finished_exits_0_without_a_resume_hint(
     assert " done" in out and "cells:" in out
 
 
+def test_ctrl_c_after_stage_1_of_held_out_tuning_still_says_how_to_resume(
+        tmp_path, monkeypatch, capsys):
+    """Held-out tuning's stage 2 is only known when stage 1 is done: a stop between the two has
+    not finished the grid."""
+    from bench.schedule import staged
+
+    def stage_1_then_interrupted(grid, *args, **kw):
+        assert grid.plans  # cpu-default tunes on held-out seeds
+        for cell in grid.cells:
+            yield _record(cell)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(staged, "run_staged", stage_1_then_interrupted)
+    code = main(["run", "--grid", "cpu-default", "--store", str(tmp_path / "s"), "--workers",
+                 "1", "--datasets", "ring8"])
+    assert code == 130
+    assert "Resume with" in capsys.readouterr().err
+
+
 def test_a_misspelled_preset_gets_a_suggestion(tmp_path, capsys):
     assert main(["run", "--grid", "quik", "--store", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -197,13 +197,23 @@ def run_held_out(args, template, tricks: list[str], name: str, retry) -> int:
                  f"(held-out tuning): stage 1: {len(cells)} cells -> {args.store} "
                  f"({workers} worker(s)"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
-    for record in run_staged(grid, Path(args.store), name=name,
-                             on_stage2=lambda st: table.extend(st.cells, stage2_title(grid, st)),
-                             workers=workers, device=args.device,
-                             progress=sys.stderr.isatty() and not quiet(),
-                             curve_every=args.curve_every,
-                             retry=retry):
-        table.add(record)
+    stage2_known: list[bool] = []  # stage 2 is known once stage 1 is done
+
+    def on_stage2(stage2) -> None:
+        stage2_known.append(True)
+        table.extend(stage2.cells, stage2_title(grid, stage2))
+
+    try:
+        for record in run_staged(grid, Path(args.store), name=name, on_stage2=on_stage2,
+                                 workers=workers, device=args.device,
+                                 progress=sys.stderr.isatty() and not quiet(),
+                                 curve_every=args.curve_every, retry=retry):
+            table.add(record)
+    except KeyboardInterrupt:
+        table.flush_rest()
+        if not (table.finished and stage2_known):
+            raise  # `main` says how to resume
+        LOG.info("interrupted after every cell had finished; the comparison follows")
     with Store(args.store) as store:  # with the other stored tricks, for the report
         store.put_grid(name, spec, members())
     print(table.summary(args.store, len(table.cells)), flush=True)

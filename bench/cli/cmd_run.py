@@ -129,10 +129,14 @@ def run(args: argparse.Namespace) -> int:
     part = f" of {len(whole.cells)}" if len(cells) < len(whole.cells) else ""
     table.header(f"grid '{grid.name}': {len(table.cells)}{part} cells -> {args.store} ({where}"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
+    stage2_known: list[bool] = []  # held-out tuning: stage 2 is known once stage 1 is done
+
+    def on_stage2(stage2) -> None:
+        stage2_known.append(True)
+        table.extend(stage2.cells, stage2_title(grid, stage2))
+
     try:
-        for record in run_staged(grid, Path(args.store), whole=whole,
-                                 on_stage2=lambda stage2: table.extend(
-                                     stage2.cells, stage2_title(grid, stage2)),
+        for record in run_staged(grid, Path(args.store), whole=whole, on_stage2=on_stage2,
                                  workers=args.workers, eval_spec=spec,
                                  device=args.device, progress=not quiet(),
                                  curve_every=args.curve_every, retry=retry,
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)
         table.flush_rest()
-        if table.finished:  # nothing was cut short: a normal end, said so
+        if table.finished and (stage2_known or not grid.plans):  # nothing was cut short
             print(table.summary(args.store, len(table.cells)), flush=True)
             print(f"ganbench: {signal.Signals(signum).name} after every cell had finished; "
                   f"nothing to resume", file=sys.stderr, flush=True)
