@@ -60,5 +60,5 @@ def _report(args: argparse.Namespace) -> int:
                           samples=not args.no_samples, image_references=args.image_references,
                           pdf=args.pdf)
     print(f"{len(report.tables)} tables, {len(report.figures)} figures, "
-          f"{len(report.samples)} sample figures -> {out / 'index.md'}")
+          f"{len(report.samples)} sample sheets -> {out / 'index.md'}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from bench.report.tables import Table, num
 from bench.store.results import TUNE_METRIC, Catalog, headline_metrics, kind_of, load_table
 
 FACTORIAL = ("factorial", "fractional-factorial")
+LOG = logging.getLogger("ganbench")  # `ganbench -v report` says where the time goes
 
 
 @dataclass
@@ -201,6 +203,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     started = time.perf_counter()
     figures.PDF = pdf
     df, catalog = load_table(store, grid=grid)
+    LOG.debug(f"report: {df['cell_id'].nunique()} current cells, {len(df)} grid memberships "
+              f"read in {time.perf_counter() - started:.1f} s")
     # {data: chance and true-data rows}; image sets' scored on a miss only when asked
     refs = references.for_records(df, compute=True if image_references else None)
     df = validity.add_flags(df, refs, headline_metrics)  # d_at_chance, at_chance
@@ -252,8 +256,12 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     report.figures = summary + report.figures  # the figure a reader sees first
     for t in report.tables:
         t.write(out / "tables")
+    LOG.debug(f"report: {len(report.tables)} tables and {len(report.figures)} figures after "
+              f"{time.perf_counter() - started:.1f} s")
     if samples:
         report.samples = sample_sheets(df, out / "samples", _Stems())
+        LOG.debug(f"report: {len(report.samples)} sample sheets after "
+                  f"{time.perf_counter() - started:.1f} s")
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 
