@@ -5,6 +5,8 @@
 #   2. the engine benchmark (benchmarks/engine.py --device cuda, K = 1, 8, 64, 512);
 #   3. a fused slice of a 2-D grid (benchmarks/fused_slice.py; pacgan-t1 where that preset
 #      exists, else paper-2d's ring8 cells);
+#   4. a small grid through the scheduler with --device cuda (fused groups placed on the GPU,
+#      one record per cell): its status line and each record's engine;
 # then prints one summary (each part's status and the benchmark tables). Each part has its own
 # time limit, so one that hangs cannot eat the others'.
 #
@@ -42,17 +44,39 @@ part() {  # part NAME LIMIT_S CMD...: run with a time limit, keep its output, no
 }
 
 echo "gpu_check on $GPU; logs in $OUT" | tee "$OUT/summary.head"
-part cuda-tests 200 env GANBENCH_TEST_DEVICE=cuda "$PY" -m pytest -q -x -p no:cacheprovider \
+part cuda-tests 180 env GANBENCH_TEST_DEVICE=cuda "$PY" -m pytest -q -x -p no:cacheprovider \
   -m "not slow" tests/test_fused_engine.py tests/test_trainer.py tests/test_device_resume.py
 if "$PY" -c 'from bench.schedule.grid import load_grid; load_grid("pacgan-t1")' >/dev/null 2>&1; then
   NETS=ring8,pacgan; SLICE=(--grid pacgan-t1)
 else
   NETS=ring8; SLICE=(--grid paper-2d --datasets ring8)
 fi
-part engine-benchmark 220 "$PY" benchmarks/engine.py --device cuda --nets "$NETS" \
+part engine-benchmark 200 "$PY" benchmarks/engine.py --device cuda --nets "$NETS" \
   --ks 1,8,64,512 --seconds 2 --rounds 2
-part fused-slice 150 "$PY" benchmarks/fused_slice.py "${SLICE[@]}" --device cuda --steps 200 \
+part fused-slice 110 "$PY" benchmarks/fused_slice.py "${SLICE[@]}" --device cuda --steps 200 \
   --max-seconds 100
+cat >"$OUT/grid.toml" <<'TOML'
+description = "gpu_check: 2 variants x 4 seeds through the scheduler on the GPU"
+design = "add-one"
+tricks = ["wgan_gp"]
+seeds = [0, 1, 2, 3]
+
+[[data]]
+name = "ring8"
+steps = 300
+batch_size = 256
+checkpoint_every = 100
+TOML
+part fused-run 60 "$PY" -m bench.cli run --grid "$OUT/grid.toml" --store "$OUT/store" \
+  --device cuda --workers 1 --curve-every 0
+"$PY" - "$OUT/store" >"$OUT/fused-run.engines" 2>&1 <<'PY'
+import sys
+from bench.store import Store
+with Store(sys.argv[1], create=False) as s:
+    for r in s.records():
+        print(f"  {r.label:<10} seed {r.config['seed']} {r.status:<8} step {r.step} "
+              f"device {r.device} engine {r.runtime.get('engine')}")
+PY
 
 echo
 echo "== summary: gpu_check on $GPU =="
@@ -60,4 +84,6 @@ cat "$OUT/summary"
 echo "-- cuda-tests (last lines)"; tail -n 3 "$OUT/cuda-tests.log"
 echo "-- engine benchmark"; cat "$OUT/engine-benchmark.log"
 echo "-- fused slice (${SLICE[*]})"; cat "$OUT/fused-slice.log"
+echo "-- fused run through the scheduler (last lines; records)"; tail -n 2 "$OUT/fused-run.log"
+cat "$OUT/fused-run.engines"
 exit $status

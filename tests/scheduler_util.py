@@ -39,3 +39,11 @@ def lease_attempts(store: Path) -> dict[str, int]:
 def lease_owners(store: Path) -> list[str]:
     with sqlite3.connect(Path(store) / "results.sqlite") as db:
         return [o for (o,) in db.execute("SELECT owner FROM leases WHERE owner IS NOT NULL")]
+
+
+def leased_cells(store: Path, owner: str | None = None) -> set[str]:
+    """Cells whose lease is held now (by `owner`, or by anyone): with fused groups a worker
+    holds one lease per cell of its group."""
+    with sqlite3.connect(Path(store) / "results.sqlite") as db:
+        rows = db.execute("SELECT cell_id, owner FROM leases WHERE owner IS NOT NULL").fetchall()
+    return {c for c, o in rows if owner is None or o == owner}

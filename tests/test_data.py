@@ -24,7 +24,8 @@ from bench.data import stacked, synthetic
 from bench.data.digits import SPLIT_SEED, load_digits16, stratified_split
 from bench.data.idx_files import FASHION_DIR_ENV, IDX_FILES
 
-ALL = ["cifar10", "digits", "fashion-mnist", "grid25", "mnist", "ring8", "stacked-digits", "stacked-mnist"]
+ALL = ["cifar10", "digits", "fashion-mnist", "grid25", "grid25-pacgan", "mnist", "ring8", "ring8-pacgan",
+       "stacked-digits", "stacked-mnist"]
 
 
 def one_line_error(excinfo) -> str:
@@ -38,7 +39,8 @@ def one_line_error(excinfo) -> str:
 
 def test_names_and_kinds_without_loading():
     assert dataset_names() == ALL
-    assert [dataset_kind(n) for n in ALL] == ["image"] * 3 + ["2d", "image", "2d", "image", "image"]
+    assert [dataset_kind(n) for n in ALL] == ["image"] * 3 + ["2d", "2d", "image", "2d", "2d",
+                                                               "image", "image"]
     with pytest.raises(DataError):
         dataset_kind("nope")
 

@@ -1,5 +1,9 @@
 """Faults that must not stop a grid: a raising cell, a worker killed by the OS, a corrupt
-checkpoint, kill -9 of the main process with an immediate rerun, Ctrl-C and SIGTERM."""
+checkpoint, kill -9 of the main process with an immediate rerun, Ctrl-C and SIGTERM.
+
+These run with fused groups on (the default: TINY_GRID's cells fuse in pairs, so a worker holds
+the leases of two cells at once); the guarantees are stated per cell, for the cells running at
+the moment of the fault, so they hold alike for a cell trained alone (`--no-fuse`)."""
 import os
 import signal
 import subprocess
@@ -14,7 +18,7 @@ from bench.schedule.grid import load_grid
 from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.train import Trainer
-from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners
+from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners, leased_cells
 from tests.tiny import tiny_cell
 
 
@@ -27,23 +31,35 @@ def grid(tmp_path):
     return make
 
 
+@pytest.mark.parametrize("fuse", ["fused", "alone"])
 def test_a_raising_cell_is_stored_failed_the_grid_goes_on_and_retry_reruns_it(
-        grid, tmp_path, capsys, monkeypatch):
+        grid, tmp_path, capsys, monkeypatch, fuse):
+    from bench.train.fused import FusedTrainer
+
     path, store = grid(8), tmp_path / "s"
-    real_step = Trainer.train_step
+    real_step, real_fused_step = Trainer.train_step, FusedTrainer.train_step
 
     def broken_step(self):
         if self.cell.label == "label_smoothing" and self.cell.seed == 1 and self.step == 3:
             raise RuntimeError("simulated fault\nsecond line")
         return real_step(self)
 
+    def broken_fused_step(self):  # the same fault in the fused group that holds that cell
+        if any(t.cell.label == "label_smoothing" and t.cell.seed == 1 for t in self.trainers) \
+                and self.step == 3:
+            raise RuntimeError("simulated fault\nsecond line")
+        return real_fused_step(self)
+
     monkeypatch.setattr(Trainer, "train_step", broken_step)
+    monkeypatch.setattr(FusedTrainer, "train_step", broken_fused_step)
     argv = ["run", "--grid", str(path), "--store", str(store), "--workers", "1",
-            "--curve-every", "0"]
+            "--curve-every", "0"] + (["--no-fuse"] if fuse == "alone" else [])
     assert main(argv) == 1
     out, err = capsys.readouterr()
     assert "3 done, 1 failed" in out and "1 cell(s) failed" in err
     assert "Traceback" not in out + err
+    if fuse == "fused":  # the group's cells went on alone; only the faulty one failed
+        assert "a fused group of 2 cells raised RuntimeError: simulated fault" in err
     with Store(store) as s:
         failed = next(s.records(status="failed"))
     assert failed.reason == "RuntimeError: simulated fault second line"
@@ -69,6 +85,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_cell_restarts(tmp_path, cap
         assert run_cell(cell, store, progress=False, stop_after=4, curve_every=0) is None
         ckpt = store.cell_dir(cell.cell_id) / "checkpoint.pt"
         ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated by a crash or a full disk
+        (ckpt.parent / "checkpoint.prev.pt").unlink()  # no previous one to fall back to
         capsys.readouterr()
         record = run_cell(cell, store, progress=False, curve_every=0)
     err = capsys.readouterr().err
@@ -86,7 +103,7 @@ def test_a_corrupt_checkpoint_is_moved_aside_and_the_cell_restarts(tmp_path, cap
 
 def test_a_worker_killed_by_the_os_is_retried_and_the_grid_finishes(grid, tmp_path, capsys):
     path, store = grid(150), tmp_path / "s"
-    killed = []
+    killed, held = [], set()
 
     def kill_first_worker():  # the OOM killer, as seen from the scheduler
         deadline = time.monotonic() + 120
@@ -97,6 +114,8 @@ def test_a_worker_killed_by_the_os_is_retried_and_the_grid_finishes(grid, tmp_pa
                 owners = []
             if owners:
                 pid = int(owners[0].split(":")[1])
+                time.sleep(0.2)  # a fused group takes its cells' leases one after another
+                held.update(leased_cells(store, owners[0]))
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
             time.sleep(0.05)
@@ -109,7 +128,9 @@ def test_a_worker_killed_by_the_os_is_retried_and_the_grid_finishes(grid, tmp_pa
     assert killed and {r.status for r in records} == {"done"} and len(records) == 4
     assert "worker killed by SIGKILL" in capsys.readouterr().err
     attempts = lease_attempts(store)
-    assert sorted(attempts.values()) == [1, 1, 1, 2]  # only the killed cell ran twice
+    assert held and len(attempts) == 4
+    # only the killed worker's cells (one, or its fused group's) ran twice
+    assert {cid: n for cid, n in attempts.items() if n != 1} == {cid: 2 for cid in held}
 
 
 def _wait_for(predicate, timeout=120.0):
@@ -157,7 +178,7 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
         assert _wait_for(lambda: len(lease_owners(store)) >= 1)
     else:
         assert _wait_for(lambda: len(_stored(store)) >= 1)
-    owners = lease_owners(store)
+    owners, running = lease_owners(store), leased_cells(store)
     main_proc.kill()
     main_proc.wait()
     # the workers die with their parent: nothing keeps training
@@ -170,37 +191,41 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
     assert set(after) == set(reference) and {r.status for r in after.values()} == {"done"}
     attempts = lease_attempts(store)
     assert all(attempts[cid] == 1 for cid in before)  # stored before the kill: never again
-    assert sum(attempts.values()) <= len(reference) + 2  # at most the 2 running cells resumed
+    running |= set(lease_attempts(store)) - set(before)  # leased between the two reads
+    # at most the cells running at the kill (2 alone, or 2 workers' fused groups) resumed
+    assert all(n <= 1 + (cid in running) for cid, n in attempts.items())
     for cid, ref in reference.items():  # resumed cells end exactly like an uninterrupted run
         assert after[cid].metrics == ref.metrics and after[cid].curves == ref.curves
 
 
 def _stop_while_two_cells_train(grid, store, send, *options, **popen):
-    """Start a 2-worker run of long cells, call `send(proc)` once both train; returns the exit
-    code, stderr and the seconds from the signal to the exit."""
+    """Start a 2-worker run of long cells, call `send(proc)` once both workers train; returns
+    the exit code, stderr, the seconds from the signal to the exit and how many cells were
+    running (2 alone; with fused groups, every cell of both workers' groups)."""
     cmd = cli_cmd("run", "--grid", str(grid(3000)), "--store", str(store), "--workers", "2",
                   "--curve-every", "0", *options)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)
-    assert _wait_for(lambda: len(lease_owners(store)) == 2)
+    assert _wait_for(lambda: len(set(lease_owners(store))) == 2)
     time.sleep(0.5)
+    running = len(lease_owners(store))
     sent = time.monotonic()
     send(proc)
     _, err = proc.communicate(timeout=60)
-    return proc.returncode, err, time.monotonic() - sent
+    return proc.returncode, err, time.monotonic() - sent, running
 
 
 def test_ctrl_c_stops_within_seconds_keeps_checkpoints_and_prints_the_resume_command(
         grid, tmp_path):
     store = tmp_path / "s"
     # to the main process only; it forwards to the workers
-    code, err, took = _stop_while_two_cells_train(
+    code, err, took, running = _stop_while_two_cells_train(
         grid, store, lambda proc: proc.send_signal(signal.SIGINT))
     assert code == 130 and took < 15
     assert "Resume with:" in err and f"--store {store}" in err
     assert "Traceback" not in err
     checkpoints = list(store.glob("cells/*/checkpoint.pt"))
-    assert len(checkpoints) == 2  # both running cells wrote one when they stopped
+    assert running >= 2 and len(checkpoints) == running  # every running cell wrote one
     assert lease_owners(store) == []  # leases released
 
 
@@ -216,14 +241,14 @@ def test_sigterm_stops_like_ctrl_c_with_checkpoints_a_summary_and_the_resume_com
             os.killpg(proc.pid, signal.SIGTERM)
         else:
             proc.send_signal(signal.SIGTERM)
-    code, err, took = _stop_while_two_cells_train(grid, store, send, "--eval-seed", "7",
-                                                  start_new_session=True)
+    code, err, took, running = _stop_while_two_cells_train(
+        grid, store, send, "--eval-seed", "7", start_new_session=True)
     assert code == 143 and took < 15, err
     assert "cells:" in err and "not run" in err  # the summary
     assert "interrupted (SIGTERM)" in err and "Resume with:" in err
     assert "--eval-seed 7" in err  # the resume command keeps the protocol
     assert "Traceback" not in err
-    assert len(list(store.glob("cells/*/checkpoint.pt"))) == 2  # running cells checkpointed
+    assert len(list(store.glob("cells/*/checkpoint.pt"))) == running  # running cells did
     assert lease_owners(store) == []  # leases released
 
 
@@ -235,11 +260,14 @@ def test_sigterm_to_one_worker_alone_checkpoints_and_a_fresh_worker_resumes_its_
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert _wait_for(lambda: len(lease_owners(store)) >= 1)
     owner = lease_owners(store)[0]
+    time.sleep(0.2)  # a fused group takes its cells' leases one after another
+    held = leased_cells(store, owner)
     os.kill(int(owner.split(":")[1]), signal.SIGTERM)  # not the run: it goes on
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert {r.status for r in _stored(store).values()} == {"done"} and len(_stored(store)) == 4
-    assert sorted(lease_attempts(store).values()) == [1, 1, 1, 2]  # only that cell twice
+    attempts = lease_attempts(store)  # only that worker's cells (one, or its group's) twice
+    assert held and {cid: n for cid, n in attempts.items() if n != 1} == {c: 2 for c in held}
     assert "Traceback" not in err
 
 
@@ -249,9 +277,12 @@ def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid
     path, store = grid(400), tmp_path / "s"
     cells = load_grid(str(path)).cells
 
-    def press_ctrl_c():
-        if _wait_for(lambda: len(lease_owners(store)) == 1, 60):
+    held = set()
+
+    def press_ctrl_c():  # while a cell (alone, or a fused group's) trains
+        if _wait_for(lambda: len(lease_owners(store)) >= 1, 60):
             time.sleep(0.3)
+            held.update(leased_cells(store))
             os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)
@@ -260,7 +291,8 @@ def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid
         list(run_cells(cells, store, workers=1, progress=False, curve_every=0))
     presser.join()
     assert not STOP.is_set() and lease_owners(store) == []
-    assert len(list(store.glob("cells/*/checkpoint.pt"))) == 1 + len(_stored(store))
+    assert held and not held & set(_stored(store))
+    assert len(list(store.glob("cells/*/checkpoint.pt"))) == len(held) + len(_stored(store))
     resumed = {r.cell_id: r for r in run_cells(cells, store, progress=False, curve_every=0)}
     fresh = {r.cell_id: r for r in run_cells(cells, tmp_path / "fresh", progress=False,
                                              curve_every=0)}
@@ -300,7 +332,7 @@ def test_kill_9_while_scoring_then_a_rerun_scores_without_retraining(tmp_path):
     main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env=env)
     assert _wait_for(final.exists)
-    owners = lease_owners(store)
+    owners, running = lease_owners(store), leased_cells(store)
     main_proc.kill()
     main_proc.wait()
     assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)

@@ -103,3 +103,29 @@ def test_resume_is_exact_with_lazy_regularisers(tmp_path):
         a, b = weights(getattr(straight.nets, net)), weights(getattr(resumed.nets, net))
         assert all(torch.equal(a[k], b[k]) for k in a), net
     assert straight.curves == resumed.curves and "g_pl" in straight.curves
+
+
+def test_path_length_2d_setting_sets_the_calibrated_weight_and_keeps_old_ids():
+    """setting="2d" gives the weight chosen on tuning seeds for 2-D data where the weight is at
+    StyleGAN2's image value; an explicit weight is kept; the default cell id is unchanged (the
+    setting enters it only when set)."""
+    from bench.schedule.grid import full_spec
+    from bench.trickapi.registry import create_trick
+    from tricks.path_length import IMAGE_WEIGHT, TWO_D_WEIGHT
+
+    assert create_trick("path_length").p.weight == IMAGE_WEIGHT == 2.0
+    assert create_trick("path_length", setting="2d").p.weight == TWO_D_WEIGHT == 0.02
+    assert create_trick("path_length", setting="2d", weight=0.5).p.weight == 0.5
+    assert "setting" not in dict(full_spec("path_length").params)
+    assert dict(full_spec("path_length", {"setting": "2d"}).params)["weight"] == 0.02
+    with pytest.raises(Exception):
+        create_trick("path_length", setting="3d")
+
+
+def test_path_length_calibration_grid_loads():
+    from pathlib import Path
+
+    from bench.schedule.grid import load_grid
+    grid = load_grid(str(Path(__file__).resolve().parents[1] / "benchmarks" / "calibration"
+                         / "path_length_2d.toml"))
+    assert {c.seed for c in grid.cells} == {100, 101, 102}  # tuning seeds only

@@ -72,8 +72,8 @@ def test_bootstrap_from_ten_pairs_is_bca_and_the_star_follows_the_t_test():
                         random_state=np.random.default_rng(0)).confidence_interval
     assert d.method == "bca" and (d.lo, d.hi) == (pytest.approx(ref.low), pytest.approx(ref.high))
     assert d.p == pytest.approx(sst.ttest_1samp(diffs, 0).pvalue)
-    # the BCa interval excludes 0 but the t-test does not reject: no * (the p printed beside it)
-    assert d.excludes_zero and d.p > 0.05 and not d.significant
+    # the BCa interval excludes 0 but the sign-flip test does not reject: no *
+    assert d.excludes_zero and d.p > 0.05 and d.p_perm > 0.05 and not d.significant
     assert "*" not in views.delta_text(d)
 
 
@@ -101,9 +101,17 @@ def test_add_one_delta_equals_hand_computation(df):
     assert row["d_high_quality"] == pytest.approx(np.mean(diffs))
     assert (row["d_high_quality_lo"], row["d_high_quality_hi"]) == (
         pytest.approx(hand.lo), pytest.approx(hand.hi))
-    # Holm across the table's rows equals holm() of the raw p-values
-    np.testing.assert_allclose(t.numbers["d_high_quality_p_holm"],
-                               stats.holm(t.numbers["d_high_quality_p"]))
+    # the test: the exact sign-flip p (all 5 differences positive: 2 / 2**5, the floor)
+    assert row["d_high_quality_p_perm"] == pytest.approx(stats.sign_flip_p(diffs)) == 0.0625
+    assert row["d_high_quality_p_floor"] == 0.0625
+    # Holm over every claim of the table (all rows x all headline metrics together), by hand
+    cols = [f"d_{m}_p_perm" for m in ("modes", "high_quality", "reverse_kl")]
+    flat = t.numbers[cols].to_numpy(float).ravel()
+    hand_holm = stats.holm(flat).reshape(len(t.numbers), 3)
+    np.testing.assert_allclose(t.numbers["d_high_quality_p_holm"], hand_holm[:, 1])
+    np.testing.assert_allclose(t.numbers["d_modes_p_holm"], hand_holm[:, 0])
+    assert t.notes[0].startswith("**Test:** exact paired sign-flip") and "5 paired" in t.notes[0]
+    assert "no claim can reach p < 0.05" in t.notes[0]
 
 
 def test_real_effect_flagged_null_not_and_best_is_true_best(df):
@@ -119,8 +127,10 @@ def test_real_effect_flagged_null_not_and_best_is_true_best(df):
     kl_col = t.columns.index("reverse_kl ↓")  # lower is better
     assert [name for name, r in cells.items() if r[kl_col].bold] == ["spectral_norm"]
     delta_col = t.columns.index("Δ high_quality [95% CI]")
-    assert "*" in cells["spectral_norm"][delta_col].text
-    assert "*" not in cells["label_flip"][delta_col].text
+    # 5 seeds: the sign-flip test cannot go below p = 0.0625, so no * however large the effect
+    assert "*" not in cells["spectral_norm"][delta_col].text
+    assert n.loc["spectral_norm", "d_high_quality_p_perm"] == 0.0625
+    assert n.loc["label_flip", "d_high_quality_p_perm"] > 0.1  # null: 0.1875 here
     status = t.columns.index("status")
     assert cells["dropout"][status].text == "diverged 1/5 (step 250)"
     assert cells["ttur"][status].text == "failed 1/5"
@@ -141,6 +151,11 @@ def test_pairs_interaction_by_hand(df):
     lf = n.loc["label_flip+spectral_norm"]
     assert lf["i_high_quality_lo"] < 0 < lf["i_high_quality_hi"]  # no interaction
     assert n.loc["relativistic+wgan_gp", "status"].startswith("conflict")
+    # Holm over every claim of the pairs table (Δ(a+b) and interaction together), by hand
+    both = t.numbers[["d_high_quality_p_perm", "i_high_quality_p_perm"]].to_numpy(float)
+    hand = stats.holm(both.ravel()).reshape(both.shape)
+    np.testing.assert_allclose(t.numbers["i_high_quality_p_holm"], hand[:, 1])
+    assert t.notes[0].startswith("**Test:** exact paired sign-flip")
 
 
 def test_factorial_effects_equal_contrasts(df):
@@ -173,7 +188,7 @@ def test_tuned_view_chooses_each_variants_best_lr(df):
     assert n.loc["spectral_norm", "best_lr"] == pytest.approx(5e-4)
     diffs = [high_quality(("spectral_norm",), s, 5e-4) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
     assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(np.mean(diffs))
-    assert "same seeds" in t.notes[0]
+    assert "same seeds" in t.notes[1] and t.notes[0].startswith("**Test:**")
     # the common-LR view beside it: every variant at the baseline's best LR (1e-3)
     assert n.loc["spectral_norm", "common_lr"] == pytest.approx(1e-3)
     common = [high_quality(("spectral_norm",), s, 1e-3) - high_quality((), s, 1e-3) for s in (0, 1, 2)]
@@ -205,5 +220,5 @@ def test_bootstrap_option_reaches_the_table(df):
     assert (row["d_high_quality_lo"], row["d_high_quality_hi"]) == (pytest.approx(hand.lo),
                                                                     pytest.approx(hand.hi))
     assert row["d_high_quality_ci"] == "t"
-    assert "BCa bootstrap" in t.notes[0] and "where n ≥ 10 paired seeds, paired t otherwise" \
-        in t.notes[0] and "p from the paired t-test" in t.notes[0]
+    assert "BCa bootstrap" in t.notes[1] and "where n ≥ 10 paired seeds, paired t otherwise" \
+        in t.notes[1] and "exact paired sign-flip test p < 0.05" in t.notes[1]

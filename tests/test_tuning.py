@@ -259,13 +259,20 @@ def test_held_out_report_pairs_each_variant_with_the_baseline_at_its_own_chosen_
     assert "evaluation seeds [0, 1, 2]" in " ".join(main_table.notes)
     lines = verdict_lines(load_records(tmp_path / "s", grid="held", memberships=True),
                           ["label_flip"])
-    assert lines[0].startswith("ring8  label_flip: helps: Δ reverse_kl -0.3")
+    # 3 evaluation seeds: the exact sign-flip test cannot go below p = 0.25 (issue 19, Must 3)
+    assert lines[0].startswith("ring8  label_flip: no detectable effect: Δ reverse_kl -0.3")
+    assert "sign-flip p 0.25" in lines[0] and "smallest possible 0.25" in lines[0]
 
 
 def test_verdict_follows_the_metric_direction():
     from bench.report.stats import Delta
     from bench.report.tuned import verdict
 
-    lower = Delta(-0.3, -0.5, -0.1, 5, 0.01, "t")
+    lower = Delta(-0.3, -0.5, -0.1, 6, 0.01, "t", p_perm=0.03125, p_floor=0.03125)
     assert verdict(lower, "reverse_kl") == "helps" and verdict(lower, "modes") == "hurts"
-    assert verdict(Delta(0.1, -0.2, 0.4, 5, 0.5, "t"), "fid") == "no detectable effect"
+    assert verdict(lower, "reverse_kl", p=0.2) == "no detectable effect"  # after Holm
+    assert verdict(Delta(0.1, -0.2, 0.4, 5, 0.5, "t", p_perm=0.5), "fid") == \
+        "no detectable effect"
+    # the t interval excludes 0 but the sign-flip test cannot reject at 5 seeds
+    assert verdict(Delta(-0.3, -0.5, -0.1, 5, 0.01, "t", p_perm=0.0625), "fid") == \
+        "no detectable effect"

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bench.cli import (cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
+from bench.cli import (cmd_check, cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
                        cmd_show, cmd_status, cmd_train, cmd_tricks, cmd_weights)
 from bench.cli.common import (EXIT_USAGE, Parser, add_verbosity_options, check_common_options,
                               input_errors, setup_logging)
 
 COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_designs, cmd_status, cmd_show, cmd_eval, cmd_weights,
-            cmd_report, cmd_samples, cmd_compare)
+            cmd_report, cmd_samples, cmd_compare, cmd_check)
 
 DESCRIPTION = ("Benchmark GAN training tricks: train and score cells (dataset x tricks x seed) "
                "into a resumable store, alone or as grids, and list the tricks and their "
@@ -45,7 +45,7 @@ class _VersionAction(argparse.Action):
 # imported; `tricks` once its cached descriptions are current: bench/cli/trick_catalog.py).
 # Every parser is torch-free to build; when one of these is named, only its parser is built,
 # which is quicker still.
-TORCH_FREE = ("report", "designs", "status", "show", "tricks")
+TORCH_FREE = ("report", "designs", "status", "show", "check", "tricks")
 
 
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:

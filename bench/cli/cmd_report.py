@@ -19,7 +19,8 @@ def register(sub) -> None:
                         "file changed)")
     p.add_argument("--bootstrap", action="store_true",
                    help="BCa bootstrap CIs (scipy.stats.bootstrap) where a Δ has >= 10 paired "
-                        "seeds; paired t below that (p and * always from the paired t-test)")
+                        "seeds; paired t below that (p, * and Holm always from the exact paired "
+                        "sign-flip test)")
     p.add_argument("--no-samples", action="store_true",
                    help="skip the sample sheets (one per variant and dataset)")
     p.add_argument("--pdf", action="store_true",

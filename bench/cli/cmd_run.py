@@ -39,6 +39,11 @@ def register(sub) -> None:
                         "baseline,unrolled); the store still records the whole grid")
     p.add_argument("--datasets", metavar="NAMES",
                    help="train only the cells of these datasets of the grid (comma-separated)")
+    p.add_argument("--no-fuse", action="store_true",
+                   help="train every cell in its own worker (default: cells that differ only in "
+                        "seed and learning rates, with tricks the fused engine supports, train "
+                        "as one vectorised step per worker; docs/fused.md). Same as "
+                        "GANBENCH_NO_FUSE=1")
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells by design, dataset and stored status; train nothing")
     add_eval_options(p)
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         from bench.schedule.dry_run import print_dry_run
 
         print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device,
-                      retry=retry)
+                      retry=retry, fuse=False if args.no_fuse else None)
         return 0
     write_memberships(whole, Path(args.store))
     from bench.schedule.staged import run_staged
@@ -141,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
                                  device=args.device, progress=not quiet(),
                                  curve_every=args.curve_every, retry=retry,
                                  cells_per_gpu=args.cells_per_gpu,
-                                 executor=args.executor, address=args.address):
+                                 executor=args.executor, address=args.address,
+                                 fuse=False if args.no_fuse else None):
             table.add(record)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)

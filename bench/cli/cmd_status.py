@@ -24,6 +24,7 @@ def register(sub) -> None:
 
 def collect(store, grid: str | None, slowest: int) -> dict:
     from bench.schedule.leases import Leases
+    from bench.store.db import printable  # a planted owner cannot drive the terminal
 
     records = {r.cell_id: r for r in store.records()}
     members = grid_members(store, grid) if grid else store.members()
@@ -58,7 +59,7 @@ def collect(store, grid: str | None, slowest: int) -> dict:
     return {"counts": dict(counts), "total": sum(counts.values()),
             "by_dataset_design": [{"dataset": d, "design": g, "status": s, "cells": n}
                                   for (d, g, s), n in sorted(table.items())],
-            "live_leases": [{"cell_id": lease.cell_id, "owner": lease.owner,
+            "live_leases": [{"cell_id": printable(lease.cell_id), "owner": printable(lease.owner),
                              "heartbeat_age_s": round(time.time() - lease.heartbeat, 1),
                              "attempts": lease.attempts} for lease in live],
             "failed": failed, "slowest": slow,

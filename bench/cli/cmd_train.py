@@ -1,4 +1,9 @@
-"""`ganbench train`: train and score one cell."""
+"""`ganbench train`: train and score one cell.
+
+Exit codes: 0 when the cell's record is `done` (or a `conflict` / `not-applicable` record says
+why it may not run); 1 when it is `failed` or `diverged` (as `run`), or when this process lost
+the cell's lease to another run while training (it stops without writing; the other run stores
+the cell); 2 for bad input."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +15,7 @@ from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, add_curve_opti
                               add_tensorboard_option, eval_spec_from, load_data, parse_tricks,
                               quiet)
 from bench.core.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
-                               TrainConfig)
+                               TrainConfig, env_threads)
 
 
 def register(sub) -> None:
@@ -76,7 +81,7 @@ def build_cell(args: argparse.Namespace) -> CellConfig:
     d_opt = OptimConfig(lr=args.d_lr if args.d_lr is not None else lr)
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, g_optim=g_opt, d_optim=d_opt,
                         checkpoint_every=args.checkpoint_every, log_every=args.log_every,
-                        stop_on=args.stop_on or "", g_loss=args.g_loss)
+                        stop_on=args.stop_on or "", g_loss=args.g_loss, threads=env_threads())
     # `is not None`: --width 0 is a bad value (refused by NetConfig), not "use the default"
     net = NetConfig(z_dim=args.z_dim, depth=args.depth, activation=args.activation, init=args.init,
                     **({"width": args.width} if args.width is not None else {}))
@@ -94,9 +99,12 @@ def retire_for_retraining(store, cell: CellConfig) -> None:
 
     if not store.has(cell.cell_id):
         return
+    from bench.train.checkpoint import previous_path
+
     path = store.cell_dir(cell.cell_id) / CHECKPOINT
     try:
         path.unlink(missing_ok=True)
+        previous_path(path).unlink(missing_ok=True)
     except OSError as exc:
         from bench.store import StoreError
 
@@ -105,11 +113,22 @@ def retire_for_retraining(store, cell: CellConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.schedule.runner import run_cell
+    from bench.schedule.runner import LeaseLostError, run_cell
     from bench.store import Store
 
     cell = build_cell(args)
     spec = eval_spec_from(args)
+    if getattr(args, "metrics", None):  # asked for by name: each must apply to this dataset
+        from bench.data import dataset_kind
+        from bench.metrics import available_metrics
+
+        from bench.cli.common import CliError
+
+        kind = dataset_kind(cell.data.name)
+        bad = [m for m in spec.metrics if m not in available_metrics(kind)]
+        if bad:
+            raise CliError(f"--metrics {','.join(bad)} does not apply to {cell.data.name} "
+                           f"({kind} data, scored on: {', '.join(available_metrics(kind))})")
     load_data(args, cell)
     with Store(args.store) as store:
         stored = store.get(cell.cell_id)
@@ -123,13 +142,26 @@ def run(args: argparse.Namespace) -> int:
                      f"history).")
         # as `run`: no '\r' lines in logs
         progress = not args.json and sys.stderr.isatty() and not quiet()
-        record = run_cell(cell, store, eval_spec=spec, device=_device_for(cell, args.device),
-                          progress=progress, curve_every=args.curve_every)
+        try:
+            record = run_cell(cell, store, eval_spec=spec,
+                              device=_device_for(cell, args.device), progress=progress,
+                              curve_every=args.curve_every)
+        except LeaseLostError:  # run_cell said so in one line; nothing was written
+            return 1
+    if record is None:  # stopped (Ctrl-C): its checkpoint is on disk
+        print("ganbench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    if stored is not None and args.force:  # a rerun: say when it did not reproduce
+        from bench.schedule.runner import rerun_difference
+
+        note = rerun_difference(stored, record)
+        if note:
+            print(note, file=sys.stderr)
     if args.json:
         print(record.to_json())
     else:
         print(record.summary_line())
-    return 0
+    return 1 if record.status in ("failed", "diverged") else 0
 
 
 def _device_for(cell: CellConfig, device: str | None) -> str | None:

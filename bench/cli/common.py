@@ -119,6 +119,9 @@ def parse_value(text: str) -> Any:
 
 def parse_tricks(tricks: str, params: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     names = [n.strip() for n in tricks.split(",") if n.strip()] if tricks else []
+    if tricks and tricks.strip() and not names:  # e.g. `--tricks ,,`: not the baseline by accident
+        raise CliError(f"--tricks {tricks!r} names no trick; leave --tricks out to train the "
+                       f"baseline")
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise CliError(f"--tricks names {', '.join(repr(n) for n in twice)} more than once; "

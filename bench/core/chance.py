@@ -59,7 +59,7 @@ LN2 = math.log(2.0)
 KEEPS_D_LOSS = frozenset({
     "batch_norm", "conditional", "dropout", "ema_generator", "feature_matching",
     "gradient_penalty", "historical_averaging", "instance_noise", "lr_cyclic", "lr_step_decay",
-    "lr_warmup", "minibatch_discrimination", "minibatch_stddev", "path_length",
+    "lr_warmup", "minibatch_discrimination", "minibatch_stddev", "packing", "path_length",
     "progressive_growing", "self_attention", "spectral_norm", "stylegan", "ttur", "unrolled",
     "virtual_batch_norm", "weight_penalty"})
 # Built-in tricks that change D's targets: (t_real, t_fake) -> their means under the trick.

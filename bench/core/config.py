@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -46,6 +47,58 @@ MAX_SEED = 2**32 - 1  # numpy's seed range; seeds are stored as SQLite integers
 
 class ConfigError(ValueError):
     """A config value is invalid; the message is one line meant for the user."""
+
+
+# Sane maxima: a grid or command asking for more is refused before anything runs (a typo such as
+# steps = 1000000000000 would train without end; depth = 1e8 allocates until the OS refuses).
+# Each can be raised with $GANBENCH_MAX_<KEY>, e.g. GANBENCH_MAX_STEPS=50000000.
+LIMITS = {
+    "steps": 10_000_000,      # generator updates of one cell
+    "batch_size": 65_536,
+    "width": 4_096,           # MLP hidden units / DCGAN channels
+    "depth": 64,              # MLP hidden layers
+    "z_dim": 4_096,
+    "resolution": 1_024,      # image side in pixels
+    "seeds": 1_000,           # seeds (or tuning seeds) of one grid dataset
+    "cells": 20_000,          # cells of one grid
+    "threads": 256,           # torch CPU threads of one cell
+}
+
+
+def env_threads() -> int:
+    """Torch CPU threads of a cell ($GANBENCH_CELL_THREADS, default 1). CPU kernels may sum in
+    another order with another thread count, so it is part of the cell (TrainConfig.threads,
+    in the id when not 1): the same id always means the same count."""
+    text = os.environ.get("GANBENCH_CELL_THREADS", "1")
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"GANBENCH_CELL_THREADS must be an integer >= 1, got {text!r}") from None
+    check_int("GANBENCH_CELL_THREADS", value, 1)
+    return value
+
+
+def limit(key: str) -> int:
+    """The maximum of `key`: $GANBENCH_MAX_<KEY> when set, else LIMITS[key]."""
+    env = f"GANBENCH_MAX_{key.upper()}"
+    text = os.environ.get(env)
+    if text is None:
+        return LIMITS[key]
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{env} must be an integer, got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"{env} must be >= 1, got {value}")
+    return value
+
+
+def check_limit(key: str, value: int, what: str | None = None) -> None:
+    """ConfigError naming the key, the value, the limit and how to raise it."""
+    top = limit(key)
+    if value > top:
+        raise ConfigError(f"{what or key} = {value} is above the limit of {top} (set "
+                          f"GANBENCH_MAX_{key.upper()} to raise it)")
 
 
 # Where a cell may run (`--device`; not part of a cell): `pick_device` in bench/train/runtime.py
@@ -96,15 +149,21 @@ class DataConfig:
         object.__setattr__(self, "name", normalize_name(self.name))
         if self.resolution is not None:
             check_int("resolution", self.resolution, 1)
+            check_limit("resolution", self.resolution)
 
 
 ACTIVATIONS = ("default", "tanh")
 INITS = ("normal", "orthogonal")
+# NetConfig.arch values: "" = chosen by the data kind (MLP for 2-D, DCGAN for images); "pacgan" =
+# PacGAN's 2-D nets (bench/nets/pacgan.py: Lin et al. 2018's synthetic-data code)
+ARCHS = ("", "pacgan")
 
 
 @dataclass(frozen=True)
 class NetConfig:
-    """Network widths. `arch` is chosen from the data kind: 'mlp' for 2-D, 'dcgan' for images."""
+    """Network widths. The architecture is chosen from the data kind ('mlp' for 2-D, 'dcgan' for
+    images) unless `arch` names one: "pacgan" is PacGAN's fixed 2-D architecture (its widths and
+    depths are the paper code's; `width`, `depth` and `activation` must stay unset)."""
 
     z_dim: int = 64
     width: int | None = None  # MLP hidden units / channels of G's last feature map; None: per arch
@@ -115,25 +174,44 @@ class NetConfig:
     # weight init: "normal" N(0, 0.02) (DCGAN) or "orthogonal" (gain 1.4, the unrolled-GAN
     # notebook); biases 0 either way
     init: str = field(default="normal", metadata=OPTIONAL)
+    # "" (per data kind) or a named architecture from ARCHS; enters the id only when set
+    arch: str = field(default="", metadata=OPTIONAL)
 
     def __post_init__(self) -> None:
         check_int("z_dim", self.z_dim, 1)
+        check_limit("z_dim", self.z_dim)
         if self.width is not None:
             check_int("width", self.width, 1)
+            check_limit("width", self.width)
         check_int("depth", self.depth, 1)
+        check_limit("depth", self.depth)
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {', '.join(ACTIVATIONS)}, "
                               f"got {self.activation!r}")
         if self.init not in INITS:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"arch must be one of {', '.join(repr(a) for a in ARCHS)}, "
+                              f"got {self.arch!r}")
+        if self.arch == "pacgan":
+            fixed = [k for k, v in (("width", self.width is not None), ("depth", self.depth != 3),
+                                    ("activation", self.activation != "default")) if v]
+            if fixed:
+                raise ConfigError(f"arch 'pacgan' fixes the nets (G 4x400 ReLU+BN, D 3x200 maxout "
+                                  f"x5); do not set {', '.join(fixed)}")
 
     def check_kind(self, kind: str) -> None:
         """ConfigError when an option does not fit the nets of this data kind."""
+        if kind != "2d" and self.arch == "pacgan":
+            raise ConfigError("arch 'pacgan' is PacGAN's 2-D architecture; it does not apply to "
+                              "image data")
         if kind != "2d" and self.activation != "default":
             raise ConfigError(f"activation is an option of the 2-D MLPs; the DCGAN nets keep "
                               f"theirs (got {self.activation!r})")
 
     def resolved_width(self, kind: str) -> int:
+        if self.arch == "pacgan":
+            return 400  # G's hidden width (D's is 200): what step-cost estimates scale with
         return self.width if self.width is not None else (128 if kind == "2d" else 32)
 
 
@@ -161,12 +239,19 @@ class TrainConfig:
     g_loss: str = field(default="non_saturating", metadata=OPTIONAL)
     log_every: int = 50  # loss curves are averaged over this many steps
     checkpoint_every: int = 500  # 0: only when the run stops
+    # torch CPU threads the cell runs with ($GANBENCH_CELL_THREADS where grids and `train` build
+    # cells): another count may give other bits on the CPU, so it is in the id when not 1
+    threads: int = field(default=1, metadata=OPTIONAL)
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 1)
+        check_limit("steps", self.steps)
         check_int("batch_size", self.batch_size, 2)  # batch statistics need two samples
+        check_limit("batch_size", self.batch_size)
         check_int("log_every", self.log_every, 1)
         check_int("checkpoint_every", self.checkpoint_every, 0)
+        check_int("threads", self.threads, 1)
+        check_limit("threads", self.threads)
         if self.stop_on not in ("", "hard"):
             raise ConfigError(f"stop_on must be '' or 'hard', got {self.stop_on!r}")
         if self.g_loss not in G_LOSS_NAMES:

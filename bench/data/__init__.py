@@ -34,6 +34,8 @@ __all__ = [
 _SPECS: dict[str, tuple[str, tuple[int, ...], bool, bool]] = {
     "ring8": ("2d", (), True, False),
     "grid25": ("2d", (), True, False),
+    "ring8-pacgan": ("2d", (), True, False),
+    "grid25-pacgan": ("2d", (), True, False),
     "digits": ("image", (16,), False, False),
     "stacked-digits": ("image", (16,), True, False),
     "mnist": ("image", (28, 16), False, True),
@@ -104,7 +106,7 @@ def _check_resolution(name: str, resolution) -> int | None:
 
 
 def _build(name: str, seed: int, resolution: int | None, root: pathlib.Path | None, download: bool) -> Dataset:
-    if name in ("ring8", "grid25"):
+    if name in ("ring8", "grid25", "ring8-pacgan", "grid25-pacgan"):
         from .synthetic import load_mixture
 
         return load_mixture(name, seed)

@@ -1,13 +1,21 @@
 """Mode coverage on 2-D Gaussian mixtures, following the PacGAN/VEEGAN protocol.
 
-* A sample is *high quality* if its Euclidean distance to the nearest mode centre is at most
-  3 sigma.
+PacGAN's evaluation code is the reference (github.com/fjxmlzn/PacGAN,
+`synthetic_data_experiments/PacGAN/pacgan/extensions.py`, class `MetricLogger`, lines 115-175;
+tests/test_metrics_pacgan.py checks each rule against a transcription of it). VEEGAN's public
+repository (akashgit/VEEGAN) holds no evaluation code, so PacGAN's is the one followed.
+
+* A sample is *high quality* if its Euclidean distance to the nearest mode centre is less than
+  3 sigma (`min_dis < self.dis_thre` with `dis_thre=3` and the distance in units of sigma).
 * A mode is *covered* if at least one high-quality sample has it as its nearest centre.
 * ``reverse_kl`` = KL(q || p) = sum_k q_k log(q_k / p_k), with q the normalised histogram over modes
   of the high-quality samples (each assigned to its nearest centre) and p uniform over the modes.
   Empty bins contribute 0 (0 log 0 = 0, i.e. the sum runs over q_k > 0), so the value lies in
   [0, log K]. With no high-quality sample at all q is undefined; we then report the worst value,
-  log K (the KL of full collapse onto one mode).
+  log K (the KL of full collapse onto one mode). PacGAN's code does not log a reverse KL; it
+  logs `entropy_of_coverage` = H(q) of this same histogram (`detail_of_coverage` counts only
+  high-quality samples), and KL(q || uniform) = log K - H(q).
+* 2,500 samples (`num_log_figure_sample` in PacGAN's configs; bench/metrics/evaluate.py).
 """
 from __future__ import annotations
 
@@ -43,7 +51,7 @@ def mode_coverage_2d(samples: torch.Tensor, dataset) -> dict:
     centers = dataset.centers.detach().to("cpu", torch.float64)
     dist = torch.cdist(x, centers)  # [N, K]
     dmin, nearest = dist.min(dim=1)
-    hq = dmin <= HQ_SIGMAS * float(dataset.sigma)
+    hq = dmin < HQ_SIGMAS * float(dataset.sigma)  # strict, as PacGAN's `min_dis < dis_thre`
     counts = torch.bincount(nearest[hq], minlength=len(centers))
     return {
         "modes": int((counts > 0).sum()),

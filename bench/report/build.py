@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.config import TrainConfig
-from bench.report import figures, references, tuned, validity, views
+from bench.report import figures, references, study, tuned, validity, views
 from bench.report.tables import Table, num
+from bench.store import CELL_ID
 from bench.store.results import TUNE_METRIC, Catalog, headline_metrics, kind_of, load_table
 
 FACTORIAL = ("factorial", "fractional-factorial")
@@ -31,6 +32,8 @@ class Report:
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
     catalog: Catalog = field(default_factory=Catalog)  # what the grids asked for
+    verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
+    study_tables: list[Table] = field(default_factory=list)  # verdict, aggregates, power
 
 
 def _slug(*parts: str) -> str:
@@ -182,16 +185,17 @@ def sample_sheets(df: pd.DataFrame, folder: Path, stem_of) -> list[tuple[Path, s
         grid_name = key[0] if several else ""
         data, label, setup = key[-3:]
         files = [(f"seed {int(r['seed'])}", Path(r["cell_dir"]) / "samples.npz")
-                 for _, r in part.sort_values("seed").iterrows()]
+                 for _, r in part.sort_values("seed").iterrows()
+                 if CELL_ID.fullmatch(str(r["cell_id"]))]  # never a path from store text
         files = [(t, f) for t, f in files if f.exists()]
         if not files:
             continue
         title = f"{data} {label}" + (f" (grid {grid_name})" if grid_name else "") + (
             f" (setup {setup})" if setups[tuple(key[:-1])] > 1 else "")
         stem = stem_of(data, label, grid_name, setup if setups[tuple(key[:-1])] > 1 else "")
-        seeds = ", ".join(t.split()[-1] for t, _ in files)
-        out += [(p, f"{title}, seeds {seeds}")
-                for p in figures.sample_sheet(files, folder / stem, title)]
+        paths, drawn = figures.sample_sheet(files, folder / stem, title)
+        seeds = ", ".join(t.split()[-1] for t in drawn)
+        out += [(p, f"{title}, seeds {seeds}") for p in paths]
     return out
 
 
@@ -254,7 +258,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     _add(summary, figures.summary(summary_panels, figs / "summary"),
          "summary: Δ vs baseline of every trick on every headline metric, per dataset")
     report.figures = summary + report.figures  # the figure a reader sees first
-    for t in report.tables:
+    study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
+    for t in report.study_tables + report.tables:
         t.write(out / "tables")
     LOG.debug(f"report: {len(report.tables)} tables and {len(report.figures)} figures after "
               f"{time.perf_counter() - started:.1f} s")
@@ -294,6 +299,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines = ["# ganbench report", ""]
     if command:
         lines += [f"Made with `{command}`.", ""]
+    lines += report.verdict  # the verdict table first (bench.report.study)
     if cells.empty:
         lines += ["The store holds no current records.", ""]
     else:
@@ -324,7 +330,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
     lines += ["", "## Tables", "",
               "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
               "number unformatted).", ""]
-    for t in report.tables:
+    for t in report.study_tables + report.tables:
         lines.append(f"- [tables/{t.name}.md](tables/{t.name}.md): {t.title}.")
     lacking, others = [], 0
     for (grid, dataset, design), short in report.lacking.items():

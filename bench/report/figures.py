@@ -9,6 +9,7 @@ or [] when the data has nothing to plot."""
 from __future__ import annotations
 
 import math
+import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -126,7 +127,10 @@ def layout_problems(fig, tolerance: float = 1.0) -> list[str]:
 
 
 def _significant(numbers: pd.DataFrame, col: str) -> np.ndarray:
-    """The tables' *: the paired t p-value below 1 - LEVEL (the CI excluding 0 without one)."""
+    """The tables' *: the sign-flip p (else the paired t p) below 1 - LEVEL (the CI excluding 0
+    without one)."""
+    if f"{col}_p_perm" in numbers:
+        return numbers[f"{col}_p_perm"].to_numpy(float) < 1 - LEVEL
     if f"{col}_p" in numbers:
         return numbers[f"{col}_p"].to_numpy(float) < 1 - LEVEL
     lo, hi = numbers[f"{col}_lo"].to_numpy(float), numbers[f"{col}_hi"].to_numpy(float)
@@ -346,9 +350,11 @@ def summary(panels: list[tuple[str, pd.DataFrame, list[str]]], stem: Path) -> li
 def sample_pixels(sample_file: Path) -> np.ndarray | None:
     """A cell's samples as an image: an image grid (uint8, gray or RGB), or for 2-D points a
     160x160 density image of the points (dark) over the square that holds the mode centres
-    (red +); None when the file holds neither."""
-    with np.load(sample_file) as z:
-        data = {k: z[k] for k in z.files}
+    (red +); None when the file holds neither. The file is checked (bench.store.samples.
+    read_samples): a bad one raises SampleError, one line."""
+    from bench.store.samples import read_samples
+
+    data = read_samples(sample_file)
     if "images" in data:
         grid = tile_images(data["images"][:IMAGE_SAMPLES])
         return grid[..., 0] if grid.shape[2] == 1 else grid
@@ -370,12 +376,25 @@ def sample_pixels(sample_file: Path) -> np.ndarray | None:
     return rgb
 
 
-def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str) -> list[Path]:
+def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str
+                 ) -> tuple[list[Path], list[str]]:
     """One contact sheet for a variant on one dataset: a titled panel per (panel title, sample
-    file), e.g. one per seed, under `title`. PNG only (the samples are pixels)."""
-    images = [(t, img) for t, f in entries if (img := sample_pixels(f)) is not None]
+    file), e.g. one per seed, under `title`. PNG only (the samples are pixels). Returns the
+    paths written and the panels drawn (a bad file is one warning line, its panel left out)."""
+    from bench.store.samples import SampleError
+
+    images = []
+    for panel_title, f in entries:
+        try:
+            img = sample_pixels(f)
+        except SampleError as exc:  # a bad file: one line, its panel left out
+            print(f"ganbench: warning: {exc}; its samples figure is skipped (in {stem.name})",
+                  file=sys.stderr, flush=True)
+            continue
+        if img is not None:
+            images.append((panel_title, img))
     if not images:
-        return []
+        return [], []
     cols = min(5, len(images))
     rows = math.ceil(len(images) / cols)
     # a fixed geometry (no layout engine: a sheet per variant, hundreds in a big store): square
@@ -410,4 +429,4 @@ def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str) -> lis
     path = stem.with_name(stem.name + ".png")
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-    return [path]
+    return [path], [t for t, _ in images]

@@ -11,11 +11,21 @@ from bench.report import stats
 from bench.report.tables import num
 
 
+def light(frame: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
+    """`frame` without its `attrs` (but `keep`): pandas deep-copies a frame's attrs on every
+    selection, and `load_records` puts the grids' member lists there, so each boolean mask on a
+    row frame of a large store cost milliseconds. The tables select thousands of times."""
+    out = frame.copy(deep=False)  # one deep copy of the attrs, here
+    out.attrs = {k: frame.attrs[k] for k in keep if k in frame.attrs}
+    return out
+
+
 def by_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
     """The scored values of one variant's rows (one cell per seed), indexed by seed."""
-    done = rows[(rows["status"] == "done")].drop_duplicates("seed")
-    if metric not in done:
+    if metric not in rows:
         return pd.Series(dtype=float)
+    # only the two columns: copying every column of a row frame (curves, configs) is slow
+    done = rows.loc[rows["status"] == "done", ["seed", metric]].drop_duplicates("seed")
     return pd.Series(done[metric].to_numpy(dtype=float), index=done["seed"].to_numpy())
 
 
@@ -50,8 +60,29 @@ def ci_note(bootstrap: bool) -> str:
     """Which method made the intervals, the * and the p-values (one sentence for every table)."""
     ci = (f"BCa bootstrap (scipy.stats.bootstrap, 9,999 resamples) where n ≥ "
           f"{stats.BOOTSTRAP_MIN_N} paired seeds, paired t otherwise" if bootstrap else "paired t")
-    return (f"95% CI: {ci}; * = paired t-test p < 0.05 (unadjusted; the same as the paired t "
-            "interval excluding 0); p from the paired t-test.")
+    return (f"95% CI: {ci} (a description of the effect's size and spread); * = exact paired "
+            "sign-flip test p < 0.05 (unadjusted), the test behind every p here; at a few seeds "
+            "the two can disagree (the test's smallest p is 2 / 2^n: 0.25 at 3 seeds, 0.0625 at "
+            "5).")
+
+
+def test_line(deltas, n_metrics: int = 1, family: str | None = None,
+              holm_where: str = "") -> str:
+    """One line per table: the test, the correction and the number of seeds of its claims
+    (`family`: what the claims are, default '<n> headline metric(s) × rows'; `holm_where`: where
+    the adjusted p is, when the table's * stays unadjusted)."""
+    tested = [d for d in deltas if d.n > 0 and math.isfinite(d.p_perm)]
+    ns = sorted({d.n for d in tested})
+    if not tested:
+        return "**Test:** none (no paired seeds)."
+    seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+    floor = stats.sign_flip_floor(ns[-1])
+    reach = ("" if floor < 1 - stats.LEVEL else
+             f"; at {ns[-1]} seeds no claim can reach p < {1 - stats.LEVEL:.2g}")
+    family = family or f"{n_metrics} headline metric(s) × rows"
+    return (f"**Test:** exact paired sign-flip (permutation) test, two-sided; **correction:** "
+            f"Holm over the table's {len(tested)} claims ({family}){holm_where}; "
+            f"**seeds:** {seeds} paired (smallest attainable p {num(floor)}{reach}).")
 
 
 def delta_text(d: stats.Delta) -> str:

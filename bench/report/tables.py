@@ -80,7 +80,8 @@ _TEX = [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), (
         ("^", r"\textasciicircum{}")]
 _TEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "Δ": r"$\Delta$",
                 "–": "--", "−": "-", "×": r"$\times$", "†": r"$^\dagger$", "≥": r"$\geq$",
-                "σ": r"$\sigma$"}
+                "σ": r"$\sigma$", "‡": r"$^\ddagger$", "τ": r"$\tau$",
+                "≤": r"$\leq$", "α": r"$\alpha$"}
 
 
 def tex_escape(text: str) -> str:

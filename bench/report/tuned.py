@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import stats, validity
-from bench.report.rows import by_seed, ci_note, delta_text, labels
+from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
@@ -24,6 +24,7 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     view: every variant at one LR (`base_lr` when it was tried, else the baseline's best). With
     other sweep axes (steps, batch size) each variant is compared with the baseline at its own
     sweep point: the same setup but the lr."""
+    part = light(part)  # fast selections (rows.light)
     tuned = part[part["tune_lr"].notna()].drop_duplicates("cell_id")
     if tuned.empty:
         return None
@@ -46,7 +47,7 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                 base_at.setdefault(point[rows.index[0]], k)
     names = labels([c[3] for c in chosen.values()], shown_too=("lr",),
                    name=lambda r: row_label_of(r["label"].iloc[0], no_lr[r.index[0]], {}))
-    records, rows_out = [], []
+    records, rows_out, claims = [], [], []
     heads = [m for m in headline if m in tuned]
     for (k, (lr, rows, means, every_lr)), label in zip(chosen.items(), names):
         base_key = base_at.get(point[rows.index[0]])
@@ -69,7 +70,9 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                                        bootstrap=bootstrap)
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
                         f"d_{m}_p": d.p, f"common_d_{m}": c.delta, f"common_d_{m}_lo": c.lo,
-                        f"common_d_{m}_hi": c.hi, f"common_d_{m}_p": c.p})
+                        f"common_d_{m}_hi": c.hi, f"common_d_{m}_p": c.p,
+                        f"d_{m}_p_perm": d.p_perm, f"common_d_{m}_p_perm": c.p_perm})
+            claims += [d, c]
             cells.append(Cell(f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else num(mean)))
             cells.append(Cell(delta_text(d)))
             cells.append(Cell(delta_text(c)))
@@ -88,7 +91,10 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     which = ("the grid base LR" if base_lr is not None and common == base_lr else
              "the baseline best LR") if one else (
         "the grid base LR where it was tried, else the baseline's best LR at that sweep point")
-    notes = [f"Optimistic (selected and reported on the same seeds). "
+    numbers = _holm_csv(pd.DataFrame(records), [f"{p}d_{m}_p_perm" for m in heads
+                                                for p in ("", "common_")])
+    notes = [_test_line(claims, "(both tuned, common lr) × metric(s) × rows"),
+             f"Optimistic (selected and reported on the same seeds). "
              f"Each variant at its own best LR, chosen on the mean over seeds of `{metric}`, and "
              "its paired Δ against the baseline at the baseline's own best LR, at the same sweep "
              "point (the same setup but the lr); the choice and the score use the same seeds, so "
@@ -98,7 +104,20 @@ def tuned_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
              + ci_note(bootstrap) + " The design table holds every LR as its own row."]
     if any(validity.MARK in r[0].text for r in rows_out):
         notes.append(validity.MARK_NOTE)
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
+
+
+def _holm_csv(numbers: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`<col>_p_holm` beside each sign-flip p column: Holm over all of them together."""
+    for col, adjusted in stats.holm_columns(numbers, [c for c in columns if c in numbers]).items():
+        numbers[col.replace("_p_perm", "_p_holm")] = adjusted
+    return numbers
+
+
+def _test_line(claims, family: str) -> str:
+    """The test line of a table whose * stays unadjusted (the Holm p is in its CSV)."""
+    return test_line(claims, family=family,
+                     holm_where=" (`_p_holm` in the CSV; * unadjusted)")
 
 
 # -- held-out tuning (bench/schedule/tuning.py): chosen on tuning seeds, reported on evaluation seeds --------
@@ -172,6 +191,7 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     beside it, the *optimistic* same-seed view: the chosen setting's Δ against the baseline's
     chosen setting on the very tuning seeds that chose both (selected and reported on the same
     seeds, so biased in the variant's favour; the held-out table is the one to read)."""
+    part = light(part)  # fast selections (rows.light)
     tune = part[part["seed_role"] == "tune"].drop_duplicates("cell_id")
     evals = held_out_rows(part).drop_duplicates("cell_id")
     if evals.empty:
@@ -191,7 +211,7 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
     heads = [m for m in headline if m in part]
     columns = ["variant", "chosen", "tuned on", "candidates (mean on tuning seeds)"] + [
         f"optimistic Δ {m}" for m in heads]
-    rows_out, records = [], []
+    rows_out, records, claims = [], [], []
     for g, label in zip(groups, labels(groups, shown_too=("lr",))):
         r = g.iloc[0]
         scores = r["tune_scores"]
@@ -210,32 +230,35 @@ def tuning_table(name: str, title: str, part: pd.DataFrame, headline: list[str],
                 d = stats.paired_delta(by_seed(mine, m), by_seed(base_tune, m),
                                        bootstrap=bootstrap)
             rec.update({f"opt_d_{m}": d.delta, f"opt_d_{m}_lo": d.lo, f"opt_d_{m}_hi": d.hi,
-                        f"opt_d_{m}_n": d.n})
+                        f"opt_d_{m}_n": d.n, f"opt_d_{m}_p_perm": d.p_perm})
+            claims.append(d)
             cells.append(Cell(delta_text(d)))
         rows_out.append(cells)
         records.append(rec)
-    notes = [held_out_note(evals),
+    numbers = _holm_csv(pd.DataFrame(records), [f"opt_d_{m}_p_perm" for m in heads])
+    notes = [_test_line(claims, "metric(s) × rows"), held_out_note(evals),
              "optimistic Δ: the chosen setting against the baseline's chosen setting on the "
              "tuning seeds that chose them — optimistic (selected and reported on the same "
              "seeds); shown only beside the held-out table, which reports the evaluation seeds. "
              + ci_note(bootstrap)]
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
 
 
 def verdict_delta(variant: pd.Series, baseline: pd.Series, bootstrap: bool = False
                   ) -> stats.Delta:
     """The test behind a verdict line: the paired Δ over matched evaluation seeds with its 95%
-    interval. One place to swap in another paired test (e.g. a sign-flip test) for every
-    verdict line."""
+    interval and the exact paired sign-flip p (`stats.sign_flip_p`)."""
     return stats.paired_delta(variant, baseline, bootstrap=bootstrap)
 
 
-def verdict(d: stats.Delta, metric: str) -> str:
-    """'helps' / 'hurts' when the interval excludes 0 (by the metric's direction), else 'no
-    detectable effect'; 'no scores' without a pair."""
+def verdict(d: stats.Delta, metric: str, p: float | None = None) -> str:
+    """'helps' / 'hurts' when the sign-flip test rejects Δ = 0 at 0.05 (`p`: its Holm-adjusted
+    value where several lines are claimed together; default the unadjusted `d.p_perm`), by the
+    metric's direction; else 'no detectable effect'; 'no scores' without a pair."""
     if d.n == 0:
         return "no scores"
-    if not d.excludes_zero:
+    p = d.p_perm if p is None else p
+    if not (p is not None and math.isfinite(p) and p < 1 - stats.LEVEL):
         return "no detectable effect"
     better = (d.delta > 0) == (direction(metric) == "up")
     return "helps" if better else "hurts"
@@ -243,11 +266,13 @@ def verdict(d: stats.Delta, metric: str) -> str:
 
 def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) -> list[str]:
     """One line per trick and dataset of a held-out grid: the verdict on the tuning metric, its
-    Δ against the baseline with the interval, the evaluation seeds and how the setting was
-    chosen."""
+    Δ against the baseline with the interval, the sign-flip p (Holm-adjusted over the lines), the
+    evaluation seeds and how the setting was chosen."""
     out = []
     if df is None or df.empty or not is_held_out(df):
         return out
+    found = []  # (data, trick, metric, delta, rows) or (text,) for a line without a test
+    df = light(df)  # fast selections (rows.light)
     for data, pool in df.groupby("data", sort=False):
         evals = held_out_rows(pool)
         for trick in tricks:
@@ -257,22 +282,34 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
                 continue
             status = set(rows["status"])
             if status <= {"not-applicable", "conflict"}:
-                out.append(f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})")
+                found.append((f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})",))
                 continue
             metric = rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
             base = held_out_baseline(rows, pool)
             d = stats.NO_DELTA if base is None else verdict_delta(
                 by_seed(rows, metric), by_seed(base, metric), bootstrap)
-            r = rows.iloc[0]
-            ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
-                  if math.isfinite(d.lo) else "")
-            setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
-                                for k, v in r["tune"].items())
-            out.append(f"{data}  {trick}: {verdict(d, metric)}: Δ {metric} "
-                       f"{num(d.delta, signed=True) if d.n else '–'}{ci} over {d.n} evaluation "
-                       f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
-                                                  f"{list(r['tuned_on'])}" if setting else ""))
+            found.append((data, trick, metric, d, rows))
+    adjusted = iter(stats.holm([f[3].p_perm for f in found if len(f) > 1]))
+    for f in found:
+        if len(f) == 1:
+            out.append(f[0])
+            continue
+        data, trick, metric, d, rows = f
+        ph = next(adjusted)
+        r = rows.iloc[0]
+        ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
+              if math.isfinite(d.lo) else "")
+        test = (f", sign-flip p {d.p_perm:.2g} (Holm {ph:.2g}; smallest possible "
+                f"{d.p_floor:.2g})" if math.isfinite(d.p_perm) else "")
+        setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
+                            for k, v in r["tune"].items())
+        out.append(f"{data}  {trick}: {verdict(d, metric, ph)}: Δ {metric} "
+                   f"{num(d.delta, signed=True) if d.n else '–'}{ci}{test} over {d.n} evaluation "
+                   f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
+                                              f"{list(r['tuned_on'])}" if setting else ""))
     if out:
-        out.append("verdict: helps / hurts where the paired 95% interval of Δ excludes 0, else "
-                   "no detectable effect (" + ci_note(bootstrap).split(";")[0] + ").")
+        out.append("verdict: helps / hurts where the exact paired sign-flip test, Holm-adjusted "
+                   "over these lines, gives p < 0.05, else no detectable effect (it cannot go "
+                   "below 2 / 2^n with n seeds); interval: " + ci_note(bootstrap).split(" (")[0]
+                   + ".")
     return out

@@ -14,12 +14,13 @@ import math
 from collections import Counter
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
-from bench.report import compute, stats, validity
+from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import by_seed, ci_note, delta_text, labels
+from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -87,6 +88,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     """Mean ± std (n) per metric, paired Δ with CI per headline metric, Holm across rows.
     `reference(variant_rows, pool)` gives the rows Δ is taken against (None: the row is itself
     a reference). `reverse`: Δ = reference − variant (leave-one-out)."""
+    part, pool = light(part), light(pool)  # fast selections (rows.light)
     shown = shown_metrics(part, metrics)
     heads = [m for m in headline if m in shown]
     groups = variants(part)
@@ -115,13 +117,20 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 d = stats.paired_delta(b, a, bootstrap=bootstrap) if reverse else \
                     stats.paired_delta(a, b, bootstrap=bootstrap)
             row_deltas[m] = d
+            sens = budget.sensitivity(d, rows, ref, m, reverse=reverse)
             rec.update({f"d_{m}": d.delta, f"d_{m}_lo": d.lo, f"d_{m}_hi": d.hi,
-                        f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method})
+                        f"d_{m}_n": d.n, f"d_{m}_p": d.p, f"d_{m}_ci": d.method,
+                        f"d_{m}_p_perm": d.p_perm, f"d_{m}_p_floor": d.p_floor,
+                        f"d_{m}_sd": d.sd, f"d_{m}_half": sens.half.delta,
+                        f"d_{m}_half_p_perm": sens.half.p_perm,
+                        f"d_{m}_fragile": sens.fragile})
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
+    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p)
+    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in heads])
     for m in heads:
-        numbers[f"d_{m}_p_holm"] = stats.holm(numbers[f"d_{m}_p"]) if len(numbers) else []
+        numbers[f"d_{m}_p_holm"] = family[f"d_{m}_p_perm"] if len(numbers) else []
     best = {}
     for m in shown:
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
@@ -143,22 +152,51 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             d, text = deltas[i][m], delta_text(deltas[i][m])
             text = validity.WITHHELD_TEXT if rec["delta_withheld"] else text
             ph = rec.get(f"d_{m}_p_holm", math.nan)
-            if math.isfinite(d.lo) and math.isfinite(ph):
+            if math.isfinite(ph) and not rec["delta_withheld"]:
                 text += f" p_H={ph:.2g}"
+            if rec.get(f"d_{m}_fragile"):
+                text += budget.MARK
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
     base_notes = [
+        test_line([d for row in deltas for d in row.values()], len(heads)),
         f"Cells: mean ± std over seeds (n done). {delta_label}: paired over matched seeds, "
         f"against the reference of the same setup (config but tricks and seed); "
-        f"{ci_note(bootstrap)} p_H = that p Holm-adjusted across this table's rows. Bold: best "
+        f"{ci_note(bootstrap)} p_H = the sign-flip p Holm-adjusted over every claim of this "
+        "table (all rows × all headline metrics). Bold: best "
         "mean per column (↑ higher is better, ↓ lower). A CI needs ≥ 2 seeds with some spread. "
         "[k=v] in a row label: a sweep point, or a setting that differs between the rows (named "
         "where it is not the harness default).",
     ]
     if len(numbers) and numbers["delta_withheld"].any():
         base_notes.append(validity.WITHHELD_NOTE)
+    if len(numbers) and any(numbers[f"d_{m}_fragile"].any() for m in heads):
+        base_notes.append(budget.NOTE)
+    base_notes += power_notes(numbers, heads)
     return Table(name, title, columns, rows_out, numbers, base_notes + (notes or []))
+
+
+def power_notes(numbers: pd.DataFrame, heads: list[str]) -> list[str]:
+    """One line: the smallest Δ this table detects at 80% power per headline metric, from the
+    pooled sd of its paired differences, and the seeds a 1-mode effect needs
+    (`bench.report.power`)."""
+    parts, seeds = [], ""
+    for m in heads:
+        pw = power.table_power(numbers, m) if len(numbers) else {}
+        if not pw or not math.isfinite(pw["sd_diff"]):
+            continue
+        parts.append(f"{m} {num(pw['detectable'])} (sd of differences {num(pw['sd_diff'])})")
+        if m == "modes" and math.isfinite(pw["seeds_1"]):
+            seeds = f"; a 1-mode effect needs {pw['seeds_1']} paired seeds"
+        elif m == "modes" and pw["seeds_1"] == math.inf:
+            seeds = f"; a 1-mode effect needs more than {power.MAX_SEEDS} paired seeds"
+    if not parts:
+        return []
+    n = power.table_power(numbers, heads[0]).get("n") if heads else None
+    return [f"Power (paired t approximation, α = 0.05 two-sided, 80%): at {n} seeds the smallest "
+            f"detectable |Δ| is " + ", ".join(parts) + seeds + f" (and ≥ {power.MIN_SEEDS} for "
+            "the sign-flip test to reach p < 0.05 at all)."]
 
 
 def leave_one_out_name(part: pd.DataFrame) -> Callable[[pd.DataFrame], str]:
@@ -178,7 +216,8 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 headline: list[str], bootstrap: bool = False) -> Table:
     """Per pair: Δ(a+b) vs baseline and the interaction (a+b) − a − b + baseline per seed, each
     against cells at the pair's own sweep point (data axes, tuned lr, the tricks' params)."""
-    records, rows_out = [], []
+    part, pool = light(part), light(pool)  # fast selections (rows.light)
+    records, rows_out, claims = [], [], []
     groups = [g for g in variants(part) if len(g["tricks"].iloc[0]) == 2]
     for rows, label in zip(groups, labels(groups)):
         tricks = rows["tricks"].iloc[0]
@@ -205,16 +244,30 @@ def pairs_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             for prefix, d in (("d", d_ab), ("i", inter)):
                 rec.update({f"{prefix}_{m}": d.delta, f"{prefix}_{m}_lo": d.lo,
                             f"{prefix}_{m}_hi": d.hi, f"{prefix}_{m}_n": d.n,
-                            f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method})
+                            f"{prefix}_{m}_p": d.p, f"{prefix}_{m}_ci": d.method,
+                            f"{prefix}_{m}_p_perm": math.nan if rec["delta_withheld"]
+                            else d.p_perm})
+                claims.append(d)
             cells += [Cell(validity.WITHHELD_TEXT if rec["delta_withheld"] else delta_text(d))
                       for d in (d_ab, inter)]
         records.append(rec)
         rows_out.append(cells)
     numbers = pd.DataFrame(records)
+    # Holm over every claim of the table: each pair's Δ(a+b) and interaction on every metric
+    tested = [f"{prefix}_{m}_p_perm" for m in headline for prefix in ("d", "i")]
+    family = stats.holm_columns(numbers, [c for c in tested if c in numbers])
+    for col, adjusted in family.items():
+        numbers[col.replace("_p_perm", "_p_holm")] = adjusted
+        pos = 2 + tested.index(col)  # pair, status, then (Δ(a+b), interaction) per metric
+        for i, ph in enumerate(adjusted):
+            if math.isfinite(ph):
+                rows_out[i][pos] = Cell(rows_out[i][pos].text + f" p_H={ph:.2g}")
     columns = ["pair", "status"]
     for m in headline:
         columns += [f"Δ(a+b) {m}", f"interaction {m}"]
-    notes = ["interaction = Δ(a+b) − Δ(a) − Δ(b) per seed (= (a+b) − a − b + baseline), mean "
+    notes = [test_line(claims, family=f"Δ(a+b) and interaction × {len(headline)} metric(s) × "
+                                      "pairs"),
+             "interaction = Δ(a+b) − Δ(a) − Δ(b) per seed (= (a+b) − a − b + baseline), mean "
              "over the seeds all four cells share. " + ci_note(bootstrap) + " Single-trick "
              "cells come from any design of the grid at the pair's sweep point (same setup, the "
              "trick's params as in the pair); '–' where one is missing."]
@@ -261,7 +314,16 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
         rows_out.append(cells)
     first = next(iter(results.values()))
     lost = int((~done).sum())
-    notes = [f"Least squares on the ±1 design over {int(done.sum())} scored runs (seeds are "
+    numbers = pd.DataFrame(records)
+    family = stats.holm_columns(numbers, [f"{m}_p" for m in results if f"{m}_p" in numbers])
+    for col, adjusted in family.items():  # Holm over every effect of every metric together
+        numbers[col + "_holm"] = adjusted
+    claims = int(sum(np.isfinite(v).sum() for v in family.values()))
+    notes = [f"**Test:** t-test of each least-squares effect ({first.dof} residual degrees of "
+             f"freedom; effects of single runs, not paired seeds); **correction:** Holm over the "
+             f"table's {claims} claims (effects × metrics; `<metric>_p_holm` in the CSV; * is "
+             f"unadjusted); **runs:** {int(done.sum())} scored.",
+             f"Least squares on the ±1 design over {int(done.sum())} scored runs (seeds are "
              f"replicates), {first.dof} residual degrees of freedom; effect = mean(high) − "
              "mean(low) = 2 × coefficient, ± its standard error; * = 95% CI excludes 0."]
     if lost:
@@ -276,7 +338,7 @@ def factorial_table(name: str, title: str, part: pd.DataFrame, headline: list[st
         if value:
             text = value if isinstance(value, str) else json.dumps(value)
             notes.append(f"Design {key}: {text}")
-    return Table(name, title, columns, rows_out, pd.DataFrame(records), notes)
+    return Table(name, title, columns, rows_out, numbers, notes)
 
 
 def for_dataset(value, dataset: str):

@@ -10,6 +10,14 @@ Fault behaviour (see the README, "When things go wrong"):
   and run_cells raises Stopped (a KeyboardInterrupt naming the signal) within seconds;
 - workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
   kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
+
+Fused groups (bench/schedule/fused_group.py, docs/fused.md): cells equal but for seed and
+learning rates, with tricks the fused engine supports, are handed to one worker as a
+`FusedGroup` and trained as one vectorised step; each still has its own lease, checkpoint and
+record, so every rule above holds per cell (a killed worker's group is retried once; cells a
+group leaves, e.g. leased elsewhere or resumed at another step, run alone). `fuse=False`
+(`run --no-fuse`, GANBENCH_NO_FUSE=1) trains every cell alone. The Ray executor runs one cell
+per task.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from typing import Collection, Iterable, Iterator
 from bench.core.config import CellConfig
 from bench.core.record import Record
 from bench.data import dataset_kind
+from bench.schedule.fused_group import FusedGroup, group_device, run_fused_group, work_units
 from bench.schedule.placement import choose_device, default_cells_per_gpu, gpu_index
 from bench.schedule.runner import (STOP, CellBusy, failed_record, holders_record, run_cell,
                                    store_failed)
@@ -105,13 +114,15 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
               eval_spec=None, device: str | None = None, progress: bool = True,
               curve_every: int | None = None, retry: Collection[str] = (),
               cells_per_gpu: int | None = None, executor: str = "local",
-              address: str | None = None) -> Iterator[Record]:
+              address: str | None = None, fuse: bool | None = None) -> Iterator[Record]:
     """Yield each cell's record as it is stored (stored ones first, without retraining).
     Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
     Raises Stopped (a KeyboardInterrupt) after Ctrl-C or SIGTERM once running cells have
     checkpointed.
     `executor="ray"` runs each cell as a Ray task (bench/schedule/ray_executor.py; `address` of a
-    cluster, or None for a local Ray)."""
+    cluster, or None for a local Ray).
+    `fuse`: train fusable cells as fused groups (None: unless GANBENCH_NO_FUSE=1; local
+    executors only)."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
     retry = tuple(retry)
     # `seen`: when each retried record was stored, as seen now; only that record is redone, so
@@ -142,10 +153,14 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
 
                 run = run_ray(todo, Path(store_root), address=address, device=device,
                               cells_per_gpu=cells_per_gpu, opts=opts)
-            elif workers <= 1:
-                run = _run_here(todo, Path(store_root), device, progress, opts)
             else:
-                run = _run_pool(todo, Path(store_root), workers, device, cells_per_gpu, opts)
+                units, _ = work_units(todo, workers=max(1, workers), device=device,
+                                      gpus=visible_gpus(), fuse=fuse)
+                if workers <= 1:
+                    run = _run_here(units, Path(store_root), device, progress, opts)
+                else:
+                    run = _run_pool(units, Path(store_root), workers, device, cells_per_gpu,
+                                    opts)
             for record in run:
                 bar.update(1)
                 yield record
@@ -155,7 +170,8 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
         bar.close()
 
 
-def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Iterator[Record]:
+def _run_here(todo: list, root: Path, device, progress, opts) -> Iterator[Record]:
+    """`todo`: cells and FusedGroups (work_units)."""
     gpus = visible_gpus()
     with Store(root) as store:
         queue = deque(todo)
@@ -165,6 +181,15 @@ def _run_here(todo: list[CellConfig], root: Path, device, progress, opts) -> Ite
                 yield from _collect_deferred(store, deferred, queue, opts["seen"])
                 continue
             cell = queue.popleft()
+            if isinstance(cell, FusedGroup):
+                dev = group_device(gpus=gpus, device=device, gpu_load=[], cells_per_gpu=1)
+                out = run_fused_group(list(cell.cells), store, device=dev, **opts)
+                for c in cell.cells:
+                    if out.records.get(c.cell_id) is not None:
+                        yield out.records[c.cell_id]
+                # cells the group left (leased elsewhere, at another step): each alone
+                queue.extendleft(reversed([c for c in cell.cells if c.cell_id in out.left]))
+                continue
             dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
                                 gpu_load=[], cells_per_gpu=1)
             try:
@@ -237,10 +262,16 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
             if msg is None:
                 return
             cell_json, device = msg
-            cell = CellConfig.from_dict(cell_json)
             if STOP.is_set():  # queued before the stop: leave it for the next run
                 conn.send({"state": "stopped"})
                 return
+            if "group" in cell_json:
+                reply = _run_group_here(cell_json["group"], store, device, opts)
+                conn.send(reply)
+                if reply.get("stopped"):
+                    return
+                continue
+            cell = CellConfig.from_dict(cell_json)
             try:
                 record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
                 reply = {"state": "stored" if record is not None else "stopped"}
@@ -252,6 +283,20 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
             conn.send(reply)
             if reply["state"] == "stopped":  # the parent's stop, or a signal to us alone: the
                 return  # parent replaces us (and resumes the cell) unless it is stopping too
+
+
+def _run_group_here(cells_json: list[dict], store: Store, device: str, opts: dict) -> dict:
+    """A worker's fused group: which cells it stored, which it left to run alone (and why),
+    and whether it stopped (Ctrl-C / SIGTERM: its cells checkpointed)."""
+    cells = [CellConfig.from_dict(c) for c in cells_json]
+    try:
+        out = run_fused_group(cells, store, device=device, **opts)
+    except Exception as exc:  # e.g. the store itself cannot be written
+        return {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
+                "error": traceback.format_exc()}
+    return {"state": "group", "stored": [c for c, r in out.records.items() if r is not None],
+            "left": dict(out.left),
+            "stopped": any(r is None for r in out.records.values())}
 
 
 class _Worker:
@@ -271,13 +316,15 @@ class _Worker:
             for sig, old in before.items():
                 signal.signal(sig, old)
         child.close()
-        self.cell: CellConfig | None = None
+        self.cell: CellConfig | FusedGroup | None = None  # what it trains now
         self.device: str | None = None
 
-    def send(self, cell: CellConfig, device: str) -> None:
+    def send(self, cell: CellConfig | FusedGroup, device: str) -> None:
         self.cell, self.device = cell, device
+        payload = ({"group": [c.to_dict() for c in cell.cells]} if isinstance(cell, FusedGroup)
+                   else cell.to_dict())
         try:
-            self.conn.send((cell.to_dict(), device))
+            self.conn.send((payload, device))
         except OSError:
             pass  # it died just now: its sentinel fires and the cell is retried
 
@@ -297,8 +344,9 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_per_gpu,
+def _run_pool(todo: list, root: Path, workers: int, device, cells_per_gpu,
               opts: dict) -> Iterator[Record]:
+    """`todo`: cells and FusedGroups (work_units), one at a time per worker."""
     ctx = mp.get_context("spawn")  # fork is unsafe with torch threads
     gpus = visible_gpus()
     per_gpu = cells_per_gpu or default_cells_per_gpu(workers, gpus)
@@ -333,9 +381,7 @@ def _run_pool(todo: list[CellConfig], root: Path, workers: int, device, cells_pe
                                  timeout=1.0)
                 for w in busy:
                     if w.conn in ready or w.process.sentinel in ready:
-                        record = _finish(w, store, deferred, deaths, queue)
-                        if record is not None:
-                            yield record
+                        yield from _finish(w, store, deferred, deaths, queue, opts["seen"])
                         if not w.process.is_alive() and not STOP.is_set():
                             pool[pool.index(w)] = _Worker(ctx, root, opts, stop_event)
         finally:
@@ -360,8 +406,12 @@ def _dispatch(pool: list[_Worker], queue: deque, gpus: int, device, per_gpu: int
             continue
         for _ in range(len(queue)):  # the first queued cell that has a device free now
             cell = queue.popleft()
-            dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
-                                gpu_load=load, cells_per_gpu=per_gpu)
+            if isinstance(cell, FusedGroup):
+                dev = group_device(gpus=gpus, device=device, gpu_load=load,
+                                   cells_per_gpu=per_gpu)
+            else:
+                dev = choose_device(dataset_kind(cell.data.name), gpus=gpus, device=device,
+                                    gpu_load=load, cells_per_gpu=per_gpu)
             if dev is None:
                 queue.append(cell)
                 continue
@@ -372,8 +422,8 @@ def _dispatch(pool: list[_Worker], queue: deque, gpus: int, device, per_gpu: int
 
 
 def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
-            queue: deque) -> Record | None:
-    """Handle a worker's reply or death; the record to yield, if any."""
+            queue: deque, seen: dict[str, float]) -> list[Record]:
+    """Handle a worker's reply or death; the records to yield."""
     cell, w.cell = w.cell, None
     reply = None
     try:
@@ -381,6 +431,56 @@ def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
             reply = w.conn.recv()
     except (EOFError, OSError):
         reply = None
+    if isinstance(cell, FusedGroup):
+        return _finish_group(w, cell, reply, store, deaths, queue, seen)
+    record = _finish_cell(w, cell, reply, store, deferred, deaths, queue)
+    return [record] if record is not None else []
+
+
+def _finish_group(w: _Worker, group: FusedGroup, reply: dict | None, store: Store,
+                  deaths: Counter, queue: deque, seen: dict[str, float]) -> list[Record]:
+    """A fused group's reply, read per cell as `_finish_cell` reads a cell's: stored cells are
+    yielded; cells it left run alone; a killed worker's group is retried once (each cell
+    resumes from its checkpoint), then its unstored cells are stored `failed`; a worker stopped
+    alone (a signal to it, not to the run) is replaced and the group resumes."""
+    if reply is None:  # the worker died mid-group (OOM killer, kill -9, segfault)
+        w.process.join(timeout=5)
+        why = _exit_reason(w.process.exitcode)
+        done = {c.cell_id: holders_record(store, c.cell_id, seen) for c in group.cells}
+        todo = [c for c in group.cells if done[c.cell_id] is None]
+        for c in todo:
+            deaths[c.cell_id] += 1
+        if todo and max(deaths[c.cell_id] for c in todo) <= WORKER_DEATHS_RETRIED:
+            print(f"ganbench: warning: worker {why} while running a fused group of "
+                  f"{len(group)} cells ({group.cells[0].data.name} {group.cells[0].label}, "
+                  f"...); retrying them", file=sys.stderr, flush=True)
+            queue.appendleft(FusedGroup(tuple(todo)) if len(todo) > 1 else todo[0])
+            return []
+        stored = [r for r in done.values() if r is not None]
+        return stored + [store_failed(store, failed_record(
+            c, f"worker process {why} ({deaths[c.cell_id]} times)")) for c in todo]
+    if reply["state"] == "error":
+        return [store_failed(store, failed_record(c, reply["reason"], reply["error"]))
+                for c in group.cells]
+    if reply["state"] == "stopped":  # stopped before it began
+        rest = list(group.cells)
+        records = []
+    else:
+        stored = set(reply["stored"])
+        records = [store.get(cid) for cid in group.cell_ids if cid in stored]
+        records = [r for r in records if r is not None]
+        left = [c for c in group.cells if c.cell_id in reply["left"]]
+        queue.extendleft(reversed(left))  # each alone, first
+        rest = [c for c in group.cells if c.cell_id not in stored
+                and c.cell_id not in reply["left"]]
+    if rest and not STOP.is_set():  # the worker alone was signalled: it checkpointed and exits;
+        w.process.join(timeout=5)  # a fresh worker resumes the group
+        queue.appendleft(FusedGroup(tuple(rest)) if len(rest) > 1 else rest[0])
+    return records
+
+
+def _finish_cell(w: _Worker, cell: CellConfig, reply: dict | None, store: Store,
+                 deferred: dict, deaths: Counter, queue: deque) -> Record | None:
     if reply is None:  # the worker died mid-cell (OOM killer, kill -9, segfault)
         w.process.join(timeout=5)
         why = _exit_reason(w.process.exitcode)

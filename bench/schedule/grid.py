@@ -46,6 +46,10 @@ z_dim = 64                  #   activation ("default" or "tanh", 2-D only), init
 depth = 3                   #   N(0, 0.02) or "orthogonal" gain 1.4)
 activation = "tanh"
 init = "orthogonal"
+arch = "pacgan"             # optional: a named 2-D architecture instead of the MLP ("pacgan":
+                            #   PacGAN's G 4x400 ReLU+BN, D 3x200 maxout x5; bench/nets/pacgan.py;
+                            #   width/depth/activation must stay unset)
+beta1 = 0.8                 # optional: both nets' Adam beta1 (default 0.5)
 log_every = 50              # optional: loss curves averaged over N steps a point
 checkpoint_every = 500      # optional: checkpoint every N steps (0: only when the run stops)
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (core/flags.py)
@@ -63,13 +67,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, OptimConfig,
-                               TrainConfig, TrickSpec)
+                               TrainConfig, TrickSpec, check_limit, env_threads, limit)
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
 from bench.core.metric_directions import METRIC_DIRECTIONS
 from bench.schedule.tuning import DEFAULT_TUNE_METRIC, Candidate, TuningPlan
@@ -83,7 +88,7 @@ else:  # pragma: no cover
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution", "tune_seeds", "budget"}
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
-             "exclude", "activation", "init",
+             "exclude", "activation", "init", "arch", "beta1",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
              "tune_seeds", "tune_metric", "tune_lr", "params"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
@@ -276,6 +281,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
         raise ConfigError(f"{path}: design = {_show(doc['design'])}: {exc}") from None
     include_plugins = check.bool_(doc.get("include_plugins", False), "", "include_plugins")
     top_seeds = check.ints(doc["seeds"], "", "seeds", 0) if "seeds" in doc else [0]
+    threads = env_threads()  # part of every cell (in its id when not 1)
     top_tricks = check.strs(doc["tricks"], "", "tricks") if "tricks" in doc else ["*"]
     explicit = [tuple(check.strs(c, "", "cells")) for c in
                 check.list_(doc["cells"], "", "cells", lambda c: c, "lists of trick names")] \
@@ -378,6 +384,11 @@ def _load_grid(path: Path, edit=None) -> Grid:
                               f"and evaluation seeds (seeds); they must not overlap")
         if len(set(tune_seeds)) != len(tune_seeds) or len(set(seeds)) != len(seeds):
             raise ConfigError(f"{path}: {where}a seed is listed twice in seeds or tune_seeds")
+        try:  # bounds (bench/core/config.py LIMITS), before any cell is built
+            check_limit("seeds", len(seeds), "the number of seeds")
+            check_limit("seeds", len(tune_seeds), "the number of tune_seeds")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {where}{exc}") from None
         tune_metric = check.str_(table["tune_metric"], where, "tune_metric") \
             if "tune_metric" in table else DEFAULT_TUNE_METRIC[kind]
         if tune_metric not in METRIC_DIRECTIONS or METRIC_DIRECTIONS[tune_metric] is None:
@@ -411,8 +422,15 @@ def _load_grid(path: Path, edit=None) -> Grid:
             raise ConfigError(f"{path}: {where}{exc}") from None
         resolution = check.int_(table["resolution"], where, "resolution", 1) \
             if "resolution" in table else None
-        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init")
+        net_choice = {k: check.str_(table[k], where, k) for k in ("activation", "init", "arch")
                       if k in table}
+        beta1 = OptimConfig.beta1
+        if "beta1" in table:
+            beta1 = table["beta1"]
+            if isinstance(beta1, bool) or not isinstance(beta1, (int, float)) \
+                    or not 0 <= beta1 < 1:
+                raise check.fail(where, "beta1", beta1, "a number in [0, 1)")
+            beta1 = float(beta1)
         try:
             net = NetConfig(**{k: fixed[k] for k in ("z_dim", "width", "depth") if k in fixed},
                             **net_choice)
@@ -433,6 +451,16 @@ def _load_grid(path: Path, edit=None) -> Grid:
         spec["designs"][name] = designs[0] if len(designs) == 1 else list(designs)
         for design, fn in design_fns.items():
             result = fn(list(tricks), options)
+            # at least one cell per variant and seed: refused before building any of them
+            at_least = len(cells) + len(seeds) * max(1, len(tune_lrs)) * sum(
+                math.prod([len(vs) for vs in axes.values()]
+                          + [len(vs) for t in v.tricks for vs in params.get(t, {}).values()])
+                for v in with_baseline(result.variants))
+            if at_least > limit("cells"):
+                raise ConfigError(f"{path}: {where}design {design!r} asks for at least "
+                                  f"{at_least} cells in all, above the limit of "
+                                  f"{limit('cells')} per grid (set GANBENCH_MAX_CELLS to "
+                                  f"raise it)")
             for key, value in result.spec.items():
                 spec.setdefault(key, {})[name] = value
             for variant in with_baseline(result.variants):
@@ -457,9 +485,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
                         train = TrainConfig(
                             steps=steps,
                             batch_size=point["_data"].get("batch_size", TrainConfig.batch_size),
-                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr)),
-                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr)), stop_on=stop_on,
-                            g_loss=g_loss, **{k: fixed[k] for k in ("log_every", "checkpoint_every")
+                            g_optim=OptimConfig(lr=net_lrs.get("g_lr", lr), beta1=beta1),
+                            d_optim=OptimConfig(lr=net_lrs.get("d_lr", lr), beta1=beta1),
+                            stop_on=stop_on, g_loss=g_loss, threads=threads,
+                            **{k: fixed[k] for k in ("log_every", "checkpoint_every")
                                if k in fixed})
                         return CellConfig(data=data, net=net, train=train, tricks=specs,
                                           seed=seed)
@@ -467,6 +496,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
                     def add(cell: CellConfig, info: dict, design=design) -> None:
                         info = {**info, "step_cost": round(step_cost(cell.tricks), 4)}
                         cells.setdefault(cell.cell_id, cell)
+                        if len(cells) > limit("cells"):
+                            raise ConfigError(f"{path}: the grid asks for more than "
+                                              f"{limit('cells')} cells, the limit per grid "
+                                              f"(set GANBENCH_MAX_CELLS to raise it)")
                         members.setdefault((design, cell.cell_id), {
                             "design": design, "dataset": name, "cell_id": cell.cell_id,
                             "variant_id": cell.variant_id, "info": info})

@@ -11,6 +11,13 @@ owner holds it; it can be taken over when
 
 A heartbeat thread refreshes the lease while the cell trains and scores. The lease is released
 (owner cleared; the attempt count stays) when the cell is stored or stopped.
+
+Fencing: the attempt count is the lease's epoch. Taking a lease registers a fence
+(`bench.store.integrity.Fence`: owner + epoch) that every checkpoint, sample and record write of
+the cell checks inside its own transaction, so a holder that was paused past the timeout (SIGSTOP,
+Ctrl-Z, a frozen VM) and lost its lease to another run writes nothing when it wakes: it stops
+with one line. A heartbeat that falls behind the timeout is a lost lease, not a race: the
+heartbeat thread marks the fence lost instead of refreshing a lease someone may have taken.
 """
 from __future__ import annotations
 
@@ -23,6 +30,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.store import integrity
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     cell_id   TEXT PRIMARY KEY,
@@ -34,9 +43,12 @@ CREATE TABLE IF NOT EXISTS leases (
 HEARTBEAT_S = 5.0
 
 
-def lease_timeout() -> float:
-    """Seconds of silence after which a lease is taken over ($GANBENCH_LEASE_TIMEOUT, 120)."""
-    return float(os.environ.get("GANBENCH_LEASE_TIMEOUT", "120"))
+lease_timeout = integrity.lease_timeout  # $GANBENCH_LEASE_TIMEOUT, default 120 s
+
+
+def heartbeat_interval() -> float:
+    """Seconds between heartbeats: HEARTBEAT_S, or a quarter of a shorter lease timeout."""
+    return max(0.05, min(HEARTBEAT_S, lease_timeout() / 4))
 
 
 _PROCESS_TOKEN = uuid.uuid4().hex[:8]
@@ -109,9 +121,16 @@ class Leases:
 
     def __init__(self, db_path: str | os.PathLike):
         self.db_path = Path(db_path)
-        self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            from bench.store.db import damaged, is_damage
+
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
+            raise  # e.g. a read-only store without a lease table: the caller decides
 
     def close(self) -> None:
         self._db.close()
@@ -129,6 +148,16 @@ class Leases:
         has a record (whose status is not in `redo`, or, given `redo_created`, that is not the
         record stored at that time: a newer one from a concurrent run is not redone twice), or
         ("busy", the live lease)."""
+        try:
+            return self._acquire(cell_id, owner, redo, redo_created, timeout)
+        except sqlite3.DatabaseError as exc:
+            from bench.store.db import StoreError, damaged, is_damage
+
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
+            raise StoreError(f"cannot take a lease in store {self.db_path}: {exc}") from None
+
+    def _acquire(self, cell_id, owner, redo, redo_created, timeout) -> tuple[str, Lease | None]:
         timeout = lease_timeout() if timeout is None else timeout
         now = time.time()
         db = self._db
@@ -150,6 +179,7 @@ class Leases:
             db.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?)",
                        (cell_id, owner, now, attempts))
             db.execute("COMMIT")
+            integrity.register(integrity.Fence(self.db_path, cell_id, owner, attempts))
             return "taken", Lease(cell_id, owner, now, attempts)
         except BaseException:
             db.execute("ROLLBACK")
@@ -159,15 +189,26 @@ class Leases:
         return self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='cells'"
                                 ).fetchone() is not None
 
-    def heartbeat(self, cell_id: str, owner: str) -> bool:
-        """Refresh a held lease; False when it is no longer ours (taken over)."""
-        cur = self._db.execute("UPDATE leases SET heartbeat=? WHERE cell_id=? AND owner=?",
-                               (time.time(), cell_id, owner))
-        return cur.rowcount == 1
+    def heartbeat(self, cell_id: str, owner: str, epoch: int | None = None) -> bool:
+        """Refresh a held lease; False when it is no longer ours (taken over, or, given its
+        epoch, taken and re-taken since) or its heartbeat already fell behind the timeout."""
+        now = time.time()
+        sql = "UPDATE leases SET heartbeat=? WHERE cell_id=? AND owner=? AND heartbeat>=?"
+        args: tuple = (now, cell_id, owner, now - lease_timeout())
+        if epoch is not None:
+            sql, args = sql + " AND attempts=?", args + (epoch,)
+        return self._db.execute(sql, args).rowcount == 1
 
     def release(self, cell_id: str, owner: str) -> None:
-        self._db.execute("UPDATE leases SET owner=NULL WHERE cell_id=? AND owner=?",
-                         (cell_id, owner))
+        fence = integrity.fence_for(self.db_path, cell_id)
+        if fence is not None and fence.owner == owner:
+            integrity.unregister(fence)
+        if fence is not None and fence.owner == owner:  # only the attempt we hold
+            self._db.execute("UPDATE leases SET owner=NULL WHERE cell_id=? AND owner=? AND "
+                             "attempts=?", (cell_id, owner, fence.epoch))
+        else:
+            self._db.execute("UPDATE leases SET owner=NULL WHERE cell_id=? AND owner=?",
+                             (cell_id, owner))
 
     def get(self, cell_id: str) -> Lease | None:
         row = self._db.execute("SELECT cell_id, owner, heartbeat, attempts FROM leases "
@@ -186,21 +227,46 @@ class Leases:
 
 
 class Heartbeat:
-    """Refreshes a lease from a daemon thread (its own connection) until stopped."""
+    """Refreshes a lease from a daemon thread (its own connection) until stopped. When the
+    lease turns out taken, or the last refresh is older than the lease timeout (this process
+    was paused, or the database was unreachable that long), the cell's fence is marked lost and
+    the thread stops refreshing: the trainer stops at its next step and writes nothing."""
 
-    def __init__(self, db_path: Path, cell_id: str, owner: str, every: float = HEARTBEAT_S):
+    def __init__(self, db_path: Path, cell_id: str, owner: str, every: float | None = None):
         self._stop = threading.Event()
-        self._args = (db_path, cell_id, owner, every)
+        self._args = (db_path, cell_id, owner, every or heartbeat_interval())
+        self.fence = integrity.fence_for(db_path, cell_id)
         self._thread = threading.Thread(target=self._run, daemon=True, name="lease-heartbeat")
 
     def _run(self) -> None:
         db_path, cell_id, owner, every = self._args
+        fence = self.fence
+        last_ok = time.time()
         with Leases(db_path) as leases:
             while not self._stop.wait(every):
+                now = time.time()
+                if now - last_ok > lease_timeout():
+                    if fence is not None:
+                        fence.mark_lost(f"its heartbeat fell {now - last_ok:.0f}s behind "
+                                        f"(timeout {lease_timeout():g}s; was this process "
+                                        f"paused?)")
+                    return
                 try:
-                    leases.heartbeat(cell_id, owner)
+                    ok = leases.heartbeat(cell_id, owner, fence.epoch if fence else None)
                 except sqlite3.Error:
-                    pass  # a busy database now and then is fine: the timeout is much longer
+                    continue  # a busy database now and then is fine: the timeout is longer
+                if ok:
+                    last_ok = now
+                elif fence is not None:
+                    lease = leases.get(cell_id)
+                    if lease and lease.owner == owner and lease.attempts == fence.epoch:
+                        fence.mark_lost(f"its heartbeat fell {now - lease.heartbeat:.0f}s behind "
+                                        f"(timeout {lease_timeout():g}s)")
+                    else:
+                        who = f"{lease.owner} (attempt {lease.attempts})" \
+                            if lease and lease.owner else "nobody"
+                        fence.mark_lost(f"it is now held by {who}")
+                    return
 
     def __enter__(self) -> "Heartbeat":
         self._thread.start()

@@ -4,8 +4,14 @@ after any interruption, and from several processes or machines at once (the leas
 trainer runs per cell).
 
 Faults stay inside the cell: an exception becomes a `failed` record (one-line reason, traceback
-in `record.error`); an unreadable checkpoint is moved aside and the cell restarts from step 0
-(a `restart` event in `record.history`)."""
+in `record.error`); an unreadable checkpoint, or one whose sha256 is not the recorded one, is
+moved aside and the cell falls back to its previous checkpoint (`checkpoint.prev.pt`, verified
+the same way) or restarts from step 0 (a `fallback` / `restart` event in `record.history`).
+
+Fencing (`bench.store.integrity`): every checkpoint, sample and record write checks that this
+process still holds the cell's lease at that moment. A holder that lost it (paused past the lease
+timeout and taken over) stops at its next step, writes nothing, says so in one line and raises
+LeaseLostError (a CellBusy: the executors then wait for the new holder's record)."""
 from __future__ import annotations
 
 import os
@@ -22,9 +28,11 @@ from bench.core.record import Record
 from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
 from bench.store import Store, StoreError
+from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
-from bench.train.checkpoint import CheckpointError
-from bench.train.runtime import pick_device
+from bench.train.checkpoint import (CheckpointError, DiskFull, load as load_checkpoint,
+                                    previous_path, remove_stale_temporaries)
+from bench.train.runtime import numerics, pick_device
 from bench.trickapi.registry import create_trick, typed_conflict_reasons
 
 # Set by Ctrl-C handlers and the scheduler: trainers stop at the next step, checkpoint and return
@@ -41,12 +49,52 @@ class CellBusy(RuntimeError):
         self.lease = lease
 
 
+class LeaseLostError(CellBusy):
+    """This process lost the cell's lease while training it and stopped without writing."""
+
+    def __init__(self, lease: Lease, message: str):
+        RuntimeError.__init__(self, message)
+        self.lease = lease
+
+
 def cell_threads() -> int:
     """Torch threads of one cell on the CPU ($GANBENCH_CELL_THREADS, default 1). Pinned for
     `train`, in-process `run` and pool workers alike: CPU kernels may sum in a different order
-    with another thread count, so the same cell id must always run with the same count.
-    Parallelism comes from workers."""
-    return max(1, int(os.environ.get("GANBENCH_CELL_THREADS", "1")))
+    with another thread count, so the count is part of the cell (TrainConfig.threads, in its id
+    when not 1; grids and `train` read it from here). Parallelism comes from workers."""
+    from bench.core.config import env_threads
+
+    return env_threads()
+
+
+def rerun_difference(old: Record, new: Record) -> str | None:
+    """One line when a rerun of a stored cell did not reproduce its stored result bit for bit,
+    naming what differed where the records tell (numerics of the machine, metric protocol),
+    else None."""
+    if old.status != "done" or new.status != "done" or (
+            old.metrics == new.metrics and old.curves == new.curves):
+        return None
+    shared = [m for m in new.metrics if m in old.metrics and old.metrics[m] != new.metrics[m]]
+    what = ", ".join(f"{m} {new.metrics[m]:.6g} vs {old.metrics[m]:.6g} stored"
+                     for m in shared[:3]) or "its curves"
+    was, now = (old.runtime or {}).get("numerics"), (new.runtime or {}).get("numerics")
+    causes = []
+    if was is None:
+        causes.append("the stored record predates numerics fingerprints, so it cannot say "
+                      "whether it ran on a machine that computes the same bits")
+    elif was.get("fingerprint") != (now or {}).get("fingerprint"):
+        causes.append(f"it was computed with other kernels ({was.get('cpu_capability')} "
+                      f"{was.get('cpu')}, fingerprint {was.get('fingerprint')}; here "
+                      f"{(now or {}).get('cpu_capability')}, {(now or {}).get('fingerprint')})")
+    wc = (old.protocol or {}).get("classifier", {}) or {}
+    nc = (new.protocol or {}).get("classifier", {}) or {}
+    if wc.get("weights_sha256") and wc.get("weights_sha256") != nc.get("weights_sha256"):
+        causes.append("its feature classifier's weights differ (trained on another machine: "
+                      "see protocol.classifier.weights_sha256)")
+    if not causes:
+        causes.append("same recorded numerics and protocol: please report this")
+    return (f"ganbench: note: this rerun of cell {new.cell_id} differs from its stored record "
+            f"({what}): " + "; ".join(causes))
 
 
 def disallowed_record(cell: CellConfig) -> Record | None:
@@ -185,12 +233,22 @@ def run_cell(cell: CellConfig, store: Store, *, eval_spec=None, device: str | No
                       f"waiting for its record", file=sys.stderr, flush=True)
                 said = True
             time.sleep(LEASE_POLL_S)
+        fence = fence_for(store.db_path, cell.cell_id)
+        for tmp in remove_stale_temporaries(store.cell_dir(cell.cell_id)):
+            # a killed write's temporary: its writer is gone (we hold the lease now)
+            print(f"ganbench: removed {tmp}, left by a write that was killed", file=sys.stderr,
+                  flush=True)
         try:
             with Heartbeat(store.db_path, cell.cell_id, owner):
                 return _train_and_store(cell, store, eval_spec=eval_spec, device=device,
                                         progress=progress, stop_after=stop_after,
                                         curve_every=curve_every, on_trainer=on_trainer,
-                                        threads=threads or cell_threads())
+                                        threads=threads or cell.train.threads,
+                                        lost=fence.lost.is_set if fence else None)
+        except LeaseLost as exc:
+            print(f"ganbench: {exc}", file=sys.stderr, flush=True)
+            now = leases.get(cell.cell_id) or Lease(cell.cell_id, None, 0.0, 0)
+            raise LeaseLostError(now, str(exc)) from None
         finally:
             leases.release(cell.cell_id, owner)
 
@@ -205,8 +263,36 @@ def _restart_from_scratch(trainer: Trainer, exc: CheckpointError) -> dict:
     return {"event": "restart", "at": time.time(), "reason": str(exc), "moved_to": str(aside)}
 
 
+def _fall_back(trainer: Trainer, exc: CheckpointError, build: Callable[[], Trainer]
+               ) -> tuple[Trainer, dict]:
+    """A checkpoint that cannot be trusted: move it aside, then resume from the previous one
+    (`checkpoint.prev.pt`, itself verified) or from step 0. One warning line either way."""
+    path = trainer.checkpoint_path()
+    aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    prev = previous_path(path)
+    why = str(exc)
+    fresh = build()
+    if prev.exists():
+        try:
+            fresh.load_state_dict(load_checkpoint(prev), str(prev))
+        except CheckpointError as prev_exc:
+            why += f"; the previous one too ({prev_exc})"
+            fresh = build()  # nothing half-loaded survives
+        else:
+            print(f"ganbench: warning: {exc}; moved it to {aside}; cell {trainer.cell.cell_id} "
+                  f"falls back to its previous checkpoint {prev.name} (step {fresh.step})",
+                  file=sys.stderr, flush=True)
+            return fresh, {"event": "fallback", "at": time.time(), "reason": str(exc),
+                           "moved_to": str(aside), "step": fresh.step}
+    print(f"ganbench: warning: {why}; moved it to {aside}; cell {trainer.cell.cell_id} "
+          f"restarts from step 0", file=sys.stderr, flush=True)
+    return fresh, {"event": "restart", "at": time.time(), "reason": why, "moved_to": str(aside)}
+
+
 def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progress, stop_after,
-                     curve_every, on_trainer, threads: int) -> Record | None:
+                     curve_every, on_trainer, threads: int,
+                     lost: Callable[[], bool] | None = None) -> Record | None:
     previous = store.get(cell.cell_id)  # a record being retried, or None
     history = list(previous.history) if previous else []
     if previous is not None:
@@ -233,23 +319,32 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
                 tr.set_probe(curve_probe(data.kind), every)
             if on_trainer is not None:
                 on_trainer(tr)
-            tr.should_stop = STOP.is_set
+            # Ctrl-C / SIGTERM, or a lost lease (the next write would raise LeaseLost)
+            tr.should_stop = STOP.is_set if lost is None else \
+                (lambda: STOP.is_set() or lost())
             return tr
 
         trainer = build()
         try:
             trainer.try_resume()
         except CheckpointError as exc:
-            history.append(_restart_from_scratch(trainer, exc))
-            trainer = build()  # nothing half-loaded survives
+            trainer, event = _fall_back(trainer, exc, build)
+            history.append(event)
         status, reason = trainer.train(stop_after=stop_after)
+        if lost is not None and lost():  # stopped by a lost lease: write nothing
+            fence = fence_for(store.db_path, cell.cell_id)
+            raise LeaseLost(fence.message() if fence else f"lost the lease of cell "
+                            f"{cell.cell_id}; stopped without writing", cell.cell_id)
         if status == "interrupted":
             return None
         record = trainer.make_record(status, reason)
+        record.runtime["numerics"] = numerics(dev)  # what bits this machine computes
         if status == "done":
             evaluate(trainer, eval_spec, record)
         if trainer.tensorboard is not None:  # live curves: the scored metrics and samples
             trainer.tensorboard.final(record, trainer.workdir and trainer.workdir / "samples.npz")
+    except DiskFull:  # not the cell's fault: one line, nothing stored; a rerun resumes
+        raise
     except Exception as exc:  # the cell failed; the grid goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         record = failed_record(cell, last, traceback.format_exc(), trainer)

@@ -19,6 +19,11 @@ Sources (re-measure with the commands below and update the numbers together):
   64/32 (0.39).
 - per-cell seconds outside the steps (build, final scoring, curve points, store): 2-D 0.2 s;
   images 1.2 s (eval_s 0.7 + curve_s 0.45 in the digits records, under load).
+- PacGAN's nets (`arch = "pacgan"`, bench/nets/pacgan.py; batch 100): 3.85 x the 2-D baseline
+  at 256/128 (CPU time per step, 1 thread, measured beside each other on the shared 2-core
+  machine: 35.0 and 31.0 ms against 8.4 and 8.8 ms), so 6.33 x 3.85 = 24.4 ms idle at batch 100;
+  packing (m = 2) 1.15-1.21 x on these nets and 1.18-1.20 x on the MLP (same measurement);
+  on digits 16 px (batch 64, width 32) 1.28 and 1.33 x (two measurements the same way).
 Everything here is an estimate: the run's own records replace it as soon as cells are stored
 (bench/dry_run.py prefers them)."""
 from __future__ import annotations
@@ -30,6 +35,9 @@ REF = {"2d": (256, 128), "image": (64, 32)}
 # costs 0.47 of 256x128 although it is 1/8 of the work; digits 32x16 0.39 of 64x32 at 1/4)
 FIXED_SHARE = {"2d": 0.39, "image": 0.18}
 CELL_OVERHEAD_S = {"2d": 0.2, "image": 1.2}
+# named architectures (NetConfig.arch): ms per step of their baseline at their reference batch,
+# idle reference machine, 1 thread; the cost grows with the batch like the 2-D MLP's
+ARCH_MS = {"pacgan": (24.4, 100)}
 
 # time per step relative to the baseline's, by data kind (trick alone, its default params)
 RATIO = {
@@ -38,6 +46,7 @@ RATIO = {
            "historical_averaging": 1.24, "instance_noise": 1.05, "label_flip": 1.04,
            "label_smoothing": 1.03, "lr_cyclic": 1.02, "lr_step_decay": 1.03,
            "lr_warmup": 1.03, "minibatch_stddev": 1.22, "one_sided_label_smoothing": 1.01,
+           "packing": 1.19,  # at m = 2 (see the sources above)
            "path_length": 1.11, "relativistic": 1.82, "spectral_norm": 1.44, "ttur": 1.01,
            "unrolled": 8.43, "virtual_batch_norm": 2.04, "weight_penalty": 1.06,
            "wgan_gp": 6.88,
@@ -49,6 +58,7 @@ RATIO = {
               "label_flip": 1.03, "label_smoothing": 0.98, "lr_cyclic": 1.02,
               "lr_step_decay": 0.98, "lr_warmup": 1.01, "minibatch_discrimination": 2.11,
               "minibatch_stddev": 1.07, "one_sided_label_smoothing": 1.03,
+              "packing": 1.30,  # m = 2: 1.28 and 1.33 x (digits 16 px, batch 64, CPU time)
               "path_length": 1.13, "progressive_growing": 9.11, "relativistic": 1.89,
               "self_attention": 1.62, "spectral_norm": 1.03, "stylegan": 5.83, "ttur": 1.05,
               "unrolled": 6.97, "virtual_batch_norm": 1.43, "weight_penalty": 0.94,
@@ -80,6 +90,14 @@ def ms_per_step(kind: str, batch: int, width: int, tricks=()) -> float:
 def estimate_cell_seconds(cell) -> float:
     """Estimated seconds of one cell on one worker: its steps plus the per-cell overhead."""
     kind = _kind(cell.data.name)
-    width = cell.net.resolved_width(kind)
-    ms = ms_per_step(kind, cell.train.batch_size, width, cell.trick_names)
+    arch = getattr(cell.net, "arch", "")
+    if arch in ARCH_MS:
+        base, ref_batch = ARCH_MS[arch]
+        fixed = FIXED_SHARE[kind]
+        ms = base * (fixed + (1 - fixed) * cell.train.batch_size / ref_batch)
+        for name in cell.trick_names:
+            ms *= RATIO[kind].get(name, 1.0)
+    else:
+        width = cell.net.resolved_width(kind)
+        ms = ms_per_step(kind, cell.train.batch_size, width, cell.trick_names)
     return ms * cell.train.steps / 1000 + CELL_OVERHEAD_S[kind]

@@ -20,11 +20,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
+from bench.store import integrity
 
 if TYPE_CHECKING:
     from bench.core.config import CellConfig
 
 CELL_ID = re.compile(r"[0-9a-f]{16}")
+# C0/C1 control characters (escape sequences, carriage returns...) in text read from a store
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped (`\x1b`, `\n`...): a label or reason from a store
+    cannot move the cursor, recolour or clear the terminal it is printed on."""
+    if not isinstance(text, str):
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -62,7 +73,7 @@ CREATE TABLE IF NOT EXISTS retired (
     at         REAL NOT NULL,
     record     TEXT NOT NULL
 );
-"""
+""" + integrity.FILES_SCHEMA
 
 
 def _writable(path: Path) -> bool:
@@ -77,8 +88,51 @@ def _history_entry(event: str, at: float, old: Record) -> dict[str, Any]:
     return {"event": event, "at": at, **d}
 
 
+def _printable_record(record: Record) -> Record:
+    """Escape control characters in what show, status and the report print of a record (a
+    well-formed record has none, so this changes nothing but a planted one)."""
+    for key in ("label", "reason", "variant_id", "device"):
+        setattr(record, key, printable(getattr(record, key)))
+    data = record.config.get("data")
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        data["name"] = printable(data["name"])
+    if isinstance(record.metrics, dict):
+        record.metrics = {printable(k): v for k, v in record.metrics.items()}
+    if isinstance(record.flags, list):
+        record.flags = [{k: printable(v) for k, v in f.items()} if isinstance(f, dict) else f
+                        for f in record.flags]
+    return record
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or written; one line for the user."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """A damaged database file (not a busy or missing one)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and (
+        type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+        or "corrupt" in text)
+
+
+def damaged(db_path: Path, detail: str) -> StoreError:
+    """The one line every command prints for a damaged results.sqlite."""
+    detail = " ".join(str(detail).split())[:160]
+    return StoreError(f"store database {db_path} is damaged ({detail}); run `ganbench check "
+                      f"--store {Path(db_path).parent}` (add --repair to salvage every readable "
+                      f"record into a fresh database)")
+
+
+def quick_check(db: sqlite3.Connection, db_path: Path) -> None:
+    """`PRAGMA quick_check` (every page's b-tree structure, no index cross-check): StoreError
+    naming the file when it reports anything but ok."""
+    try:
+        rows = db.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise damaged(db_path, exc) from None
+    if rows != [("ok",)]:
+        raise damaged(db_path, "; ".join(str(r[0]) for r in rows))
 
 
 class Store:
@@ -90,18 +144,26 @@ class Store:
         self.read_only = False
         if not create and not self.db_path.is_file():
             raise StoreError(f"no store at {self.root} (expected {self.db_path})")
+        existed = self.db_path.is_file()
         try:
             if not create and not (_writable(self.root) and _writable(self.db_path)):
                 self.read_only = True
                 self._db = self._connect_read_only()
+                quick_check(self._db, self.db_path)
                 return
             self.root.mkdir(parents=True, exist_ok=True)
             if not _writable(self.root):
                 raise PermissionError(f"{self.root} is not writable")
             self._db = sqlite3.connect(self.db_path, timeout=60)
+            if existed:  # a damaged file is one line naming it, before anything reads or writes
+                quick_check(self._db, self.db_path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+        except StoreError:
+            raise
         except (OSError, sqlite3.Error) as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot use store {self.db_path}: {exc}") from None
 
     def _connect_read_only(self) -> sqlite3.Connection:
@@ -130,9 +192,15 @@ class Store:
         try:
             return self._db.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot read store {self.db_path}: {exc}") from None
 
     def _record(self, text: str, row_id: str) -> Record:
+        if not isinstance(row_id, str) or not CELL_ID.fullmatch(row_id):
+            raise StoreError(f"invalid cell id {printable(repr(row_id))} in {self.db_path}: not "
+                             f"16 hex digits; refusing to use it (`ganbench check --store "
+                             f"{self.root} --repair` sets such rows aside)")
         try:
             record = Record.from_json(text)
             if not isinstance(record.config, dict) or not isinstance(record.config.get("data"), dict):
@@ -144,8 +212,8 @@ class Store:
                              f"{type(exc).__name__}: {reason}") from None
         if record.cell_id != row_id:
             raise StoreError(f"invalid record in {self.db_path}: row {row_id!r} holds a record "
-                             f"of cell {record.cell_id!r}")
-        return record
+                             f"of cell {printable(repr(record.cell_id))}")
+        return _printable_record(record)
 
     def cell_dir(self, cell_id: str) -> Path:
         """The cell's artifact folder; only a well-formed id names one (never a path)."""
@@ -184,11 +252,17 @@ class Store:
     def put(self, record: Record, *, replace: bool = False) -> None:
         """Insert in one transaction. An existing row is only replaced when asked (re-scoring).
         Records retired for this cell (`retire`) join the new record's history in the same
-        transaction."""
+        transaction. While this process holds the cell's lease, the transaction first checks
+        the lease's fence (`bench.store.integrity`): LeaseLost, and nothing written, when the
+        lease was taken over or its heartbeat fell behind."""
         self._check_writable()
         verb = "INSERT OR REPLACE" if replace else "INSERT"
+        fence = integrity.fence_for(self.db_path, record.cell_id)
         try:
             with self._db:
+                if fence is not None:  # the check and the write in one transaction
+                    self._db.execute("BEGIN IMMEDIATE")
+                    fence.check(self._db)
                 retired = self._db.execute(
                     "SELECT event, at, record FROM retired WHERE cell_id=? ORDER BY at",
                     (record.cell_id,)).fetchall()
@@ -205,6 +279,8 @@ class Store:
         except sqlite3.IntegrityError:
             raise StoreError(f"cell {record.cell_id} is already stored; not overwritten") from None
         except sqlite3.Error as exc:
+            if is_damage(exc):
+                raise damaged(self.db_path, exc) from None
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         record.history = history
 
@@ -270,9 +346,14 @@ class Store:
         sql = "SELECT grid, design, dataset, cell_id, variant_id, info FROM members"
         rows = self._query(sql + (" WHERE grid=?" if grid else "") + " ORDER BY rowid",
                            (grid,) if grid else ())
-        return [{"grid": g, "design": d, "dataset": ds, "cell_id": c, "variant_id": v,
-                 "info": self._json(i, f"member info of cell {c!r}")}
-                for g, d, ds, c, v, i in rows]
+        out = []
+        for g, d, ds, c, v, i in rows:
+            info = self._json(i, f"member info of cell {printable(repr(c))}")
+            if isinstance(info, dict) and isinstance(info.get("label"), str):
+                info["label"] = printable(info["label"])
+            out.append({"grid": printable(g), "design": printable(d), "dataset": printable(ds),
+                        "cell_id": printable(c), "variant_id": printable(v), "info": info})
+        return out
 
     def counts(self) -> dict[str, int]:
         rows = self._query("SELECT status, COUNT(*) FROM cells GROUP BY status")

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+class SampleError(ValueError):
+    """A sample file that cannot be used (truncated, garbage, object arrays, wrong shapes, a
+    digest other than the recorded one): one line naming the file."""
+
+
 SAMPLE_FILE = "samples.npz"
 SAMPLE_PNG = "samples.png"
 IMAGE_SAMPLES = 64
@@ -46,3 +51,44 @@ def save_grid_png(images: np.ndarray, path: Path) -> None:
         plt.imsave(path, grid[..., 0], cmap="gray", vmin=0, vmax=255)
     else:
         plt.imsave(path, grid)
+
+
+def read_samples(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a sample file, checked: its sha256 against the store's record of it, no
+    pickled objects (`allow_pickle=False`), `images` uint8 [N, C, H, W] with C in (1, 3) or
+    `points` finite float [N, 2] (and `centres` [K, 2]). SampleError (one line) otherwise."""
+    import zipfile
+
+    from bench.store import integrity
+
+    path = Path(path)
+    try:
+        integrity.verify(path)
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except integrity.DigestMismatch as exc:
+        raise SampleError(f"sample file {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise SampleError(f"cannot read sample file {path}: {reason}") from None
+    if "images" in data:
+        images = data["images"]
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3) \
+                or 0 in images.shape:
+            raise SampleError(f"sample file {path}: `images` is {images.dtype} "
+                              f"{list(images.shape)}, not uint8 [N, 1 or 3, H, W]")
+        return {"images": images}
+    if "points" in data:
+        out = {}
+        for key in ("points", "centres"):
+            if key not in data:
+                continue
+            a = data[key]
+            if a.dtype.kind not in "fiu" or a.ndim != 2 or a.shape[1] != 2 \
+                    or not np.isfinite(a).all():
+                raise SampleError(f"sample file {path}: `{key}` is {a.dtype} {list(a.shape)}, "
+                                  f"not finite numbers [N, 2]")
+            out[key] = a.astype(float)
+        return out
+    raise SampleError(f"sample file {path} holds neither `images` nor `points` "
+                      f"({', '.join(data) or 'nothing'})")

@@ -115,3 +115,54 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+_NUMERICS: dict[tuple, dict[str, str]] = {}
+
+
+def numerics(device: torch.device | str = "cpu") -> dict[str, str]:
+    """What decides the bits a cell computes beyond its config and package versions, for a
+    record's `runtime.numerics`: the CPU's model and the kernel set torch dispatches to
+    (`cpu_capability`: AVX512, AVX2...), the GPU's name on CUDA, and `fingerprint`, a hash of
+    the exact output of a small fixed MLP + conv/deconv forward and backward pass run here, with
+    this process's thread count. Two machines with one fingerprint compute these kernels
+    identically; another fingerprint means a rerun there need not be bit-identical (the ring8
+    MLP cells of results/cpu-default reproduce across machines, the digits DCGAN cells do not).
+    Computed once per (device, threads) and process (a few ms on the CPU)."""
+    import hashlib
+
+    device = torch.device(device)
+    key = (str(device), torch.get_num_threads())
+    if key in _NUMERICS:
+        return dict(_NUMERICS[key])
+    out = {"cpu_capability": str(getattr(torch.backends.cpu, "get_cpu_capability",
+                                         lambda: "unknown")()),
+           "cpu": _cpu_model()}
+    if device.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(device)
+    g = torch.Generator(device="cpu").manual_seed(1234)
+    x = torch.randn(8, 1, 16, 16, generator=g).to(device)
+    w1 = torch.randn(16, 1, 4, 4, generator=g).to(device).requires_grad_()
+    w2 = torch.randn(16, 1, 4, 4, generator=g).to(device).requires_grad_()
+    w3 = torch.randn(256, 64, generator=g).to(device).requires_grad_()
+    h = torch.nn.functional.leaky_relu(torch.nn.functional.conv2d(x, w1, stride=2, padding=1), 0.2)
+    y = torch.nn.functional.conv_transpose2d(h, w2, stride=2, padding=1)
+    z = torch.tanh(y.reshape(8, 256) @ w3).sum()
+    z.backward()
+    digest = hashlib.sha256()
+    for t in (y, w1.grad, w2.grad, w3.grad):
+        digest.update(t.detach().to("cpu", torch.float64).numpy().tobytes())
+    out["fingerprint"] = digest.hexdigest()[:16]
+    _NUMERICS[key] = out
+    return dict(out)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

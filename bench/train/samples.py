@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.store import integrity
 from bench.store.samples import IMAGE_SAMPLES, SAMPLE_FILE, SAMPLE_PNG, save_grid_png
 
 
@@ -29,16 +30,26 @@ def write_samples(sample_fn, dataset, folder: Path, eval_spec, device, n: int | 
     x = torch.cat(parts)
     path = folder / SAMPLE_FILE
     tmp = folder / f".{SAMPLE_FILE}.tmp.npz"
+    png_tmp = folder / f".{SAMPLE_PNG}.tmp.png"
     try:
         if kind == "2d":
             np.savez(tmp, points=x.numpy(), centres=dataset.centers.cpu().numpy())
         else:
             images = to_uint8(x).numpy()
             np.savez(tmp, images=images)
-            save_grid_png(images[:IMAGE_SAMPLES], folder / SAMPLE_PNG)
-        tmp.replace(path)  # a reader never sees half a file
-    except BaseException:
-        with contextlib.suppress(OSError):  # no half-written temporary left; the old file stays
-            tmp.unlink(missing_ok=True)
-        raise
+            save_grid_png(images[:IMAGE_SAMPLES], png_tmp)
+        written = {SAMPLE_FILE: tmp, **({SAMPLE_PNG: png_tmp} if png_tmp.exists() else {})}
+        # fenced and digested (bench.store.integrity): LeaseLost leaves the old files
+        integrity.record_files(folder, {name: (integrity.sha256_file(f), f.stat().st_size)
+                                        for name, f in written.items()})
+        for name, f in written.items():
+            f.replace(folder / name)  # a reader never sees half a file
+    except OSError as exc:
+        from bench.train.checkpoint import write_error
+
+        raise write_error(path, exc, "the sample file") from None
+    finally:
+        for f in (tmp, png_tmp):  # no half-written temporary left; the old file stays
+            with contextlib.suppress(OSError):
+                f.unlink(missing_ok=True)
     return path

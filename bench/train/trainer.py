@@ -60,13 +60,15 @@ class Trainer:
         self.g_spec, self.d_spec, self.g_opt, self.d_opt = (opts.g_spec, opts.d_spec,
                                                             opts.g_opt, opts.d_opt)
         self.n_d = self.tricks.d_steps()
+        # samples drawn per update: the batch, times a trick's multiple (PacGAN's m)
+        self.draws = cell.train.batch_size * self.tricks.batch_multiple()
         # lazy regularisers: a separate update every N steps (1: none) for each net
         self.lazy = {"d": self.tricks.lazy_interval("D"), "g": self.tricks.lazy_interval("G")}
         self.loss_fn: Callable[[StepContext], torch.Tensor] = \
             self.tricks.adversarial_loss_fn(cell.train.g_loss)
         # class labels travel with the batches only when a trick conditions on them
         self.num_classes = class_count(self.data) if self.tricks.wants_labels else None
-        self.stream = BatchStream(self.data.train, cell.train.batch_size, cell.seed, self.device,
+        self.stream = BatchStream(self.data.train, self.draws, cell.seed, self.device,
                                   labels=self.data.train_labels if self.num_classes else None)
 
         self.step = 0
@@ -170,12 +172,12 @@ class Trainer:
         self.tricks.on_step(self.step)
         self._set_lr()
         for _ in range(self.n_d):
-            real, z = self._next_batch(), self._sample_z(self.cell.train.batch_size)
+            real, z = self._next_batch(), self._sample_z(self.draws)
             loss, terms = self.d_loss(self.nets.D, real, z)
             self._update(self.d_opt, loss, terms)
         self._lazy_update("d", None)
 
-        z = self._sample_z(self.cell.train.batch_size)
+        z = self._sample_z(self.draws)
         fake = self.nets.G(z)
         ctx = StepContext(phase="g", step=self.step, steps=self.steps, nets=self.nets,
                           critic=self.nets.D, real=real, z=z, fake=fake,

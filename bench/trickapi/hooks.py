@@ -65,6 +65,9 @@ HOOK_SPECS: tuple[HookSpec, ...] = (
              "the D module (or callable) G is scored against", "unrolled GAN"),
     HookSpec("d_steps", "first", "d_steps", "once",
              "D updates per G update (an integer >= 1)", "WGAN-GP's n_critic"),
+    HookSpec("batch_multiple", "first", "batch_multiple", "once",
+             "an integer m >= 1: every phase draws m x batch_size real samples and latents "
+             "(D's layers see them m at a time)", "packing (PacGAN)"),
     HookSpec("optimizer", "first", "optimizer", "once per net `\"G\"`/`\"D\"`",
              "an `OptimConfig`", "WGAN-GP's Adam(1e-4, (0, .9)), TTUR"),
     HookSpec("lr_scale", "product", "lr_schedule", "every step",

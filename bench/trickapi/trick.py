@@ -33,6 +33,7 @@ SLOTS = {
     "g_architecture": "replaces the generator's architecture",
     "d_architecture": "replaces the discriminator's architecture",
     "g_normalization": "adds normalization layers to G",
+    "batch_multiple": "draws a multiple of the batch per update (packing's m samples per D input)",
     "sampler": "chooses which generator is sampled and scored (e.g. an average of G's weights)",
 }
 
@@ -194,6 +195,11 @@ class Trick:
 
     def d_steps(self) -> int:
         """Slot `d_steps`: D updates per G update."""
+        return 1
+
+    def batch_multiple(self) -> int:
+        """Slot `batch_multiple`: each D and G update draws this many times the cell's batch of
+        real samples and latents (packing: D sees them m at a time, as batch_size inputs)."""
         return 1
 
     def optimizer(self, net: str, spec: "OptimConfig") -> "OptimConfig":

@@ -101,6 +101,15 @@ class TrickSet(Sequence):
             return n
         return 1
 
+    def batch_multiple(self) -> int:
+        for t in self.using("batch_multiple"):
+            n = t.batch_multiple()
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise _fail(t, "batch_multiple",
+                            f"must return an integer >= 1, got {_describe(n)}")
+            return n
+        return 1
+
     def optimizer(self, net: str, spec: OptimConfig) -> OptimConfig:
         for t in self.using("optimizer"):
             out = t.optimizer(net, spec)

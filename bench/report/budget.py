@@ -1,0 +1,70 @@
+"""Budget sensitivity (issue 19, Must 5): each Δ recomputed at half the training budget from the
+stored eval curves (`curves["eval_<metric>"]`, [[step, value], ...], scored during training), and
+the *fragile* mark where the conclusion changes between half and full budget: the Δ's sign flips
+(both halves non-zero) or its significance (sign-flip p < 0.05, unadjusted) differs.
+
+A cell's half-budget score is its curve's value at the last logged step <= half its own steps
+(`budget = "time"` / `"evals"` give each trick its own steps, so each row is read at its own
+half). Curves are scored on the protocol's curve samples, which may be fewer than the final
+score's: the half Δ is the Δ of the curves, the full Δ the table's."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from bench.report import stats
+
+MARK = " ‡"
+NOTE = ("‡ fragile: at half the training budget (each cell's stored eval curve at its last "
+        "logged step ≤ half its steps) the paired Δ has the opposite sign, or the sign-flip test "
+        "decides differently at p < 0.05 (unadjusted): the conclusion depends on the budget.")
+
+
+def half_value(row: pd.Series | dict, metric: str) -> float:
+    """One cell's `metric` at half its training steps from its stored curve (NaN without one)."""
+    curve = (row.get("curves") or {}).get(f"eval_{metric}")
+    steps = row.get("steps")
+    if not curve or steps is None or not (steps == steps):
+        return math.nan
+    half = float(steps) / 2
+    before = [v for s, v in curve if s <= half and v is not None]
+    return float(before[-1]) if before else math.nan
+
+
+def half_by_seed(rows: pd.DataFrame, metric: str) -> pd.Series:
+    cols = [c for c in ("seed", "steps", "curves") if c in rows]
+    done = rows.loc[rows["status"] == "done", cols].drop_duplicates("seed")
+    return pd.Series([half_value(r, metric) for r in done.to_dict("records")],
+                     index=done["seed"].to_numpy(), dtype=float)
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    half: stats.Delta
+    fragile: bool
+
+
+def sensitivity(full: stats.Delta, rows: pd.DataFrame, ref: pd.DataFrame | None, metric: str,
+                reverse: bool = False) -> Sensitivity:
+    """The half-budget Δ of `rows` against `ref` and whether `full` is fragile."""
+    if ref is None or full.n == 0:
+        return Sensitivity(stats.NO_DELTA, False)
+    a, b = half_by_seed(rows, metric), half_by_seed(ref, metric)
+    half = stats.paired_delta(b, a) if reverse else stats.paired_delta(a, b)
+    return Sensitivity(half, is_fragile(full, half))
+
+
+def is_fragile(full: stats.Delta, half: stats.Delta) -> bool:
+    if full.n == 0 or half.n == 0 or not (math.isfinite(full.delta) and math.isfinite(half.delta)):
+        return False
+    tol = 1e-9
+    flipped = (full.delta > tol and half.delta < -tol) or (full.delta < -tol and half.delta > tol)
+    return bool(flipped or full.significant != half.significant)
+
+
+def flips(values_full: np.ndarray, values_half: np.ndarray) -> bool:
+    """Sign of the mean flips (a helper for tests on synthetic curves)."""
+    return bool(np.sign(np.mean(values_full)) * np.sign(np.mean(values_half)) < 0)

@@ -1,0 +1,139 @@
+"""The study figures: performance profiles (Agarwal et al. 2021) and the verdict figure.
+
+Both are drawn for reading at the size they are shown: every text at least MIN_FONT_PT points
+at the figure's own size, one message per panel (one trick against the baseline; one dataset's
+Δ per trick), and `text_problems(fig)` checks, from matplotlib's own text extents, that no text
+is smaller than that and no two labels overlap (the tests call it on every figure)."""
+from __future__ import annotations
+
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from bench.report import aggregate, figures  # figures sets the Agg backend and the theme
+from bench.store.results import direction
+
+plt = figures.plt
+MIN_FONT_PT = 8
+COLUMNS = 5
+VERDICT_COLOURS = {"helps": "tab:green", "hurts": "tab:red", "fragile": "tab:orange",
+                   "no detectable effect": "tab:gray"}
+
+
+def text_problems(fig) -> list[str]:
+    """Texts below MIN_FONT_PT and pairs of visible texts whose boxes overlap (an empty list
+    for a readable figure)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip()]
+    problems = [f"{t.get_text()!r} at {t.get_fontsize():.1f} pt" for t in texts
+                if t.get_fontsize() < MIN_FONT_PT - 1e-6]
+    boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    for (a, ba), (b, bb) in combinations(boxes, 2):
+        if ba.width == 0 or bb.width == 0:
+            continue
+        if ba.overlaps(bb):
+            inter_w = min(ba.x1, bb.x1) - max(ba.x0, bb.x0)
+            inter_h = min(ba.y1, bb.y1) - max(ba.y0, bb.y0)
+            if inter_w > 1 and inter_h > 1:  # touching edges are not an overlap
+                problems.append(f"{a.get_text()!r} overlaps {b.get_text()!r}")
+    return problems
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    """PNG (at figures.DPI, fewer pixels past figures.MAX_PNG_BYTES) and PDF; the figures here
+    are laid out by matplotlib's constrained engine, which places the suptitle too."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    dpi = figures.DPI
+    fig.savefig(png, dpi=dpi)
+    while png.stat().st_size > figures.MAX_PNG_BYTES and dpi > 40:
+        dpi = int(dpi * 0.8)
+        fig.savefig(png, dpi=dpi)
+    fig.savefig(pdf)
+    plt.close(fig)
+    return [png, pdf]
+
+
+def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open: bool = False):
+    """One panel per trick: the share of its runs (all datasets pooled) with normalised score
+    > tau, against the baseline's (grey), with pointwise stratified-bootstrap 95% bands.
+    `scores`: {label: {data: runs}} of one normalised score (study.aggregate_scores)."""
+    base = scores.get("baseline")
+    tricks = [lbl for lbl in scores if lbl != "baseline"]
+    if not base or not tricks:
+        return [] if not keep_open else None
+    taus = np.linspace(0, 1, 101)
+    b_prof, b_lo, b_hi = aggregate.performance_profile(list(base.values()), taus)
+    cols = min(COLUMNS, len(tricks))
+    nrows = -(-len(tricks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(1.8 * cols + 0.6, 1.45 * nrows + 0.9),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for ax in axes.flat[len(tricks):]:
+        ax.set_visible(False)
+    for ax, lbl in zip(axes.flat, tricks):
+        prof, lo, hi = aggregate.performance_profile(list(scores[lbl].values()), taus)
+        ax.fill_between(taus, b_lo, b_hi, color="0.8", lw=0)
+        ax.plot(taus, b_prof, color="0.45", lw=1.2)
+        ax.fill_between(taus, lo, hi, color="tab:blue", alpha=0.25, lw=0)
+        ax.plot(taus, prof, color="tab:blue", lw=1.4)
+        ax.set_title(lbl if len(lbl) <= 22 else lbl[:21] + "…", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
+    for ax in axes[-1]:
+        ax.set_xlabel(f"τ ({name})", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("runs > τ", fontsize=8)
+    fig.suptitle(f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% bands)",
+                 fontsize=9)
+    if keep_open:
+        return fig
+    return _save(fig, stem)
+
+
+def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
+    """One panel per dataset: each trick's Δ on the dataset's tuning metric with its 95% interval,
+    coloured by verdict (green helps, red hurts, orange fragile, grey no detectable effect)."""
+    by_data: dict[str, list[dict]] = {}
+    for r in recs:
+        if r.get("n") and r.get("delta") == r.get("delta"):
+            key = r["data"] + (f" ({r['grid']})" if len({x["grid"] for x in recs}) > 1 else "")
+            by_data.setdefault(key, []).append(r)
+    if not by_data:
+        return [] if not keep_open else None
+    tallest = max(len(v) for v in by_data.values())
+    n = len(by_data)
+    cols = min(3, n)
+    nrows = -(-n // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, (0.22 * tallest + 1.1) * nrows),
+                             squeeze=False, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.12, wspace=0.06)  # tick labels of two panels apart
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    for ax, (data, rows) in zip(axes.flat, by_data.items()):
+        y = np.arange(len(rows))[::-1]
+        for yi, r in zip(y, rows):
+            c = VERDICT_COLOURS.get(r["verdict"], "tab:gray")
+            if r["lo"] == r["lo"]:
+                ax.plot([r["lo"], r["hi"]], [yi, yi], color=c, lw=1.4)
+            filled = r["verdict"] in ("helps", "hurts")
+            ax.plot([r["delta"]], [yi], "o", color=c, ms=4.5, mfc=c if filled else "white")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(y, [r["trick"] for r in rows], fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        metric = rows[0]["metric"]
+        ax.set_xlabel(f"Δ {metric} vs baseline ({'↑' if direction(metric) == 'up' else '↓'} "
+                      "better)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.set_title(data, fontsize=9)
+    fig.suptitle("Verdict: Δ with 95% interval; filled = helps/hurts after Holm, "
+                 "orange = fragile", fontsize=9)
+    if keep_open:
+        return fig
+    return _save(fig, stem)
