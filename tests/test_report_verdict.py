@@ -15,7 +15,7 @@ from tests.synthetic_store import SEEDS, build, high_quality
 def df(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth-verdict")
     build(root).store.close()
-    return load_records(root)
+    return load_records(root, memberships=True)
 
 
 def test_verdict_table_on_a_synthetic_store(df):
@@ -146,7 +146,7 @@ def test_fragile_mark_in_the_table_and_the_verdict(tmp_path):
     s.store.put_grid("frag", {"description": "fragile", "designs": {"ring8": "add-one"}},
                      members)
     s.store.close()
-    df = load_records(tmp_path / "store")
+    df = load_records(tmp_path / "store", memberships=True)
     pool = df[df.dataset == "ring8"]
     t = views.delta_table("t", "t", pool, pool, df.attrs["metrics"], ["modes"],
                           reference=views.baseline_of)

@@ -53,18 +53,8 @@ def _short(label: str, width: int = 34) -> str:
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    """PNG (at figures.DPI, fewer pixels past figures.MAX_PNG_BYTES) and PDF; the figures here
-    are laid out by matplotlib's constrained engine, which places the suptitle too."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
-    dpi = figures.DPI
-    fig.savefig(png, dpi=dpi)
-    while png.stat().st_size > figures.MAX_PNG_BYTES and dpi > 40:
-        dpi = int(dpi * 0.8)
-        fig.savefig(png, dpi=dpi)
-    fig.savefig(pdf)
-    plt.close(fig)
-    return [png, pdf]
+    """As every report figure (`figures._save`: its dpi, its PDF option, its layout hooks)."""
+    return figures._save(fig, stem)
 
 
 def profile_figure(scores: dict, baselines: dict, name: str, stem: Path, title: str, *,
@@ -102,8 +92,8 @@ def profile_figure(scores: dict, baselines: dict, name: str, stem: Path, title: 
         axes[lowest, c].tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("runs > τ", fontsize=8)
-    fig.suptitle(f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% bands)",
-                 fontsize=9)
+    figures._suptitle(fig, f"{title}: share of runs above τ (blue: trick, grey: its baseline; "
+                      "95% bands)", fontsize=9)
     if keep_open:
         return fig
     return _save(fig, stem)
@@ -146,8 +136,8 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
         ax.tick_params(axis="x", labelsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, prune="both"))  # no tick at an edge
         ax.set_title(data, fontsize=9)
-    fig.suptitle("Verdict: Δ vs baseline, 95% interval\nfilled = helps/hurts after Holm; "
-                 "orange = fragile", fontsize=9)
+    figures._suptitle(fig, "Verdict: Δ vs baseline, 95% interval\nfilled = helps/hurts after "
+                      "Holm; orange = fragile", fontsize=9)
     if keep_open:
         return fig
     return _save(fig, stem)

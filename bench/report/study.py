@@ -46,16 +46,17 @@ class Unit:
     baselines: list = field(default_factory=list)  # every baseline group (one per setup)
 
 
-def units(df: pd.DataFrame) -> list[Unit]:
+def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
     """Every (grid, dataset) with a baseline and single-trick variants (held-out evaluation rows
-    where the grid tunes on held-out seeds)."""
+    where the grid tunes on held-out seeds). `df`: the per-membership table
+    (`load_records(..., memberships=True)`); `specs`: {grid: spec} (`Catalog.grids`)."""
     from bench.report.views import variants
 
     out = []
-    specs = df.attrs.get("grids", {}) if df is not None else {}
+    specs = specs or {}
     if df is None or df.empty:
         return out
-    df = light(df, keep=("grids",))  # fast selections (rows.light)
+    df = light(df)  # fast selections (rows.light)
     for (grid, data), pool in df.groupby(["grid", "data"], sort=False):
         held = tuned.is_held_out(pool)
         if held:
@@ -104,10 +105,11 @@ def verdict_of(d: stats.Delta, p_holm: float, metric: str, fragile: bool) -> str
     return "no detectable effect"
 
 
-def verdict_records(df: pd.DataFrame, bootstrap: bool = False) -> list[dict]:
+def verdict_records(df: pd.DataFrame, bootstrap: bool = False,
+                    specs: dict | None = None) -> list[dict]:
     """One record per trick × (grid, dataset); Holm over every tested claim together."""
     recs = []
-    for u in units(df):
+    for u in units(df, specs):
         sign = 1 if direction(u.metric) == "up" else -1
         for rows in u.groups:
             rec = {"grid": u.grid, "data": u.data, "trick": _label(rows), "metric": u.metric,
@@ -160,8 +162,9 @@ def _interval(v, lo, hi, signed=True) -> str:
     return text
 
 
-def verdict_table(df: pd.DataFrame, bootstrap: bool = False) -> Table | None:
-    recs = verdict_records(df, bootstrap)
+def verdict_table(df: pd.DataFrame, bootstrap: bool = False,
+                  specs: dict | None = None) -> Table | None:
+    recs = verdict_records(df, bootstrap, specs)
     if not recs:
         return None
     several = len({r["grid"] for r in recs}) > 1
@@ -213,11 +216,11 @@ def verdict_table(df: pd.DataFrame, bootstrap: bool = False) -> Table | None:
 
 
 # -- aggregate statistics ---------------------------------------------------------------------
-def aggregate_scores(df: pd.DataFrame) -> dict[str, dict]:
+def aggregate_scores(df: pd.DataFrame, specs: dict | None = None) -> dict[str, dict]:
     """{grid: {"tasks": [data...], "scores": {metric: {label: {data: runs}}},
     "baseline": {metric: {label: {data: baseline runs it is compared with}}}}}."""
     out: dict[str, dict] = {}
-    for u in units(df):
+    for u in units(df, specs):
         g = out.setdefault(u.grid, {"tasks": [], "scores": {}, "baseline": {}})
         g["tasks"].append(u.data)
         for name in aggregate.NORMALISED:
@@ -341,8 +344,9 @@ def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
     from bench.report.tables import to_markdown
 
     df = report.df
+    specs = report.catalog.grids if getattr(report, "catalog", None) is not None else {}
     tables, figures_out = [], []
-    verdict = verdict_table(df, bootstrap)
+    verdict = verdict_table(df, bootstrap, specs)
     if verdict is not None:
         tables.append(verdict)
         paths = profiles.verdict_figure(verdict.numbers.to_dict("records"), figs / "verdict")
@@ -350,9 +354,10 @@ def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
                             "coloured by verdict") for p in paths if p.suffix == ".png"]
         body = to_markdown(verdict).split("\n", 2)[2]  # without its "### title"
         report.verdict = ["## Verdict", "", body.rstrip(), "",
-                          "See also [tables/verdict.md](tables/verdict.md) (+ .tex, .csv) and "
-                          "[figures/verdict.png](figures/verdict.png).", ""]
-    for grid, scores in aggregate_scores(df).items():
+                          "See also [tables/verdict.md](tables/verdict.md) (+ .tex, .csv)" + (
+                              " and [figures/verdict.png](figures/verdict.png)" if paths else "")
+                          + ".", ""]
+    for grid, scores in aggregate_scores(df, specs).items():
         table = aggregate_table(df, grid, scores)
         if table is not None:
             tables.append(table)
