@@ -292,7 +292,8 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
         "P(> baseline) interval excludes ½. No multiplicity correction: these are estimates "
         "with intervals, not tests; the verdict table holds the tests.",
         f"Datasets in this grid: {', '.join(scores['tasks'])}."]
-    return Table(f"aggregate-{_stem(grid)}", f"Aggregate statistics per trick (grid {grid})",
+    where = f"grid {grid}" if grid else "records no grid asked for"
+    return Table(f"aggregate-{_stem(grid)}", f"Aggregate statistics per trick ({where})",
                  columns, rows, pd.DataFrame(recs), notes)
 
 
