@@ -306,7 +306,7 @@ def interaction_heatmap(numbers: pd.DataFrame, metric: str, stem: Path, title: s
         if point:
             ax.set_title(_wrap(str(point), size, 7), fontsize=7)
     _suptitle(fig, f"{title}: interaction on {metric}\n(Δ(a+b) − Δ(a) − Δ(b); blue = better "
-              "together than alone; * paired t p < 0.05; blank: not run or conflict)", 8)
+              "together than alone; * sign-flip p < 0.05; blank: not run or conflict)", 8)
     return _save(fig, stem)
 
 
@@ -343,7 +343,7 @@ def summary(panels: list[tuple[str, pd.DataFrame, list[str]]], stem: Path) -> li
             t.set_horizontalalignment("right")
         ax.set_xlabel("")
     _suptitle(fig, "Δ vs baseline per headline metric (paired over seeds; colour: green = "
-              "better, red = worse, scaled per column; * = paired t p < 0.05)", 8)
+              "better, red = worse, scaled per column; * = sign-flip p < 0.05)", 8)
     return _save(fig, stem)
 
 
