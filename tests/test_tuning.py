@@ -257,6 +257,16 @@ def test_held_out_report_pairs_each_variant_with_the_baseline_at_its_own_chosen_
     tuning = next(t for t in report.tables if t.name.endswith("ring8-add-one-tuning"))
     assert any("optimistic" in n for n in tuning.notes)
     assert "evaluation seeds [0, 1, 2]" in " ".join(main_table.notes)
+    # index.md opens with the verdict, at the held-out setting (issue 19, Must 6)
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert index.index("## Verdict") < index.index("## Protocol")
+    verdict = next(t for t in report.study_tables if t.name == "verdict")
+    v = verdict.numbers.set_index("trick")
+    flip_v = next(x for x in v.index if x.startswith("label_flip"))
+    assert v.loc[flip_v, "delta"] == pytest.approx(-0.3) and v.loc[flip_v, "setting"] == \
+        "held out"
+    assert v.loc[flip_v, "verdict"] == "no detectable effect"  # 3 seeds: p >= 0.25
+    assert any("chosen on the tuning seeds" in n for n in verdict.notes)
     lines = verdict_lines(load_records(tmp_path / "s", grid="held", memberships=True),
                           ["label_flip"])
     # 3 evaluation seeds: the exact sign-flip test cannot go below p = 0.25 (issue 19, Must 3)
