@@ -60,6 +60,7 @@ def _report(args: argparse.Namespace) -> int:
                           command=command if "report" in command else "",
                           samples=not args.no_samples, image_references=args.image_references,
                           pdf=args.pdf)
-    print(f"{len(report.tables)} tables, {len(report.figures)} figures, "
+    tables = len(report.study_tables) + len(report.tables)
+    print(f"{tables} tables, {len(report.figures)} figures, "
           f"{len(report.samples)} sample sheets -> {out / 'index.md'}")
     return 0

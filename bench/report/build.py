@@ -261,7 +261,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
     for t in report.study_tables + report.tables:
         t.write(out / "tables")
-    LOG.debug(f"report: {len(report.tables)} tables and {len(report.figures)} figures after "
+    LOG.debug(f"report: {len(report.study_tables) + len(report.tables)} tables and "
+              f"{len(report.figures)} figures after "
               f"{time.perf_counter() - started:.1f} s")
     if samples:
         report.samples = sample_sheets(df, out / "samples", _Stems())
