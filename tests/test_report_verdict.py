@@ -15,7 +15,7 @@ from tests.synthetic_store import SEEDS, build, high_quality
 def df(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth-verdict")
     build(root).store.close()
-    return load_records(root)
+    return load_records(root, memberships=True)
 
 
 def test_verdict_table_on_a_synthetic_store(df):

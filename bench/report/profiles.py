@@ -43,18 +43,10 @@ def text_problems(fig) -> list[str]:
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    """PNG (at figures.DPI, fewer pixels past figures.MAX_PNG_BYTES) and PDF; the figures here
-    are laid out by matplotlib's constrained engine, which places the suptitle too."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
-    dpi = figures.DPI
-    fig.savefig(png, dpi=dpi)
-    while png.stat().st_size > figures.MAX_PNG_BYTES and dpi > 40:
-        dpi = int(dpi * 0.8)
-        fig.savefig(png, dpi=dpi)
-    fig.savefig(pdf)
-    plt.close(fig)
-    return [png, pdf]
+    """As every report figure (figures._save): PNG at figures.DPI, never fewer pixels, a PDF
+    beside it with `report --pdf`; the figures here are laid out by matplotlib's constrained
+    engine, which places the suptitle too."""
+    return figures._save(fig, stem)
 
 
 def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open: bool = False):
@@ -89,8 +81,8 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
         ax.set_xlabel(f"τ ({name})", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("runs > τ", fontsize=8)
-    fig.suptitle(f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% bands)",
-                 fontsize=9)
+    figures._suptitle(fig, f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% "
+                      f"bands)", 9)  # wrapped to the figure's width
     if keep_open:
         return fig
     return _save(fig, stem)
@@ -132,8 +124,8 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
         ax.tick_params(axis="x", labelsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
         ax.set_title(data, fontsize=9)
-    fig.suptitle("Verdict: Δ with 95% interval; filled = helps/hurts after Holm, "
-                 "orange = fragile", fontsize=9)
+    figures._suptitle(fig, "Verdict: Δ with 95% interval; filled = helps/hurts after Holm, "
+                      "orange = fragile", 9)
     if keep_open:
         return fig
     return _save(fig, stem)
