@@ -146,7 +146,7 @@ def test_fragile_mark_in_the_table_and_the_verdict(tmp_path):
     s.store.put_grid("frag", {"description": "fragile", "designs": {"ring8": "add-one"}},
                      members)
     s.store.close()
-    df = load_records(tmp_path / "store")
+    df = load_records(tmp_path / "store", memberships=True)
     pool = df[df.dataset == "ring8"]
     t = views.delta_table("t", "t", pool, pool, df.attrs["metrics"], ["modes"],
                           reference=views.baseline_of)
