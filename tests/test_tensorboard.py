@@ -75,3 +75,14 @@ def test_without_the_package_the_option_is_one_line_exit_2(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install tensorboard" in err[0]
     assert not (tmp_path / "s").exists() and not (tmp_path / "tb").exists()
+
+
+def test_live_curves_train_cells_alone_not_fused(monkeypatch):
+    """The fused engine has no mirror: with TensorBoard on, a grid's cells are not fused."""
+    from bench.schedule.fused_group import fusing_enabled
+
+    monkeypatch.delenv("GANBENCH_NO_FUSE", raising=False)
+    monkeypatch.delenv(tb.ENV, raising=False)
+    assert fusing_enabled()
+    monkeypatch.setenv(tb.ENV, "/tmp/tb")
+    assert not fusing_enabled() and fusing_enabled(True)

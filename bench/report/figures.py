@@ -61,6 +61,8 @@ def _save(fig, stem: Path) -> list[Path]:
     paths = [stem.with_name(stem.name + ".png")]  # a stem may hold a dot (lr=0.0005)
     fig.savefig(paths[0], dpi=DPI)
     if PDF:
+        # the layout the PNG got (the constrained engine is most of a save's time): kept
+        fig.set_layout_engine("none")
         paths.append(stem.with_name(stem.name + ".pdf"))
         fig.savefig(paths[1])
     plt.close(fig)

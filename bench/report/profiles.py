@@ -53,7 +53,9 @@ def _short(label: str, width: int = 34) -> str:
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    """As every report figure (`figures._save`: its dpi, its PDF option, its layout hooks)."""
+    """As every report figure (figures._save): PNG at figures.DPI, never fewer pixels, a PDF
+    beside it with `report --pdf`; the figures here are laid out by matplotlib's constrained
+    engine, which places the suptitle too."""
     return figures._save(fig, stem)
 
 
@@ -92,8 +94,8 @@ def profile_figure(scores: dict, baselines: dict, name: str, stem: Path, title: 
         axes[lowest, c].tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("runs > τ", fontsize=8)
-    figures._suptitle(fig, f"{title}: share of runs above τ (blue: trick, grey: its baseline; "
-                      "95% bands)", fontsize=9)
+    figures._suptitle(fig, f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% "
+                      f"bands)", 9)  # wrapped to the figure's width
     if keep_open:
         return fig
     return _save(fig, stem)
@@ -137,7 +139,7 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5, prune="both"))  # no tick at an edge
         ax.set_title(data, fontsize=9)
     figures._suptitle(fig, "Verdict: Δ vs baseline, 95% interval\nfilled = helps/hurts after "
-                      "Holm; orange = fragile", fontsize=9)
+                      "Holm; orange = fragile", 9)  # wrapped to the figure's width
     if keep_open:
         return fig
     return _save(fig, stem)

@@ -34,9 +34,10 @@ read, where the baseline appears once per design that compares against it. Colum
   created_at, current (installed trick versions and the prevailing protocol), curves (the
   record's curves dict), cell_dir (its artifact folder, where the sample file lives).
 
-`df.attrs` holds only the short list of metric names: pandas deep-copies `attrs` on every
-operation, so what the grids asked for (`Catalog`: grid specs, members, stored cell ids) comes
-from `load_table`, which the reports call.
+`df.attrs` holds only what is small (the metric names; with `memberships=True` also the grid
+specs, {grid: spec}): pandas deep-copies `attrs` on every operation, so what the grids asked for
+(`Catalog`: grid specs, members, stored cell ids) comes from `load_table`, which the reports
+call.
 
 Which records are current: a trick's installed version is read from its source without
 importing it (`bench.core.trick_versions`); a trick whose source cannot be read (an unusual plug-in)
@@ -302,7 +303,10 @@ def load_table(store: str | os.PathLike | Store, *, current_versions: bool = Tru
             df = df[df["current"]].reset_index(drop=True)
     known = [m for m in METRIC_DIRECTIONS if m in metric_names]
     metrics = known + [m for m in metric_names if m not in known]
-    df.attrs["metrics"] = metrics  # a short list: cheap for pandas to copy
+    # small, cheap for pandas to copy on every operation: the metric names and the grid specs
+    # (the reports' grid options); the members and stored ids stay in the Catalog
+    df.attrs["metrics"] = metrics
+    df.attrs["grids"] = grids
     return df, Catalog(metrics=metrics, grids=grids, members=members,
                        stored_ids=sorted({r.cell_id for r in records}))
 
