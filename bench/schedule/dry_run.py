@@ -120,7 +120,7 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
     if not cells:
         return []
     if not fusing_enabled(fuse):
-        return ["", f"fused training: off (--no-fuse or GANBENCH_NO_FUSE=1); "
+        return ["", f"fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); "
                     f"{len(cells)} cells train one per worker"]
     units, plan = work_units(cells, workers=workers, device=device, gpus=gpus, fuse=fuse)
     groups = [u for u in units if isinstance(u, FusedGroup)]
