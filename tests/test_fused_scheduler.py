@@ -114,6 +114,17 @@ def test_groups_are_split_so_that_every_worker_has_work():
     assert [len(u) for u in units if isinstance(u, FusedGroup)] == [3, 2]
     units, plan = work_units(cells, workers=2, fuse=False)
     assert units == cells and set(plan.alone.values()) == {"fusing is off"}
+    # PacGAN's nets measured no faster fused on a CPU: alone there by default, fused when asked
+    # for or on a GPU
+    import dataclasses
+
+    from bench.core.config import NetConfig
+
+    pac = [dataclasses.replace(c, net=NetConfig(z_dim=8, arch="pacgan")) for c in cells[:2]]
+    units, plan = work_units(pac, workers=1)
+    assert units == pac and "pacgan nets fused measured no faster" in plan.alone[pac[0].cell_id]
+    assert [len(u) for u in work_units(pac, workers=1, fuse=True)[0]] == [2]
+    assert [len(u) for u in work_units(pac, workers=1, gpus=1)[0]] == [2]
     # with a GPU a group goes to it whole (placement tested with a fake GPU count)
     units, _ = work_units(cells, workers=2, gpus=1)
     assert [len(u) for u in units] == [5]

@@ -124,9 +124,15 @@ def layer_refusal(cell: CellConfig) -> str | None:
     return None
 
 
-# the most cells one fused step trains: on a CPU the rate per cell is flat from K = 8 on
-# (benchmarks/engine.py) while memory grows with K; a GPU keeps gaining up to hundreds
+# the most cells one fused step trains: on a CPU the rate per cell is flat or falls beyond K = 8
+# (benchmarks/engine.py: ring8 1.2-1.5x alone at K = 8..64, 0.94x at K = 512) while memory grows
+# with K; a GPU keeps gaining up to hundreds
 MAX_GROUP = {"cpu": 64, "cuda": 512}
+# nets (NetConfig.arch) that by default fuse on a CPU: those whose fused step measured faster per
+# core than one cell per worker (docs/fused.md: the 2-D MLP, ring8 3x128, 1.2-1.5x); PacGAN's
+# nets measured 0.7-1.0x there, so on a CPU they train alone unless fusing is asked for
+# (`fuse=True`); on a GPU every fusable group fuses
+CPU_FUSE_ARCHS = frozenset({""})
 
 
 @dataclass(frozen=True)
@@ -190,6 +196,13 @@ def work_units(cells: list[CellConfig], *, workers: int, device: str | None = No
     work (`split_groups`); on a GPU it is only cut to MAX_GROUP."""
     plan = plan_groups(cells, fuse=fuse)
     kind = _device_kind(device, gpus)
+    if kind == "cpu" and fuse is None:  # the default: fuse on a CPU only where it measured a win
+        slow = [g for g in plan.groups if g[0].net.arch not in CPU_FUSE_ARCHS]
+        for g in slow:
+            plan.groups.remove(g)
+            plan.alone.update({c.cell_id: f"on a CPU, {g[0].net.arch} nets fused measured no "
+                                          f"faster than one cell per worker (docs/fused.md); "
+                                          f"fused on a GPU" for c in g})
     singles = len(cells) - sum(map(len, plan.groups))
     parts = split_groups(plan.groups, singles, workers if kind == "cpu" else 1,
                          MAX_GROUP[kind])
