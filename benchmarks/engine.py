@@ -157,7 +157,17 @@ def main(argv=None) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         print("engine.py: --device cuda but CUDA is not available", file=sys.stderr)
         return 2
-    ks = [int(k) for k in args.ks.split(",")]
+    try:
+        ks = [int(k) for k in args.ks.split(",")]
+        threads_asked = [int(t) for t in (args.threads or "1,2").split(",")]
+    except ValueError:
+        print(f"engine.py: --ks and --threads take comma-separated integers, got "
+              f"{args.ks!r} and {args.threads!r}", file=sys.stderr)
+        return 2
+    if min(ks) < 1 or min(threads_asked) < 1 or args.seconds <= 0 or args.rounds < 1:
+        print("engine.py: --ks, --threads and --rounds must be >= 1 and --seconds > 0",
+              file=sys.stderr)
+        return 2
     seconds = args.seconds
     if args.quick:
         ks, seconds, args.rounds = [k for k in ks if k <= 8] or [1], 0.5, 1
@@ -173,7 +183,7 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         threads = [torch.get_num_threads()]
     else:
-        threads = [int(t) for t in (args.threads or "1,2").split(",")]
+        threads = threads_asked
     cores = os.cpu_count() or 1
     print(f"device: {device} = {device_name(device)}; torch {torch.__version__}")
     print(f"{'nets':<8} {'threads':>7} {'K':>5} {'ms/step':>9} {'cell-steps/s':>13} "

@@ -41,6 +41,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=240.0,
                     help="stop starting new groups after this long")
     args = ap.parse_args(argv)
+    if args.steps < 1 or args.device not in ("auto", "cpu", "cuda") and \
+            not args.device.startswith("cuda:"):
+        print(f"fused_slice.py: --steps must be >= 1 and --device auto, cpu, cuda or cuda:N "
+              f"(got {args.steps}, {args.device!r})", file=sys.stderr)
+        return 2
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu")
                           if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
