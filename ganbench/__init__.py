@@ -10,8 +10,14 @@
 Register the module under the entry-point group `ganbench.tricks` (see the README). The older
 spelling `from tricks import Trick, register_trick` keeps working.
 
-Results: `ganbench.load_records(store)` is `bench.store.results.load_records`, the table the
-reports read (one row per record; imported when first used, as it needs pandas).
+Results (imported when first used, as they need pandas):
+
+    from ganbench import load_records
+    df = load_records("runs/default")       # one row per cell; grids / designs columns
+    rows = load_records("runs/default", memberships=True)  # one row per grid membership
+
+`load_table` (the per-membership table and what the grids asked for) and `write_report` are
+what `ganbench report` uses.
 """
 from typing import Any
 
@@ -28,15 +34,18 @@ __all__ = [
     "StepContext", "NoParams", "OptimConfig", "NetConfig", "SLOTS",
     "REPLACE", "INSERT", "REPARAMETRIZE", "WRAP",
     "create_trick", "list_tricks", "conflict_reasons", "describe", "plugin_errors",
-    "load_records",
+    "load_records", "load_table", "write_report",
 ]
+
+_LAZY = {"load_records": "bench.store.results", "load_table": "bench.store.results",
+         "write_report": "bench.report.build"}
 
 
 def __getattr__(name: str) -> Any:
     # pandas only for those who read results: a plug-in trick imports this module in every
     # training worker
-    if name == "load_records":
-        from bench.store.results import load_records
+    if name in _LAZY:
+        import importlib
 
-        return load_records
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'ganbench' has no attribute {name!r}")

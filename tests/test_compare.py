@@ -35,7 +35,7 @@ def test_compare_trains_pairs_prints_and_reuses(grid, tmp_path, capsys):
         members = s.members("compare:label_flip+self_attention@tiny")
     # 3 seeds x (baseline, label_flip, self_attention); every variant has seeds 0, 1, 2
     assert len(records) == 9 and len(members) == 9
-    df = load_records(store, grid="compare:label_flip+self_attention@tiny")
+    df = load_records(store, grid="compare:label_flip+self_attention@tiny", memberships=True)
     assert sorted(df.groupby("label").seed.apply(sorted).tolist()) == [[0, 1, 2]] * 3
     assert set(df[df.label == "baseline"].role) == {"baseline"}
     assert (tmp_path / "s" / "compare-label_flip+self_attention" / "index.md").exists()
@@ -64,7 +64,7 @@ def test_compare_keeps_a_tuned_grids_lrs_apart(tmp_path, capsys):
     store = tmp_path / "s"
     assert main(["compare", "--trick", "label_flip", "--grid", str(grid), "--store", str(store),
                  "--workers", "1", "--curve-every", "0"]) == 0
-    df = load_records(store, grid="compare:label_flip@tuned")
+    df = load_records(store, grid="compare:label_flip@tuned", memberships=True)
     assert sorted(df.tune_lr) == [5e-4, 5e-4, 1e-3, 1e-3]
     assert len(set(df.row_label)) == 4  # e.g. "label_flip [lr=0.0005]"
     # the grid name's ':' and '@' are replaced, so the stem carries a hash of the name

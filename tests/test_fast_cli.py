@@ -1,6 +1,7 @@
-"""The everyday commands that only read (`--help`, `designs`, `status`, `show`, `report`) never
-import torch: each runs in a fresh process where importing torch raises, and must still succeed
-with torch absent from `sys.modules`. (`tricks` loads the trick modules, which need torch.)"""
+"""The everyday commands that only read (`--help`, `designs`, `status`, `show`, `report`, and
+`tricks` once its cache of trick descriptions is current) never import torch: each runs in a
+fresh process where importing torch raises, and must still succeed with torch absent from
+`sys.modules`."""
 import os
 import subprocess
 import sys
@@ -76,3 +77,34 @@ def test_bad_input_to_a_torch_free_command_is_one_line_without_torch(env, tmp_pa
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert res.stderr.startswith("ganbench: error:")
+
+
+def test_tricks_lists_from_its_cache_without_torch(env, tmp_path):
+    """The first listing imports the tricks and caches their descriptions; later ones (torch
+    blocked here) print the same from the cache."""
+    cache = {"GANBENCH_CACHE": str(tmp_path / "cache")}
+    full = {**os.environ, **cache, "PYTHONPATH": str(ROOT)}
+    first = subprocess.run([sys.executable, "-m", "bench.cli", "tricks"], env=full,
+                           capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    for args in (["tricks"], ["tricks", "*noise*", "--json"], ["tricks", "--matrix"]):
+        res = run({**env, **cache}, *args)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip()
+    assert run({**env, **cache}, "tricks").stdout == first.stdout
+    bad = run({**env, **cache}, "tricks", "nothing_like_it*")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_the_tricks_cache_follows_the_sources(tmp_path, monkeypatch):
+    from bench.cli import trick_catalog
+
+    src = tmp_path / "my_trick.py"
+    src.write_text("x = 1\n")
+    monkeypatch.setattr(trick_catalog, "source_files", lambda: ([src], ["mine=my_trick"]))
+    before = trick_catalog.fingerprint()
+    src.write_text("x = 22\n")  # an edited trick file
+    assert trick_catalog.fingerprint() != before
+    again = trick_catalog.fingerprint()
+    monkeypatch.setattr(trick_catalog, "source_files", lambda: ([src], []))  # plug-in removed
+    assert trick_catalog.fingerprint() != again

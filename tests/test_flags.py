@@ -96,10 +96,10 @@ def test_a_flag_on_both_loss_curves_is_named_once_in_summaries_and_counted_once_
                     config=tiny_cell().to_dict(), status="done", flags=flags,
                     metrics={"modes": 1.0})
     row = _record_row(record, Path("."))
-    assert row["flags"] == ("oscillation",) and len(row["flag_details"]) == 2
+    assert row["run_flags"] == ("oscillation",) and len(row["flag_details"]) == 2
     # a variant's flags column counts cells: 1 of its 2 seeds oscillated
-    assert flags_text(pd.DataFrame({"flags": [row["flags"], ()]})) == "oscillation"
-    assert flags_text(pd.DataFrame({"flags": [row["flags"]] * 2})) == "oscillation×2"
+    assert flags_text(pd.DataFrame({"run_flags": [row["run_flags"], ()]})) == "oscillation"
+    assert flags_text(pd.DataFrame({"run_flags": [row["run_flags"]] * 2})) == "oscillation×2"
 
 
 def test_trainer_records_flags_of_its_curves():

@@ -343,7 +343,11 @@ def test_a_bad_sample_file_is_one_warning_and_the_report_finishes(capsys, small_
     pngs = sorted(p.parent.name for p in (tmp_path / "r" / "samples").rglob("*.png")) \
         if (tmp_path / "r" / "samples").exists() else []
     assert not (tmp_path / "r" / "samples" / ids[0]).exists() or ids[0] not in pngs
-    assert len(list((tmp_path / "r" / "samples").glob("*.png"))) == 2
+    # one sheet per variant and dataset: the others' panels, the bad file's seed left out
+    assert len(list((tmp_path / "r" / "samples").glob("*.png"))) == 1
+    index = (tmp_path / "r" / "index.md").read_text()
+    (line,) = [x for x in index.splitlines() if x.startswith("- [samples/")]
+    assert line.count(",") == 2  # "...: ring8 baseline, seeds A, B": two of the three seeds
 
 
 # -- bounds -----------------------------------------------------------------------------------------

@@ -192,6 +192,15 @@ def test_fragile_when_the_sign_flips_at_half_budget():
     full = stats.paired_delta(pd.Series(steady["modes"].to_numpy(), index=steady["seed"]),
                               pd.Series(base["modes"].to_numpy(), index=base["seed"]))
     assert not budget.sensitivity(full, steady, base, "modes").fragile
+    # an effect at full budget, none at half (mixed signs there): fragile too
+    mixed = _rows([5.0, 3.0, 4.5, 3.5, 4.2, 3.9], [6.0, 6.5, 6.1, 6.2, 6.3, 6.4])
+    assert budget.sensitivity(full, mixed, base, "modes").fragile
+    # a point estimate that flips sign while neither budget shows an effect: no conclusion
+    noise = _rows([4.5, 3.0, 4.5, 3.8, 4.5, 4.0], [3.6, 4.6, 3.5, 4.2, 3.8, 4.1])
+    nfull = stats.paired_delta(pd.Series(noise["modes"].to_numpy(), index=noise["seed"]),
+                               pd.Series(base["modes"].to_numpy(), index=base["seed"]))
+    sens = budget.sensitivity(nfull, noise, base, "modes")
+    assert sens.half.delta * nfull.delta < 0 and not sens.fragile
     # the half point is the last logged step <= half the cell's own steps
     assert budget.half_value({"steps": 600, "curves": {"eval_modes": [[200, 1], [300, 2],
                                                                        [400, 3]]}},

@@ -62,15 +62,15 @@ def test_every_figure_exists_is_small_and_indexed(report):
     kinds = {p.name.split("-")[0] for p in pngs}
     assert {"summary.png", "forest", "curves", "losses", "interactions"} <= kinds | {"summary.png"}
     assert (out / "figures" / "summary.png").exists()
-    for png in pngs:
-        assert 0 < png.stat().st_size <= 150_000, png.name
-        assert png.with_suffix(".pdf").stat().st_size > 0
+    for png in pngs:  # small by design (a few inches at 200 dpi), never by fewer pixels
+        assert 0 < png.stat().st_size <= 400_000, png.name
+        assert not png.with_suffix(".pdf").exists()  # PDFs with --pdf
         assert f"figures/{png.name}" in index
     for md in (out / "tables").glob("*.md"):
         assert f"tables/{md.name}" in index
     samples = list((out / "samples").glob("*.png"))
-    assert len(samples) == 58  # every scored cell has one
-    assert all(0 < p.stat().st_size <= 150_000 for p in samples)
+    assert len(samples) == 14  # one sheet per variant and dataset (per grid), a panel per seed
+    assert all(0 < p.stat().st_size <= 400_000 for p in samples)
     assert "seeds [0, 1, 2, 3, 4]" in index and "N = 2500" in index
     assert "diverged 1" in index and "not-applicable" in index
 

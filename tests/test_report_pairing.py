@@ -33,7 +33,7 @@ def _with(c, **change):
 
 
 def _table(root):
-    df = load_records(root)
+    df = load_records(root, memberships=True)
     t = views.delta_table("t", "t", df, df, df.attrs["metrics"], ["high_quality"],
                           reference=views.baseline_of)
     return t.numbers
@@ -102,7 +102,7 @@ def test_bookkeeping_does_not_split_a_setup_but_picks_the_twin_that_shares_it(tm
         s.put(base, 0.30 + 0.01 * seed, created=10 + seed)
         s.put(cell("ring8", ("spectral_norm",), seed), 0.35 + 0.012 * seed, created=20 + seed)
     s.store.close()
-    df = load_records(tmp_path)
+    df = load_records(tmp_path, memberships=True)
     assert df["setup_id"].nunique() == 1  # one setup: the twins differ in bookkeeping only
     n = _table(tmp_path).set_index("variant")
     assert n.loc["spectral_norm", "d_high_quality"] == pytest.approx(RIGHT_DELTA)

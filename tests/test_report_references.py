@@ -96,7 +96,7 @@ def test_flags_carry_step_and_evidence(tmp_path, cache):
     from bench.store.results import headline_metrics
 
     degenerate_store(tmp_path / "store")
-    df = load_records(tmp_path / "store")
+    df = load_records(tmp_path / "store", memberships=True)
     df = add_flags(df, references.for_records(df), headline_metrics)
     base = df[(df["label"] == "baseline") & (df["seed"] == 0)].iloc[0]
     details = {f["flag"]: f for f in base["flag_details"]}
@@ -133,7 +133,7 @@ def test_degenerate_is_a_majority_of_scored_seeds():
 
     def rows(flags, statuses=None):
         statuses = statuses or ["done"] * len(flags)
-        return pd.DataFrame({"seed": range(len(flags)), "status": statuses, "flags": flags})
+        return pd.DataFrame({"seed": range(len(flags)), "status": statuses, "run_flags": flags})
 
     two_of_three = rows([("d_at_chance",), ("at_chance", "mode_drop"), ()])
     one_of_three = rows([("d_at_chance",), ("mode_drop",), ()])

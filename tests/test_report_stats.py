@@ -14,7 +14,7 @@ from tests.synthetic_store import FACTORS, SEEDS, build, high_quality
 def df(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     build(root).store.close()
-    return load_records(root)
+    return load_records(root, memberships=True)
 
 
 def test_paired_delta_and_t_interval_by_hand():

@@ -36,7 +36,7 @@ def _steps_store(root):
     s.store.put_grid("g", {"designs": {"ring8": "add-one"}, "tune": {"lr": list(LRS)}},
                      members)
     s.store.close()
-    return load_records(root)
+    return load_records(root, memberships=True)
 
 
 def test_tuned_view_pairs_each_sweep_point_with_its_own_baseline(tmp_path):
@@ -83,7 +83,7 @@ def test_pair_singles_come_from_the_same_data_sweep_point(tmp_path):
                                     sweep={"steps": 500}))
     s.store.put_grid("g", {"designs": {"ring8": ["add-one", "pairs"]}}, members)
     s.store.close()
-    df = load_records(tmp_path)
+    df = load_records(tmp_path, memberships=True)
     t = views.pairs_table("p", "p", df[df.design == "pairs"], df, ["high_quality"])
     n = t.numbers.set_index("pair")
     row = n.loc["instance_noise+spectral_norm [steps=500]"]
@@ -115,7 +115,7 @@ def test_pair_singles_match_the_pairs_own_trick_params(tmp_path):
         add("pairs", [noise, lf], 0.30 - std + inter, {"instance_noise.std": std})
     s.store.put_grid("g", {"designs": {"ring8": ["add-one", "pairs"]}}, members)
     s.store.close()
-    df = load_records(tmp_path)
+    df = load_records(tmp_path, memberships=True)
     n = views.pairs_table("p", "p", df[df.design == "pairs"], df, ["high_quality"]).numbers
     n = n.set_index("pair")
     at = "instance_noise+label_flip [instance_noise.std={}]"
@@ -138,7 +138,7 @@ def _tuned_pairs(root):
     s.store.put_grid("g", {"designs": {"ring8": ["add-one", "pairs"]}, "tune": {"lr": list(LRS)}},
                      members)
     s.store.close()
-    df = load_records(root)
+    df = load_records(root, memberships=True)
     return views.pairs_table("p", "p", df[df.design == "pairs"], df, ["high_quality"]).numbers
 
 

@@ -15,7 +15,7 @@ from tests.synthetic_store import SEEDS, build, high_quality
 def df(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth-verdict")
     build(root).store.close()
-    return load_records(root)
+    return load_records(root, memberships=True)
 
 
 def test_verdict_table_on_a_synthetic_store(df):
@@ -100,7 +100,8 @@ def test_study_figures_are_readable(df):
     assert profiles.text_problems(fig) == []
     profiles.plt.close(fig)
     scores = study.aggregate_scores(df[df.grid == "synth"])["synth"]
-    fig = profiles.profile_figure(scores["scores"]["high_quality"], "high_quality", None,
+    fig = profiles.profile_figure(scores["scores"]["high_quality"],
+                                  scores["baseline"]["high_quality"], "high_quality", None,
                                   "synth", keep_open=True)
     assert profiles.text_problems(fig) == []
     profiles.plt.close(fig)
@@ -115,3 +116,49 @@ def test_text_problems_catches_small_and_overlapping_text():
     profiles.plt.close(fig)
     assert any("tiny" in p for p in problems)
     assert any("overlaps" in p for p in problems)
+
+
+def test_fragile_mark_in_the_table_and_the_verdict(tmp_path):
+    """6 seeds: spectral_norm is ahead of the baseline at half the budget on every seed (stored
+    curve) and behind at the end: the table marks its Δ ‡ and the verdict says fragile;
+    label_flip is behind at both budgets: not fragile."""
+    from bench.core.record import Record
+    from bench.report import budget, views
+    from tests.synthetic_store import SyntheticStore, cell
+
+    s = SyntheticStore(tmp_path / "store")
+    half_full = {(): (4.0, 4.0), ("spectral_norm",): (6.0, 2.0), ("label_flip",): (2.0, 2.0)}
+    members = []
+    for tricks, (half, full) in half_full.items():
+        for seed in range(6):
+            c = cell("ring8", tricks, seed)
+            wobble = 0.1 * seed  # some spread, same sign on every seed
+            curves = {"eval_modes": [[100, 0.0], [250, half + wobble], [500, full + wobble]],
+                      "eval_reverse_kl": [[250, 1.0 - half / 10], [500, 1.0 - full / 10]]}
+            s.store.put(Record(cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,
+                               config=c.to_dict(), status="done", step=500,
+                               metrics={"modes": full + wobble, "high_quality": 0.5,
+                                        "reverse_kl": 1.0 - (full + wobble) / 10},
+                               curves=curves, protocol={"kind": "2d", "dataset": "ring8",
+                                                        "num_generated": 2500, "num_modes": 8}))
+            members.append(s.member("add-one", "ring8", c,
+                                    "baseline" if not tricks else "variant"))
+    s.store.put_grid("frag", {"description": "fragile", "designs": {"ring8": "add-one"}},
+                     members)
+    s.store.close()
+    df = load_records(tmp_path / "store", memberships=True)
+    pool = df[df.dataset == "ring8"]
+    t = views.delta_table("t", "t", pool, pool, df.attrs["metrics"], ["modes"],
+                          reference=views.baseline_of)
+    n = t.numbers.set_index("variant")
+    assert n.loc["spectral_norm", "d_modes"] == pytest.approx(-2.0)
+    assert n.loc["spectral_norm", "d_modes_half"] == pytest.approx(2.0)
+    assert bool(n.loc["spectral_norm", "d_modes_fragile"])
+    assert not bool(n.loc["label_flip", "d_modes_fragile"])
+    cells = {r[0].text: r for r in t.rows}
+    col = t.columns.index("Δ modes [95% CI]")
+    assert cells["spectral_norm"][col].text.endswith(budget.MARK)
+    assert budget.NOTE in t.notes
+    v = study.verdict_table(df).numbers.set_index("trick")
+    assert v.loc["spectral_norm", "verdict"] == "fragile"  # reverse_kl: the same flip
+    assert v.loc["label_flip", "verdict"] != "fragile"

@@ -18,8 +18,30 @@ def synth(tmp_path_factory):
     return root
 
 
-def test_one_row_per_membership_with_design_info(synth):
+def test_one_row_per_cell_by_default(synth):
+    """The README's groupby counts each cell once, however many grids and designs ask for it."""
     df = load_records(synth)
+    assert df.cell_id.is_unique
+    assert len(df) == load_records(synth, memberships=True).cell_id.nunique()
+    base = df[df.cell_id == cell("ring8", (), 0).cell_id].iloc[0]
+    assert base.grids == ("synth", "synth-tune")
+    assert set(base.designs) == {"add-one", "factorial", "leave-one-out", "pairs"}
+    assert "grid" not in df.columns and "design" not in df.columns
+    counts = df[df.dataset == "ring8"].groupby("label")["modes"].agg(["count"])
+    assert counts.loc["baseline", "count"] == df[(df.dataset == "ring8")
+                                                 & (df.label == "baseline")].cell_id.nunique()
+    assert "run_flags" in df.columns and "flags" not in df.columns  # not DataFrame.flags
+
+
+def test_ganbench_exports_the_results_api(synth):
+    import ganbench
+
+    assert ganbench.load_records is load_records
+    assert len(ganbench.load_records(synth)) == len(load_records(synth))
+
+
+def test_one_row_per_membership_with_design_info(synth):
+    df = load_records(synth, memberships=True)
     base = cell("ring8", (), 0)
     rows = df[df.cell_id == base.cell_id]
     # the baseline of seed 0 is in every design of "synth" and in the tune grid
@@ -38,12 +60,12 @@ def test_one_row_per_membership_with_design_info(synth):
     ttur = df[(df.label == "ttur") & (df.seed == 0)].iloc[0]
     assert ttur.d_lr == pytest.approx(4e-3)  # the effective LR, not the config's
     drop = df[(df.label == "dropout") & (df.seed == 0)].iloc[0]
-    assert drop["flags"] == ("d_loss_collapse",)
+    assert drop["run_flags"] == ("d_loss_collapse",)
     assert df[(df.label == "ttur") & (df.seed == 2)].status.iloc[0] == "failed"
 
 
 def test_grid_filter_and_unknown_grid(synth):
-    df = load_records(synth, grid="synth-tune")
+    df = load_records(synth, grid="synth-tune", memberships=True)
     assert set(df.grid) == {"synth-tune"} and len(df) == 12
     with pytest.raises(StoreError, match="no grid 'nope'"):
         load_records(synth, grid="nope")
@@ -99,8 +121,9 @@ def test_records_without_membership_count_as_add_one(tmp_path):
     with Store(tmp_path) as store:
         _put(store, cell("ring8", (), 0))
         _put(store, cell("ring8", ("spectral_norm",), 0))
-    df = load_records(tmp_path)
+    df = load_records(tmp_path, memberships=True)
     assert set(df.design) == {"add-one"} and set(df.grid) == {""}
+    assert set(load_records(tmp_path).grids) == {()}
     assert dict(zip(df.label, df.role)) == {"baseline": "baseline", "spectral_norm": "variant"}
 
 
@@ -140,7 +163,7 @@ def test_several_grids_at_once_leave_out_cells_no_grid_asks_for(tmp_path, capsys
     s.store.close()
     everything = load_records(tmp_path)
     assert orphan.cell_id in set(everything.cell_id)
-    both = load_records(tmp_path, grid=["A", "B"])
+    both = load_records(tmp_path, grid=["A", "B"], memberships=True)
     assert set(both.cell_id) == {a.cell_id, b.cell_id} and set(both.grid) == {"A", "B"}
     assert set(load_records(tmp_path, grid="A").cell_id) == {a.cell_id}
     with pytest.raises(StoreError, match="no grid 'C'"):
@@ -150,6 +173,6 @@ def test_several_grids_at_once_leave_out_cells_no_grid_asks_for(tmp_path, capsys
     assert main(["report", "--store", str(tmp_path), "--grid", "A", "--grid", "B", "--out",
                  str(tmp_path / "r")]) == 0
     index = (tmp_path / "r" / "index.md").read_text()  # sample titles say whose setup it is
-    assert "ring8 baseline seed 0 (grid A)" in index and "spectral_norm seed 0 (grid B)" in index
+    assert "ring8 baseline (grid A), seeds 0" in index and "spectral_norm (grid B), seeds 0" in index
     tables = " ".join(p.read_text() for p in (tmp_path / "r" / "tables").glob("*.md"))
     assert "spectral_norm" in tables and "dropout" not in tables

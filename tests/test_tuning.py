@@ -125,7 +125,7 @@ def test_two_stage_run_resumes_without_training_a_cell_twice(grid_file, tmp_path
     # stage 1: 2 lrs x 2 seeds for baseline and label_flip, 2 lrs x 2 k x 2 seeds for unrolled;
     # stage 2: 3 variants x 3 evaluation seeds
     assert len(records) == 8 + 8 + 9
-    df = load_records(store, grid="held")
+    df = load_records(store, grid="held", memberships=True)
     evals = df[df.seed_role == "eval"]
     assert set(evals.seed) == {0, 1, 2} and set(df[df.seed_role == "tune"].seed) == {100, 101}
     assert all(t == (100, 101) for t in evals.tuned_on)
@@ -155,7 +155,7 @@ def test_compare_tunes_on_tuning_seeds_and_reports_on_evaluation_seeds(grid_file
     out = capsys.readouterr().out
     assert "ring8  label_flip: " in out and "chosen on tuning seeds [100, 101]" in out
     assert "over 3 evaluation seeds [0, 1, 2]" in out
-    df = load_records(store, grid="compare:label_flip@held")
+    df = load_records(store, grid="compare:label_flip@held", memberships=True)
     assert set(df.label) == {"baseline", "label_flip"}
     assert set(df[df.seed_role == "eval"].seed) == {0, 1, 2}
     assert set(df[df.seed_role == "tune"].seed) == {100, 101}
@@ -257,7 +257,18 @@ def test_held_out_report_pairs_each_variant_with_the_baseline_at_its_own_chosen_
     tuning = next(t for t in report.tables if t.name.endswith("ring8-add-one-tuning"))
     assert any("optimistic" in n for n in tuning.notes)
     assert "evaluation seeds [0, 1, 2]" in " ".join(main_table.notes)
-    lines = verdict_lines(load_records(tmp_path / "s", grid="held"), ["label_flip"])
+    # index.md opens with the verdict, at the held-out setting (issue 19, Must 6)
+    index = (tmp_path / "out" / "index.md").read_text()
+    assert index.index("## Verdict") < index.index("## Protocol")
+    verdict = next(t for t in report.study_tables if t.name == "verdict")
+    v = verdict.numbers.set_index("trick")
+    flip_v = next(x for x in v.index if x.startswith("label_flip"))
+    assert v.loc[flip_v, "delta"] == pytest.approx(-0.3) and v.loc[flip_v, "setting"] == \
+        "held out"
+    assert v.loc[flip_v, "verdict"] == "no detectable effect"  # 3 seeds: p >= 0.25
+    assert any("chosen on the tuning seeds" in n for n in verdict.notes)
+    lines = verdict_lines(load_records(tmp_path / "s", grid="held", memberships=True),
+                          ["label_flip"])
     # 3 evaluation seeds: the exact sign-flip test cannot go below p = 0.25 (issue 19, Must 3)
     assert lines[0].startswith("ring8  label_flip: no detectable effect: Δ reverse_kl -0.3")
     assert "sign-flip p 0.25" in lines[0] and "smallest possible 0.25" in lines[0]

@@ -16,7 +16,8 @@ from typing import Sequence
 
 from bench.cli import (cmd_check, cmd_compare, cmd_designs, cmd_eval, cmd_report, cmd_run, cmd_samples,
                        cmd_show, cmd_status, cmd_train, cmd_tricks, cmd_weights)
-from bench.cli.common import EXIT_USAGE, Parser, check_common_options, input_errors
+from bench.cli.common import (EXIT_USAGE, Parser, add_verbosity_options, check_common_options,
+                              input_errors, setup_logging)
 
 COMMANDS = (cmd_tricks, cmd_train, cmd_run, cmd_designs, cmd_status, cmd_show, cmd_eval, cmd_weights,
             cmd_report, cmd_samples, cmd_compare, cmd_check)
@@ -41,24 +42,28 @@ class _VersionAction(argparse.Action):
 
 
 # Commands that never import torch (tests/test_fast_cli.py runs them where torch cannot be
-# imported). Every parser is torch-free to build; when one of these is named, only its parser is
-# built, which is quicker still.
-TORCH_FREE = ("report", "designs", "status", "show", "check")
+# imported; `tricks` once its cached descriptions are current: bench/cli/trick_catalog.py).
+# Every parser is torch-free to build; when one of these is named, only its parser is built,
+# which is quicker still.
+TORCH_FREE = ("report", "designs", "status", "show", "check", "tricks")
 
 
 def make_parser(only: str | None = None) -> argparse.ArgumentParser:
     ap = Parser(prog="ganbench", description=DESCRIPTION)
     ap.add_argument("--version", action=_VersionAction)
+    add_verbosity_options(ap, top=True)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         if only is None or command.__name__.endswith(f".cmd_{only}"):
             command.register(sub)
+    for p in sub.choices.values():
+        add_verbosity_options(p)
     return ap
 
 
 def _torch_free_command(argv: Sequence[str] | None) -> str | None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    first = next((a for a in argv if not a.startswith("-")), None)
+    first = next((a for a in argv if not a.startswith("-")), None)  # after -q / -v
     return first if first in TORCH_FREE else None
 
 
@@ -67,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = make_parser(_torch_free_command(argv)).parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed, one line)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    setup_logging((args.verbose or 0) - (args.quiet or 0))
     try:
         check_common_options(args)
     except input_errors() as exc:

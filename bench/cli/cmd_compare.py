@@ -12,8 +12,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
-                              add_data_options, add_device_option, load_data)
+from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, CliError, add_curve_option,
+                              add_data_options, add_device_option, add_tensorboard_option,
+                              load_data, quiet)
 
 
 def register(sub) -> None:
@@ -37,6 +38,7 @@ def register(sub) -> None:
                    help="BCa bootstrap CIs where a Δ has >= 10 paired seeds (paired t below)")
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 
@@ -112,10 +114,17 @@ def run(args: argparse.Namespace) -> int:
     table.header(f"compare {', '.join(tricks)} with the baseline of grid '{grid.name}': "
                  f"{len(table.cells)} cells -> {args.store} ({workers} worker(s)"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
-    for record in run_cells(cells, Path(args.store), workers=workers, device=args.device,
-                            progress=sys.stderr.isatty(), curve_every=args.curve_every,
-                            retry=retry):
-        table.add(record)
+    try:
+        for record in run_cells(cells, Path(args.store), workers=workers, device=args.device,
+                                progress=sys.stderr.isatty() and not quiet(),
+                                curve_every=args.curve_every,
+                                retry=retry):
+            table.add(record)
+    except KeyboardInterrupt:
+        table.flush_rest()
+        if not table.finished:
+            raise  # `main` says how to resume
+        LOG.info("interrupted after every cell had finished; the comparison follows")
     print(table.summary(args.store, len(table.cells)), flush=True)
     out = Path(args.out) if args.out else Path(args.store) / f"compare-{'+'.join(tricks)}"
     print_comparison(args.store, name, out, bootstrap=args.bootstrap)
@@ -188,12 +197,23 @@ def run_held_out(args, template, tricks: list[str], name: str, retry) -> int:
                  f"(held-out tuning): stage 1: {len(cells)} cells -> {args.store} "
                  f"({workers} worker(s)"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
-    for record in run_staged(grid, Path(args.store), name=name,
-                             on_stage2=lambda st: table.extend(st.cells, stage2_title(grid, st)),
-                             workers=workers, device=args.device,
-                             progress=sys.stderr.isatty(), curve_every=args.curve_every,
-                             retry=retry):
-        table.add(record)
+    stage2_known: list[bool] = []  # stage 2 is known once stage 1 is done
+
+    def on_stage2(stage2) -> None:
+        stage2_known.append(True)
+        table.extend(stage2.cells, stage2_title(grid, stage2))
+
+    try:
+        for record in run_staged(grid, Path(args.store), name=name, on_stage2=on_stage2,
+                                 workers=workers, device=args.device,
+                                 progress=sys.stderr.isatty() and not quiet(),
+                                 curve_every=args.curve_every, retry=retry):
+            table.add(record)
+    except KeyboardInterrupt:
+        table.flush_rest()
+        if not (table.finished and stage2_known):
+            raise  # `main` says how to resume
+        LOG.info("interrupted after every cell had finished; the comparison follows")
     with Store(args.store) as store:  # with the other stored tricks, for the report
         store.put_grid(name, spec, members())
     print(table.summary(args.store, len(table.cells)), flush=True)
@@ -207,9 +227,42 @@ def run_held_out(args, template, tricks: list[str], name: str, retry) -> int:
     return table.exit_code(args.store)
 
 
+def fit_columns(t, shown: list[str], width: int = 100) -> str:
+    """The table as text no wider than `width` (or the terminal, if narrower): when all the
+    columns do not fit, blocks of metrics (each metric's mean beside its Δ) under the same
+    leading columns (variant, status, n), one block after the other."""
+    import shutil
+
+    from bench.report.tables import to_text
+
+    width = max(60, min(width, shutil.get_terminal_size((width, 24)).columns))
+
+    def wide(text: str) -> int:
+        return max(len(line) for line in text.splitlines()[1:])
+
+    whole = to_text(t, shown)
+    if wide(whole) <= width:
+        return whole
+    lead = [c for c in shown if c in ("variant", "status", "n")]
+    groups: dict[str, list[str]] = {}
+    for c in shown:
+        if c not in lead:
+            metric = c.split(" ")[1] if c.startswith("Δ ") else c.split(" ")[0]
+            groups.setdefault(metric, []).append(c)
+    blocks, current = [], []
+    for cols in groups.values():
+        if current and wide(to_text(t, lead + current + cols)) > width:
+            blocks.append(current)
+            current = []
+        current += cols
+    blocks.append(current)
+    texts = [to_text(t, lead + cols) for cols in blocks]
+    return "\n\n".join([texts[0]] + [f"{t.title} (continued)" + text[text.index("\n"):]
+                                     for text in texts[1:]])
+
+
 def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool):
     from bench.report.build import write_report
-    from bench.report.tables import to_text
     from bench.report.views import ci_note
 
     report = write_report(store, out, grid=grid_name, bootstrap=bootstrap,
@@ -220,7 +273,7 @@ def print_comparison(store, grid_name: str, out: Path, *, bootstrap: bool):
             shown = [c for c in t.columns if c in ("variant", "status", "n")
                      or c.startswith("Δ ") or c.split(" ")[0] in heads]
             print()
-            print(to_text(t, shown))
+            print(fit_columns(t, shown))
     print(f"\nΔ: paired over seeds; {ci_note(bootstrap)} ^ = best mean. "
           f"Report: {out / 'index.md'}")
     return report

@@ -5,7 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.cli.common import DEFAULT_STORE, add_device_option, add_eval_options, eval_spec_from
+from bench.cli.common import (DEFAULT_STORE, LOG, add_device_option, add_eval_options,
+                              eval_spec_from)
 
 
 def register(sub) -> None:
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.schedule.rescore import rescore
 
     def say_skipped(records, why: str) -> None:
-        print(f"ganbench: skipped {len(records)} cell(s): {why}", file=sys.stderr)
+        LOG.info(f"skipped {len(records)} cell(s): {why}")
 
     spec = eval_spec_from(args)
     for record in rescore(Path(args.store), args.cell, spec, device=args.device,

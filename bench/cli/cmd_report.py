@@ -21,7 +21,11 @@ def register(sub) -> None:
                    help="BCa bootstrap CIs (scipy.stats.bootstrap) where a Δ has >= 10 paired "
                         "seeds; paired t below that (p, * and Holm always from the exact paired "
                         "sign-flip test)")
-    p.add_argument("--no-samples", action="store_true", help="skip the per-cell sample figures")
+    p.add_argument("--no-samples", action="store_true",
+                   help="skip the sample sheets (one per variant and dataset)")
+    p.add_argument("--pdf", action="store_true",
+                   help="a PDF beside every figure's PNG (vector copies for a paper; about as "
+                        "much time again as the PNGs)")
     p.add_argument("--image-references", action="store_true",
                    help="score the image datasets' reference rows (shuffled, blurred and real "
                         "images) where they are not cached yet: minutes, may train the suite's "
@@ -54,7 +58,9 @@ def _report(args: argparse.Namespace) -> int:
     command = "ganbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     report = write_report(args.store, out, grid=args.grid, bootstrap=args.bootstrap,
                           command=command if "report" in command else "",
-                          samples=not args.no_samples, image_references=args.image_references)
-    print(f"{len(report.tables)} tables, {len(report.figures)} figures, "
-          f"{len(report.samples)} sample figures -> {out / 'index.md'}")
+                          samples=not args.no_samples, image_references=args.image_references,
+                          pdf=args.pdf)
+    tables = len(report.study_tables) + len(report.tables)
+    print(f"{tables} tables, {len(report.figures)} figures, "
+          f"{len(report.samples)} sample sheets -> {out / 'index.md'}")
     return 0

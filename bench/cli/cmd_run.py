@@ -11,9 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, CliError, add_curve_option,
+from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, CliError, add_curve_option,
                               add_data_options, add_device_option, add_eval_options,
-                              eval_spec_from, load_data)
+                              add_tensorboard_option, eval_spec_from, load_data, quiet)
 
 RETRYABLE = ("failed", "diverged")
 
@@ -49,6 +49,7 @@ def register(sub) -> None:
     add_eval_options(p)
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 
@@ -133,12 +134,16 @@ def run(args: argparse.Namespace) -> int:
     part = f" of {len(whole.cells)}" if len(cells) < len(whole.cells) else ""
     table.header(f"grid '{grid.name}': {len(table.cells)}{part} cells -> {args.store} ({where}"
                  + (f"; retrying {', '.join(retry)}" if retry else "") + ")")
+    stage2_known: list[bool] = []  # held-out tuning: stage 2 is known once stage 1 is done
+
+    def on_stage2(stage2) -> None:
+        stage2_known.append(True)
+        table.extend(stage2.cells, stage2_title(grid, stage2))
+
     try:
-        for record in run_staged(grid, Path(args.store), whole=whole,
-                                 on_stage2=lambda stage2: table.extend(
-                                     stage2.cells, stage2_title(grid, stage2)),
+        for record in run_staged(grid, Path(args.store), whole=whole, on_stage2=on_stage2,
                                  workers=args.workers, eval_spec=spec,
-                                 device=args.device, progress=True,
+                                 device=args.device, progress=not quiet(),
                                  curve_every=args.curve_every, retry=retry,
                                  cells_per_gpu=args.cells_per_gpu,
                                  executor=args.executor, address=args.address,
@@ -147,6 +152,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (executor.Stopped)
         signum = getattr(exc, "signum", signal.SIGINT)
         table.flush_rest()
+        if table.finished and (stage2_known or not grid.plans):  # nothing was cut short
+            print(table.summary(args.store, len(table.cells)), flush=True)
+            print(f"ganbench: {signal.Signals(signum).name} after every cell had finished; "
+                  f"nothing to resume", file=sys.stderr, flush=True)
+            return table.exit_code(args.store)
         print(table.summary(args.store, len(table.cells)), file=sys.stderr)
         print(f"ganbench: interrupted ({signal.Signals(signum).name}); running cells kept their "
               f"checkpoints. Resume with:\n  {resume_command(args)}", file=sys.stderr, flush=True)
@@ -177,9 +187,9 @@ def write_memberships(grid, store_root: Path) -> None:
         before = store.grids().get(grid.name, {}).get("source")
         now = grid.spec.get("source")
         if before and now and before != now:
-            print(f"ganbench: warning: store {store_root} recorded grid '{grid.name}' from "
-                  f"{before}; {now} has the same name and replaces its list of cells (rename "
-                  f"one file to keep both)", file=sys.stderr)
+            LOG.warning(f"store {store_root} recorded grid '{grid.name}' from {before}; {now} "
+                        f"has the same name and replaces its list of cells (rename one file to "
+                        f"keep both)")
         from bench.schedule.staged import stage2_of  # evaluation cells the stored tuning decides
 
         store.put_grid(grid.name, grid.spec, list(members) + stage2_of(grid, store_root).members)

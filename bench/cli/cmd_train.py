@@ -10,9 +10,10 @@ import argparse
 import sys
 import time
 
-from bench.cli.common import (DEFAULT_STORE, PLACEMENT_HELP, add_curve_option, add_data_options,
-                              add_device_option, add_eval_options, eval_spec_from, load_data,
-                              parse_tricks)
+from bench.cli.common import (DEFAULT_STORE, LOG, PLACEMENT_HELP, add_curve_option,
+                              add_data_options, add_device_option, add_eval_options,
+                              add_tensorboard_option, eval_spec_from, load_data, parse_tricks,
+                              quiet)
 from bench.core.config import (G_LOSS_NAMES, CellConfig, DataConfig, NetConfig, OptimConfig,
                                TrainConfig, env_threads)
 
@@ -63,6 +64,7 @@ def register(sub) -> None:
     add_eval_options(p)
     add_data_options(p)
     add_curve_option(p)
+    add_tensorboard_option(p)
     p.set_defaults(func=run)
 
 
@@ -134,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
             retire_for_retraining(store, cell)
         elif stored is not None:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(stored.created_at))
-            print(f"ganbench: cell {cell.cell_id} is already in {args.store} ({stored.status}, "
-                  f"stored {when}); showing the stored record without training. Add --force to "
-                  f"train it again as a new attempt (the old record is kept in its history).",
-                  file=sys.stderr)
-        progress = not args.json and sys.stderr.isatty()  # as `run`: no '\r' lines in logs
+            LOG.info(f"cell {cell.cell_id} is already in {args.store} ({stored.status}, "
+                     f"stored {when}); showing the stored record without training. Add --force "
+                     f"to train it again as a new attempt (the old record is kept in its "
+                     f"history).")
+        # as `run`: no '\r' lines in logs
+        progress = not args.json and sys.stderr.isatty() and not quiet()
         try:
             record = run_cell(cell, store, eval_spec=spec,
                               device=_device_for(cell, args.device), progress=progress,

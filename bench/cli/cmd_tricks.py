@@ -1,11 +1,14 @@
-"""`ganbench tricks`: list registered tricks, their params, slots and conflicts."""
+"""`ganbench tricks`: list registered tricks, their params, slots and conflicts. Reads the
+descriptions from a cache keyed by the trick sources (bench/cli/trick_catalog.py), so a listing
+imports no torch unless a trick file or plug-in changed since the last one (`--hooks` does)."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 from typing import Any
 
-from bench.cli.common import CliError
+from bench.cli.common import LOG, CliError
 
 
 def register(sub) -> None:
@@ -18,26 +21,34 @@ def register(sub) -> None:
     p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
     p.add_argument("--hooks", action="store_true",
                    help="the README's table of hooks (how each is called and combined)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="describe the tricks from a fresh import (and refresh the cache)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.trickapi.registry import describe, list_tricks
-
     if args.hooks:
         from bench.trickapi.hook_table import markdown_table as hook_table
 
         print(hook_table())
         return 0
+    from bench.cli.trick_catalog import load
 
-    names = list_tricks(args.pattern)
+    catalog, cached = load(use_cache=not args.no_cache)
+    if cached:  # a fresh load printed these itself
+        for problem in catalog["plugin_errors"]:
+            LOG.warning(problem)
+    LOG.debug("trick descriptions from the cache" if cached else "trick descriptions from a "
+              "fresh import (cached for the next listing)")
+    names = sorted(n for n in catalog["names"] if fnmatch.fnmatchcase(n, args.pattern))
     if not names:
         raise CliError(f"no trick matches '{args.pattern}'")
     if args.matrix:
-        return _print_matrix(names, args.json)
-    infos = [describe(n) for n in names]
+        return _print_matrix(names, catalog["matrix"], args.json)
+    traits = catalog["traits"]
+    infos = [catalog["infos"][n] for n in names]
     if args.markdown:
-        print(markdown_table(infos))
+        print(markdown_table(infos, traits))
         return 0
     if args.json:
         print(json.dumps(infos, indent=2))
@@ -45,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     for info in infos:
         params = ", ".join(f"{p['name']}={p['default']!r}" for p in info["params"]) or "-"
         print(f"{info['name']:<28} {info['summary']}")
-        print(f"{'':<28} source: {info['source']}; applies to: {_data_text(info)}")
+        print(f"{'':<28} source: {info['source']}; applies to: {_data_text(info, traits)}")
         print(f"{'':<28} params: {params}")
         if info["slots"]:
             print(f"{'':<28} slots: {', '.join(info['slots'])}")
@@ -59,31 +70,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def markdown_table(infos: list[dict[str, Any]]) -> str:
-    """The README's table of tricks."""
+def markdown_table(infos: list[dict[str, Any]], traits: dict[str, str] | None = None) -> str:
+    """The README's table of tricks (`traits`: bench.trickapi.trick.TRAITS, from the catalog)."""
     rows = ["| trick | what it changes | source | default params | slots | data |",
             "|---|---|---|---|---|---|"]
     for i in infos:
         params = ", ".join(f"{p['name']}={p['default']}" for p in i["params"]) or "–"
         rows.append(f"| `{i['name']}` | {i['summary']} | {i['source']} | {params} | "
-                    f"{', '.join(i['slots']) or '–'} | {_data_text(i)} |")
+                    f"{', '.join(i['slots']) or '–'} | {_data_text(i, traits)} |")
     return "\n".join(rows)
 
 
-def _data_text(info: dict[str, Any]) -> str:
+def _data_text(info: dict[str, Any], traits: dict[str, str] | None = None) -> str:
     """Data kinds, and what the data must offer, e.g. 'image with one class label per sample'."""
-    from bench.trickapi.trick import TRAITS
+    if traits is None:
+        from bench.trickapi.trick import TRAITS as traits
 
-    needs = " and ".join(TRAITS[n] for n in info["needs"])
+    needs = " and ".join(traits[n] for n in info["needs"])
     return ", ".join(info["applies_to"]) + (f" with {needs}" if needs else "")
 
 
-def _print_matrix(names: list[str], as_json: bool) -> int:
-    from bench.trickapi.registry import conflict_reasons, create_trick
-
-    tricks = {n: create_trick(n) for n in names}
-    matrix = {a: {b: conflict_reasons([tricks[a], tricks[b]]) if a != b else []
-                  for b in names} for a in names}
+def _print_matrix(names: list[str], full: dict[str, dict[str, list[str]]], as_json: bool) -> int:
+    matrix = {a: {b: full[a][b] for b in names} for a in names}
     if as_json:
         print(json.dumps(matrix, indent=2))
         return 0

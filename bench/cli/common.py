@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any, Sequence
 
@@ -12,6 +13,55 @@ from bench.core.config import CellConfig, ConfigError
 
 EXIT_USAGE = 2
 DEFAULT_STORE = "runs/default"
+# what the commands say besides their output: info (default), warnings only (-q), debug (-v)
+LOG = logging.getLogger("ganbench")
+
+
+class _Handler(logging.Handler):
+    """`ganbench: <message>` (`ganbench: warning: ...` from warnings up) on stderr, through
+    tqdm.write, so a message never lands inside a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+            level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+            line = f"ganbench: {level}{msg}"
+            if "tqdm" in sys.modules:  # a bar may be on the terminal (no import otherwise)
+                from tqdm import tqdm
+
+                tqdm.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001  (logging must never end a run)
+            self.handleError(record)
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """-q (verbosity < 0): warnings and errors only, no progress bars; default: info; -v: debug
+    too. Idempotent (main calls it on every invocation)."""
+    LOG.handlers[:] = [_Handler()]
+    LOG.propagate = False
+    LOG.setLevel(logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0
+                 else logging.INFO)
+
+
+if not LOG.handlers:  # a command called without `main` (tests, scripts) still says things
+    setup_logging()
+
+
+def quiet() -> bool:
+    """-q was given: no progress bars."""
+    return LOG.getEffectiveLevel() > logging.INFO
+
+
+def add_verbosity_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-q / -v, on `ganbench` and on every command (`ganbench -q run` = `ganbench run -q`)."""
+    default = 0 if top else argparse.SUPPRESS
+    p.add_argument("-q", "--quiet", action="count", default=default,
+                   help="warnings and errors only, no progress bars")
+    p.add_argument("-v", "--verbose", action="count", default=default,
+                   help="say more (debug messages: what is skipped, reused, timed)")
 
 
 class CliError(Exception):
@@ -139,9 +189,32 @@ def add_device_option(p: argparse.ArgumentParser,
                    help=help)
 
 
+def add_tensorboard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="live curves: one TensorBoard run per cell in DIR (losses, eval curves, "
+                        "final metrics and samples; needs the tensorboard package; "
+                        "`tensorboard --logdir DIR` shows them)")
+
+
 def check_common_options(args: argparse.Namespace) -> None:
     """Values several commands share, checked before any command runs (so before any store is
-    created): the device exists, counts are positive."""
+    created): the device exists, counts are positive, --tensorboard can write."""
+    if getattr(args, "tensorboard", None):
+        import os
+        from pathlib import Path
+
+        from bench.train.tensorboard import ENV, missing_reason
+
+        reason = missing_reason()
+        if reason:
+            raise CliError(reason)
+        folder = Path(args.tensorboard).expanduser().resolve()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CliError(f"cannot write --tensorboard {args.tensorboard}: "
+                           f"{exc.strerror or exc}") from None
+        os.environ[ENV] = str(folder)  # pool workers inherit it
     if getattr(args, "device", None) is not None:
         from bench.train.runtime import pick_device
 

@@ -18,6 +18,11 @@ def resolve_grid_path(name_or_path: str) -> Path:
             raise ConfigError(f"grid file not found: {path}")
         return path
     if not candidate.is_file():
-        known = ", ".join(sorted(p.stem for p in GRID_DIR.glob("*.toml")))
-        raise ConfigError(f"unknown grid '{name_or_path}' (presets: {known}; or give a .toml path)")
+        import difflib
+
+        presets = sorted(p.stem for p in GRID_DIR.glob("*.toml"))
+        close = difflib.get_close_matches(name_or_path, presets, n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ConfigError(f"unknown grid '{name_or_path}' ({hint}presets: {', '.join(presets)}; "
+                          f"or give a .toml path)")
     return candidate

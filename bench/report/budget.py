@@ -1,7 +1,8 @@
 """Budget sensitivity (issue 19, Must 5): each Δ recomputed at half the training budget from the
 stored eval curves (`curves["eval_<metric>"]`, [[step, value], ...], scored during training), and
-the *fragile* mark where the conclusion changes between half and full budget: the Δ's sign flips
-(both halves non-zero) or its significance (sign-flip p < 0.05, unadjusted) differs.
+the *fragile* mark where the conclusion changes between half and full budget: the sign-flip test
+(unadjusted, 0.05) shows an effect at one budget and not at the other, or effects of opposite
+signs.
 
 A cell's half-budget score is its curve's value at the last logged step <= half its own steps
 (`budget = "time"` / `"evals"` give each trick its own steps, so each row is read at its own
@@ -19,8 +20,9 @@ from bench.report import stats
 
 MARK = " ‡"
 NOTE = ("‡ fragile: at half the training budget (each cell's stored eval curve at its last "
-        "logged step ≤ half its steps) the paired Δ has the opposite sign, or the sign-flip test "
-        "decides differently at p < 0.05 (unadjusted): the conclusion depends on the budget.")
+        "logged step ≤ half its steps) the sign-flip test (p < 0.05, unadjusted) decides "
+        "differently: an effect at one budget and none, or one of the opposite sign, at the "
+        "other; the conclusion depends on the budget.")
 
 
 def half_value(row: pd.Series | dict, metric: str) -> float:
@@ -57,12 +59,22 @@ def sensitivity(full: stats.Delta, rows: pd.DataFrame, ref: pd.DataFrame | None,
     return Sensitivity(half, is_fragile(full, half))
 
 
+def decision(d: stats.Delta) -> int:
+    """The conclusion a Δ supports: its sign where the sign-flip test rejects 0 at 0.05
+    (unadjusted), else 0 (no effect shown)."""
+    if d.n == 0 or not math.isfinite(d.delta) or not d.significant:
+        return 0
+    return 1 if d.delta > 0 else -1 if d.delta < 0 else 0
+
+
 def is_fragile(full: stats.Delta, half: stats.Delta) -> bool:
+    """The conclusion changes between half and full budget: a significant sign at one budget
+    and another sign, or no significant one, at the other. A point estimate whose sign flips
+    while neither budget shows an effect is no conclusion to be fragile (the half-budget Δ is
+    printed beside it all the same)."""
     if full.n == 0 or half.n == 0 or not (math.isfinite(full.delta) and math.isfinite(half.delta)):
         return False
-    tol = 1e-9
-    flipped = (full.delta > tol and half.delta < -tol) or (full.delta < -tol and half.delta > tol)
-    return bool(flipped or full.significant != half.significant)
+    return decision(full) != decision(half)
 
 
 def flips(values_full: np.ndarray, values_half: np.ndarray) -> bool:

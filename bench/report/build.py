@@ -1,11 +1,11 @@
 """`write_report`: every table and figure of a store, and an index.md that links them and states
-the protocol. Reads records only through `bench.store.results.load_records`; imports no torch."""
+the protocol. Reads records only through `bench.store.results.load_table`; imports no torch."""
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,10 +17,10 @@ from bench.core.config import TrainConfig
 from bench.report import figures, references, study, tuned, validity, views
 from bench.report.tables import Table, num
 from bench.store import CELL_ID
-from bench.store.results import TUNE_METRIC, headline_metrics, kind_of, load_records
-from bench.store.samples import SampleError
+from bench.store.results import TUNE_METRIC, Catalog, headline_metrics, kind_of, load_table
 
 FACTORIAL = ("factorial", "fractional-factorial")
+LOG = logging.getLogger("ganbench")  # `ganbench -v report` says where the time goes
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Report:
     samples: list[tuple[Path, str]] = field(default_factory=list)
     df: pd.DataFrame | None = None
     lacking: dict = field(default_factory=dict)  # `shortfalls` of the grids
+    catalog: Catalog = field(default_factory=Catalog)  # what the grids asked for
     verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
     study_tables: list[Table] = field(default_factory=list)  # verdict, aggregates, power
 
@@ -126,15 +127,15 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     return out
 
 
-def shortfalls(df: pd.DataFrame) -> dict[tuple[str, str, str], list[tuple[str, int, int, int]]]:
+def shortfalls(df: pd.DataFrame, catalog: Catalog) -> dict[tuple[str, str, str], list[tuple[str, int, int, int]]]:
     """What the grids asked for that has no current record (a run in progress, one trained part
     by part with `run --only`, or records of another protocol or trick version): for each (grid,
     dataset, design), (variant, current, asked, stored under another protocol or trick version)
     per variant short of seeds, in grid order."""
     have = set(df["cell_id"])
-    stored = set(df.attrs.get("stored_ids", ())) - have
+    stored = set(catalog.stored_ids) - have
     asked: dict[tuple[str, str, str], dict[str, list[str]]] = {}
-    for m in df.attrs.get("members", []):
+    for m in catalog.members:
         per_variant = asked.setdefault((m["grid"], m["dataset"], m["design"]), {})
         per_variant.setdefault(m["info"].get("label", "?"), []).append(m["cell_id"])
     out = {}
@@ -165,22 +166,57 @@ def _lacking_text(short: list[tuple[str, int, int, int]], grid: str) -> str:
 
 
 def _add(listing: list, paths: list[Path], what: str) -> None:
-    """Index the PNG of a figure (its PDF sits beside it)."""
+    """Index the PNG of a figure (its PDF, if any, sits beside it)."""
     listing.extend((p, what) for p in paths if p.suffix == ".png")
 
 
+def sample_sheets(df: pd.DataFrame, folder: Path, stem_of) -> list[tuple[Path, str]]:
+    """One titled contact sheet per variant (row label) and dataset, a panel per seed, from the
+    sample files the scored cells wrote; with several grids a variant of each grid's setup
+    gets its own sheet."""
+    cells = df.drop_duplicates("cell_id")
+    cells = cells[cells["status"] == "done"]
+    several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
+    out: list[tuple[Path, str]] = []
+    keys = ["grid"] * several + ["data", "row_label", "setup_id"]
+    groups = list(cells.groupby(keys, sort=False))
+    setups = Counter(tuple(k[:-1]) for k, _ in groups)
+    for key, part in groups:
+        grid_name = key[0] if several else ""
+        data, label, setup = key[-3:]
+        files = [(f"seed {int(r['seed'])}", Path(r["cell_dir"]) / "samples.npz")
+                 for _, r in part.sort_values("seed").iterrows()
+                 if CELL_ID.fullmatch(str(r["cell_id"]))]  # never a path from store text
+        files = [(t, f) for t, f in files if f.exists()]
+        if not files:
+            continue
+        title = f"{data} {label}" + (f" (grid {grid_name})" if grid_name else "") + (
+            f" (setup {setup})" if setups[tuple(key[:-1])] > 1 else "")
+        stem = stem_of(data, label, grid_name, setup if setups[tuple(key[:-1])] > 1 else "")
+        paths, drawn = figures.sample_sheet(files, folder / stem, title)
+        seeds = ", ".join(t.split()[-1] for t in drawn)
+        out += [(p, f"{title}, seeds {seeds}") for p in paths]
+    return out
+
+
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
-                 command: str = "", samples: bool = True, image_references: bool = False) -> Report:
+                 command: str = "", samples: bool = True, image_references: bool = False,
+                 pdf: bool = False) -> Report:
+    """pdf: a PDF beside every figure's PNG (vector copies for a paper; they cost about as much
+    time again as the PNGs)."""
     started = time.perf_counter()
-    df = load_records(store, grid=grid)
+    figures.PDF = pdf
+    df, catalog = load_table(store, grid=grid)
+    LOG.debug(f"report: {df['cell_id'].nunique()} current cells, {len(df)} grid memberships "
+              f"read in {time.perf_counter() - started:.1f} s")
     # {data: chance and true-data rows}; image sets' scored on a miss only when asked
     refs = references.for_records(df, compute=True if image_references else None)
     df = validity.add_flags(df, refs, headline_metrics)  # d_at_chance, at_chance
     out = Path(out)
     figs = out / "figures"
-    report = Report(out, df=df, lacking=shortfalls(df))
-    metrics = df.attrs.get("metrics", [])
-    specs = df.attrs.get("grids", {})
+    report = Report(out, df=df, lacking=shortfalls(df, catalog), catalog=catalog)
+    metrics = catalog.metrics
+    specs = catalog.grids
     summary_panels = []
     stem_of = _Stems()
     for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
@@ -225,22 +261,13 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
     for t in report.study_tables + report.tables:
         t.write(out / "tables")
+    LOG.debug(f"report: {len(report.study_tables) + len(report.tables)} tables and "
+              f"{len(report.figures)} figures after "
+              f"{time.perf_counter() - started:.1f} s")
     if samples:
-        several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
-        for _, r in df.drop_duplicates("cell_id").iterrows():
-            if not CELL_ID.fullmatch(str(r["cell_id"])):  # never a path from store text
-                continue
-            f = Path(r["cell_dir"]) / "samples.npz"
-            if r["status"] == "done" and f.exists():
-                title = f"{r['data']} {r['row_label']} seed {r['seed']}" + (
-                    f" (grid {r['grid']})" if several and r["grid"] else "")
-                try:
-                    drawn = figures.sample_figure(f, out / "samples" / r["cell_id"])
-                except SampleError as exc:  # a bad file: one line, this figure skipped
-                    print(f"ganbench: warning: {exc}; its samples figure is skipped",
-                          file=sys.stderr, flush=True)
-                    continue
-                _add(report.samples, drawn, title)
+        report.samples = sample_sheets(df, out / "samples", _Stems())
+        LOG.debug(f"report: {len(report.samples)} sample sheets after "
+                  f"{time.perf_counter() - started:.1f} s")
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 
@@ -286,7 +313,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Grid `{g}`: {spec.get('description', '')} (designs: "
             f"{', '.join(f'{d} {_names(n)}' for d, n in (spec.get('designs') or {}).items())}; cells "
             f"trained by `{spec.get('command') or 'ganbench run --grid ' + g}`)."
-            for g, spec in df.attrs.get("grids", {}).items() if g in set(df["grid"])]
+            for g, spec in report.catalog.grids.items() if g in set(df["grid"])]
         lines += ["## Protocol", ""] + grid_lines + _protocol_lines(df) + [
             f"- Compute in the records: {train / 60:.1f} min of train + eval + curve time over "
             f"{len(cells)} cells; first to last record {span / 60:.1f} min of wall time.",
@@ -297,9 +324,10 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
     lines += ["## Figures", ""]
+    pdf = " (+ .pdf)" if figures.PDF else ""
     for png, what in report.figures:
         rel = png.relative_to(out)
-        lines.append(f"- [{rel}]({rel}) (+ .pdf): {what}.")
+        lines.append(f"- [{rel}]({rel}){pdf}: {what}.")
     lines += ["", "## Tables", "",
               "Each as Markdown (linked), LaTeX booktabs fragment (.tex) and CSV (.csv, every "
               "number unformatted).", ""]
@@ -323,8 +351,9 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
                   "trick version (retrain it):", ""] + lacking
     if report.samples:
         lines += ["", "## Samples", "",
-                  "One figure per scored cell from the sample file it wrote when it was scored "
-                  "(images: 64 samples; 2-D: the points it was scored on, red × = mode centres).",
+                  "One sheet per variant and dataset, a panel per seed, from the sample file "
+                  "each cell wrote when it was scored (images: 64 samples; 2-D: the points it "
+                  "was scored on, red + = mode centres).",
                   ""]
         lines += [f"- [{p.relative_to(out)}]({p.relative_to(out)}): {what}" for p, what in report.samples]
     path = out / "index.md"

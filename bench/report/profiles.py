@@ -27,10 +27,15 @@ def text_problems(fig) -> list[str]:
     for a readable figure)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    texts = [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip()]
+    texts = [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip()
+             and (t.axes is None or t.axes.get_visible())]
     problems = [f"{t.get_text()!r} at {t.get_fontsize():.1f} pt" for t in texts
                 if t.get_fontsize() < MIN_FONT_PT - 1e-6]
     boxes = [(t, t.get_window_extent(renderer)) for t in texts]
+    frame = fig.bbox
+    problems += [f"{t.get_text()!r} runs off the figure" for t, b in boxes
+                 if b.width and (b.x0 < frame.x0 - 1 or b.x1 > frame.x1 + 1
+                                 or b.y0 < frame.y0 - 1 or b.y1 > frame.y1 + 1)]
     for (a, ba), (b, bb) in combinations(boxes, 2):
         if ba.width == 0 or bb.width == 0:
             continue
@@ -42,31 +47,28 @@ def text_problems(fig) -> list[str]:
     return problems
 
 
+def _short(label: str, width: int = 34) -> str:
+    """A row label cut to `width` characters (the full label is in the verdict table)."""
+    return label if len(label) <= width else label[:width - 1] + "…"
+
+
 def _save(fig, stem: Path) -> list[Path]:
-    """PNG (at figures.DPI, fewer pixels past figures.MAX_PNG_BYTES) and PDF; the figures here
-    are laid out by matplotlib's constrained engine, which places the suptitle too."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
-    dpi = figures.DPI
-    fig.savefig(png, dpi=dpi)
-    while png.stat().st_size > figures.MAX_PNG_BYTES and dpi > 40:
-        dpi = int(dpi * 0.8)
-        fig.savefig(png, dpi=dpi)
-    fig.savefig(pdf)
-    plt.close(fig)
-    return [png, pdf]
+    """As every report figure (figures._save): PNG at figures.DPI, never fewer pixels, a PDF
+    beside it with `report --pdf`; the figures here are laid out by matplotlib's constrained
+    engine, which places the suptitle too."""
+    return figures._save(fig, stem)
 
 
-def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open: bool = False):
+def profile_figure(scores: dict, baselines: dict, name: str, stem: Path, title: str, *,
+                   keep_open: bool = False):
     """One panel per trick: the share of its runs (all datasets pooled) with normalised score
-    > tau, against the baseline's (grey), with pointwise stratified-bootstrap 95% bands.
-    `scores`: {label: {data: runs}} of one normalised score (study.aggregate_scores)."""
-    base = scores.get("baseline")
-    tricks = [lbl for lbl in scores if lbl != "baseline"]
-    if not base or not tricks:
+    > tau, against its baseline's (grey: the runs its Δ is taken against), with pointwise
+    stratified-bootstrap 95% bands. `scores`, `baselines`: {label: {data: runs}} of one
+    normalised score (study.aggregate_scores)."""
+    tricks = [lbl for lbl in scores if baselines.get(lbl)]
+    if not tricks:
         return [] if not keep_open else None
     taus = np.linspace(0, 1, 101)
-    b_prof, b_lo, b_hi = aggregate.performance_profile(list(base.values()), taus)
     cols = min(COLUMNS, len(tricks))
     nrows = -(-len(tricks) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(1.8 * cols + 0.6, 1.45 * nrows + 0.9),
@@ -74,23 +76,26 @@ def profile_figure(scores: dict, name: str, stem: Path, title: str, *, keep_open
     for ax in axes.flat[len(tricks):]:
         ax.set_visible(False)
     for ax, lbl in zip(axes.flat, tricks):
+        b_prof, b_lo, b_hi = aggregate.performance_profile(list(baselines[lbl].values()), taus)
         prof, lo, hi = aggregate.performance_profile(list(scores[lbl].values()), taus)
         ax.fill_between(taus, b_lo, b_hi, color="0.8", lw=0)
         ax.plot(taus, b_prof, color="0.45", lw=1.2)
         ax.fill_between(taus, lo, hi, color="tab:blue", alpha=0.25, lw=0)
         ax.plot(taus, prof, color="tab:blue", lw=1.4)
-        ax.set_title(lbl if len(lbl) <= 22 else lbl[:21] + "…", fontsize=9)
+        ax.set_title(_short(lbl, 22), fontsize=9)
         ax.tick_params(labelsize=8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
         ax.set_yticks([0, 0.5, 1], ["0", "0.5", "1"])
-    for ax in axes[-1]:
-        ax.set_xlabel(f"τ ({name})", fontsize=8)
+    for c in range(cols):  # under the lowest panel of each column
+        lowest = max(r for r in range(nrows) if r * cols + c < len(tricks))
+        axes[lowest, c].set_xlabel(f"τ ({name})", fontsize=8)
+        axes[lowest, c].tick_params(labelbottom=True)
     for ax in axes[:, 0]:
         ax.set_ylabel("runs > τ", fontsize=8)
-    fig.suptitle(f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% bands)",
-                 fontsize=9)
+    figures._suptitle(fig, f"{title}: share of runs above τ (blue: trick, grey: baseline; 95% "
+                      f"bands)", 9)  # wrapped to the figure's width
     if keep_open:
         return fig
     return _save(fig, stem)
@@ -110,9 +115,10 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
     n = len(by_data)
     cols = min(3, n)
     nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.4 * cols, (0.22 * tallest + 1.1) * nrows),
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.9 * cols, (0.22 * tallest + 1.2) * nrows),
                              squeeze=False, layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.12, wspace=0.06)  # tick labels of two panels apart
+    # tick labels of two panels apart, and room for the last one at the right edge
+    fig.get_layout_engine().set(w_pad=0.12, wspace=0.06, rect=(0, 0, 0.97, 1))
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (data, rows) in zip(axes.flat, by_data.items()):
@@ -124,16 +130,16 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
             filled = r["verdict"] in ("helps", "hurts")
             ax.plot([r["delta"]], [yi], "o", color=c, ms=4.5, mfc=c if filled else "white")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [r["trick"] for r in rows], fontsize=8)
+        ax.set_yticks(y, [_short(r["trick"]) for r in rows], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         metric = rows[0]["metric"]
-        ax.set_xlabel(f"Δ {metric} vs baseline ({'↑' if direction(metric) == 'up' else '↓'} "
-                      "better)", fontsize=8)
+        ax.set_xlabel(f"Δ {metric} ({'↑' if direction(metric) == 'up' else '↓'} better)",
+                      fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, prune="both"))  # no tick at an edge
         ax.set_title(data, fontsize=9)
-    fig.suptitle("Verdict: Δ with 95% interval; filled = helps/hurts after Holm, "
-                 "orange = fragile", fontsize=9)
+    figures._suptitle(fig, "Verdict: Δ vs baseline, 95% interval\nfilled = helps/hurts after "
+                      "Holm; orange = fragile", 9)  # wrapped to the figure's width
     if keep_open:
         return fig
     return _save(fig, stem)

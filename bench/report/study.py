@@ -23,11 +23,12 @@ import pandas as pd
 
 from bench.report import aggregate, budget, power, stats, tuned, validity
 from bench.report.pairing import baseline_of
-from bench.report.rows import by_seed, light
+from bench.report.rows import by_seed, labels, light
 from bench.report.tables import Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of
 
 SINGLE = ("add-one", "baseline", "cells")
+PROFILE_PANELS = 25  # panels per performance-profile figure (5 x 5 stays readable)
 
 
 @dataclass
@@ -42,19 +43,20 @@ class Unit:
     held_out: bool
     metric: str
     groups: list = field(default_factory=list)  # single-trick variants' rows
-    baseline: pd.DataFrame | None = None
+    baselines: list = field(default_factory=list)  # every baseline group (one per setup)
 
 
-def units(df: pd.DataFrame) -> list[Unit]:
+def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
     """Every (grid, dataset) with a baseline and single-trick variants (held-out evaluation rows
-    where the grid tunes on held-out seeds)."""
+    where the grid tunes on held-out seeds). `df`: the per-membership table
+    (`load_records(..., memberships=True)`); `specs`: {grid: spec} (`Catalog.grids`)."""
     from bench.report.views import variants
 
     out = []
-    specs = df.attrs.get("grids", {}) if df is not None else {}
+    specs = specs or {}
     if df is None or df.empty:
         return out
-    df = light(df, keep=("grids",))  # fast selections (rows.light)
+    df = light(df)  # fast selections (rows.light)
     for (grid, data), pool in df.groupby(["grid", "data"], sort=False):
         held = tuned.is_held_out(pool)
         if held:
@@ -67,19 +69,22 @@ def units(df: pd.DataFrame) -> list[Unit]:
         if part.empty:
             continue
         groups = variants(part)
+        # row labels that tell setups apart ('batch_norm [lr=0.0005]'), as the tables do
+        for g, name in zip(groups, labels(groups, shown_too=("lr",) if held else ())):
+            g.attrs = {"study_label": name}
         singles = [g for g in groups if len(g["tricks"].iloc[0]) == 1]
-        base = next((g for g in groups if g["tricks"].iloc[0] == ()), None)
-        if not singles or base is None:
+        bases = [g for g in groups if g["tricks"].iloc[0] == ()]
+        if not singles or not bases:
             continue
         metric = TUNE_METRIC[kind_of(pool)]
         if metric not in pool or not pool[metric].notna().any():
             continue
-        out.append(Unit(grid, data, pool, part, ref, held, metric, singles, base))
+        out.append(Unit(grid, data, pool, part, ref, held, metric, singles, bases))
     return out
 
 
 def _label(rows: pd.DataFrame) -> str:
-    return rows["row_label"].iloc[0]
+    return rows.attrs.get("study_label") or rows["row_label"].iloc[0]
 
 
 def _blocked(rows: pd.DataFrame) -> str | None:
@@ -100,10 +105,11 @@ def verdict_of(d: stats.Delta, p_holm: float, metric: str, fragile: bool) -> str
     return "no detectable effect"
 
 
-def verdict_records(df: pd.DataFrame, bootstrap: bool = False) -> list[dict]:
+def verdict_records(df: pd.DataFrame, bootstrap: bool = False,
+                    specs: dict | None = None) -> list[dict]:
     """One record per trick × (grid, dataset); Holm over every tested claim together."""
     recs = []
-    for u in units(df):
+    for u in units(df, specs):
         sign = 1 if direction(u.metric) == "up" else -1
         for rows in u.groups:
             rec = {"grid": u.grid, "data": u.data, "trick": _label(rows), "metric": u.metric,
@@ -122,7 +128,7 @@ def verdict_records(df: pd.DataFrame, bootstrap: bool = False) -> list[dict]:
                                        bootstrap=bootstrap)
             sens = budget.sensitivity(d, rows, ref, u.metric)
             poi = aggregate.NO_ESTIMATE
-            if ref is not None:
+            if ref is not None and not withheld:
                 poi = aggregate.poi_interval([sign * by_seed(rows, u.metric).to_numpy(float)],
                                              [sign * by_seed(ref, u.metric).to_numpy(float)])
             rec.update({"delta": d.delta, "lo": d.lo, "hi": d.hi, "n": d.n, "p_perm": d.p_perm,
@@ -156,8 +162,9 @@ def _interval(v, lo, hi, signed=True) -> str:
     return text
 
 
-def verdict_table(df: pd.DataFrame, bootstrap: bool = False) -> Table | None:
-    recs = verdict_records(df, bootstrap)
+def verdict_table(df: pd.DataFrame, bootstrap: bool = False,
+                  specs: dict | None = None) -> Table | None:
+    recs = verdict_records(df, bootstrap, specs)
     if not recs:
         return None
     several = len({r["grid"] for r in recs}) > 1
@@ -209,20 +216,23 @@ def verdict_table(df: pd.DataFrame, bootstrap: bool = False) -> Table | None:
 
 
 # -- aggregate statistics ---------------------------------------------------------------------
-def aggregate_scores(df: pd.DataFrame) -> dict[str, dict]:
+def aggregate_scores(df: pd.DataFrame, specs: dict | None = None) -> dict[str, dict]:
     """{grid: {"tasks": [data...], "scores": {metric: {label: {data: runs}}},
     "baseline": {metric: {label: {data: baseline runs it is compared with}}}}}."""
     out: dict[str, dict] = {}
-    for u in units(df):
+    for u in units(df, specs):
         g = out.setdefault(u.grid, {"tasks": [], "scores": {}, "baseline": {}})
         g["tasks"].append(u.data)
         for name in aggregate.NORMALISED:
-            base_runs = aggregate.normalised_scores(u.baseline, name)
-            if not base_runs.size:
+            bases = {_label(b): aggregate.normalised_scores(b, name) for b in u.baselines}
+            if not any(r.size for r in bases.values()):
                 continue
             sc = g["scores"].setdefault(name, {})
             bl = g["baseline"].setdefault(name, {})
-            sc.setdefault("baseline", {})[u.data] = base_runs
+            for label, runs in bases.items():  # one row per baseline setup
+                if runs.size:
+                    sc.setdefault(label, {})[u.data] = runs
+                    g.setdefault("baseline_labels", set()).add(label)
             for rows in u.groups:
                 if _blocked(rows) is not None:
                     continue
@@ -239,8 +249,10 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
     names = [n for n in aggregate.NORMALISED if n in scores["scores"]]
     if not names:
         return None
+    base_labels = scores.get("baseline_labels", set())
     labels = list(dict.fromkeys(lbl for n in names for lbl in scores["scores"][n]))
-    labels = ["baseline"] + [lbl for lbl in labels if lbl != "baseline"]
+    labels = [lbl for lbl in labels if lbl in base_labels] + [
+        lbl for lbl in labels if lbl not in base_labels]
     columns = ["trick", "datasets"]
     for n in names:
         columns += [f"IQM {n} [95% CI]", f"P(> baseline) {n} [95% CI]"]
@@ -255,13 +267,13 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
             data_seen += [d for d in data if d not in data_seen]
             est = aggregate.iqm_interval([mine[d] for d in data])
             base = scores["baseline"][n].get(lbl, {})
-            poi = aggregate.NO_ESTIMATE if lbl == "baseline" else aggregate.poi_interval(
+            poi = aggregate.NO_ESTIMATE if lbl in base_labels else aggregate.poi_interval(
                 [mine[d] for d in data], [base.get(d, []) for d in data])
             rec.update({f"iqm_{n}": est.value, f"iqm_{n}_lo": est.lo, f"iqm_{n}_hi": est.hi,
                         f"runs_{n}": est.runs, f"poi_{n}": poi.value, f"poi_{n}_lo": poi.lo,
                         f"poi_{n}_hi": poi.hi, f"tasks_{n}": est.tasks})
             cells += [Cell(_interval(est.value, est.lo, est.hi, signed=False)),
-                      Cell("–" if lbl == "baseline" else
+                      Cell("–" if lbl in base_labels else
                            _interval(poi.value, poi.lo, poi.hi, signed=False),
                            bold=poi.lo == poi.lo and (poi.lo > 0.5 or poi.hi < 0.5))]
         rec["datasets"] = ", ".join(data_seen)
@@ -280,7 +292,8 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
         "P(> baseline) interval excludes ½. No multiplicity correction: these are estimates "
         "with intervals, not tests; the verdict table holds the tests.",
         f"Datasets in this grid: {', '.join(scores['tasks'])}."]
-    return Table(f"aggregate-{_stem(grid)}", f"Aggregate statistics per trick (grid {grid})",
+    where = f"grid {grid}" if grid else "records no grid asked for"
+    return Table(f"aggregate-{_stem(grid)}", f"Aggregate statistics per trick ({where})",
                  columns, rows, pd.DataFrame(recs), notes)
 
 
@@ -332,8 +345,9 @@ def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
     from bench.report.tables import to_markdown
 
     df = report.df
+    specs = report.catalog.grids if getattr(report, "catalog", None) is not None else {}
     tables, figures_out = [], []
-    verdict = verdict_table(df, bootstrap)
+    verdict = verdict_table(df, bootstrap, specs)
     if verdict is not None:
         tables.append(verdict)
         paths = profiles.verdict_figure(verdict.numbers.to_dict("records"), figs / "verdict")
@@ -341,17 +355,28 @@ def add_to_report(report, figs: Path, bootstrap: bool = False) -> None:
                             "coloured by verdict") for p in paths if p.suffix == ".png"]
         body = to_markdown(verdict).split("\n", 2)[2]  # without its "### title"
         report.verdict = ["## Verdict", "", body.rstrip(), "",
-                          "See also [tables/verdict.md](tables/verdict.md) (+ .tex, .csv) and "
-                          "[figures/verdict.png](figures/verdict.png).", ""]
-    for grid, scores in aggregate_scores(df).items():
+                          "See also [tables/verdict.md](tables/verdict.md) (+ .tex, .csv)" + (
+                              " and [figures/verdict.png](figures/verdict.png)" if paths else "")
+                          + ".", ""]
+    for grid, scores in aggregate_scores(df, specs).items():
         table = aggregate_table(df, grid, scores)
         if table is not None:
             tables.append(table)
-        for name, per_label in scores["scores"].items():
-            stem = figs / f"profile-{_stem(grid)}-{_stem(name.replace('/', '_per_'))}"
-            paths = profiles.profile_figure(per_label, name, stem, f"{grid}, {name}")
-            figures_out += [(p, f"performance profile of {name} per trick vs the baseline, "
-                                f"grid {grid}") for p in paths if p.suffix == ".png"]
+        # one profile per grid, of the score comparable across most datasets (rendering is
+        # the report's costliest step; the aggregate table has every score)
+        for name in [n for n in aggregate.NORMALISED if n in scores["scores"]][:1]:
+            per_label = scores["scores"][name]
+            base = scores["baseline"].get(name, {})
+            tricks = [lbl for lbl in per_label if base.get(lbl)]
+            chunks = [tricks[i:i + PROFILE_PANELS] for i in range(0, len(tricks), PROFILE_PANELS)]
+            for k, chunk in enumerate(chunks, 1):
+                part = f"-{k}" if len(chunks) > 1 else ""
+                stem = figs / f"profile-{_stem(grid)}-{_stem(name.replace('/', '_per_'))}{part}"
+                title = f"{grid or 'store'}, {name}" + (f" ({k}/{len(chunks)})" if part else "")
+                paths = profiles.profile_figure({lbl: per_label[lbl] for lbl in chunk}, base,
+                                                name, stem, title)
+                figures_out += [(p, f"performance profile of {name} per trick vs its baseline, "
+                                    f"{title}") for p in paths if p.suffix == ".png"]
     pw = power_table(report.tables)
     if pw is not None:
         tables.append(pw)

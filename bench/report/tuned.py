@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from bench.core import setups
-from bench.report import stats, validity
+from bench.report import budget, stats, validity
 from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
@@ -288,13 +288,14 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
             base = held_out_baseline(rows, pool)
             d = stats.NO_DELTA if base is None else verdict_delta(
                 by_seed(rows, metric), by_seed(base, metric), bootstrap)
-            found.append((data, trick, metric, d, rows))
+            fragile = budget.sensitivity(d, rows, base, metric).fragile
+            found.append((data, trick, metric, d, rows, fragile))
     adjusted = iter(stats.holm([f[3].p_perm for f in found if len(f) > 1]))
     for f in found:
         if len(f) == 1:
             out.append(f[0])
             continue
-        data, trick, metric, d, rows = f
+        data, trick, metric, d, rows, fragile = f
         ph = next(adjusted)
         r = rows.iloc[0]
         ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
@@ -303,13 +304,15 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
                 f"{d.p_floor:.2g})" if math.isfinite(d.p_perm) else "")
         setting = ", ".join(f"{k}={num(v) if isinstance(v, float) else v}"
                             for k, v in r["tune"].items())
-        out.append(f"{data}  {trick}: {verdict(d, metric, ph)}: Δ {metric} "
+        said = "fragile" if fragile else verdict(d, metric, ph)
+        out.append(f"{data}  {trick}: {said}: Δ {metric} "
                    f"{num(d.delta, signed=True) if d.n else '–'}{ci}{test} over {d.n} evaluation "
                    f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
                                               f"{list(r['tuned_on'])}" if setting else ""))
     if out:
         out.append("verdict: helps / hurts where the exact paired sign-flip test, Holm-adjusted "
                    "over these lines, gives p < 0.05, else no detectable effect (it cannot go "
-                   "below 2 / 2^n with n seeds); interval: " + ci_note(bootstrap).split(" (")[0]
+                   "below 2 / 2^n with n seeds); fragile where its decision differs at half the "
+                   "budget (stored curves); interval: " + ci_note(bootstrap).split(" (")[0]
                    + ".")
     return out

@@ -48,7 +48,7 @@ def add_flags(df: pd.DataFrame, refs_by_data: Mapping[str, object], headline_of)
     References}; headline_of(rows of one data) -> its headline metrics)."""
     if df.empty:
         return df
-    flags, details = list(df["flags"]), list(df["flag_details"])
+    flags, details = list(df["run_flags"]), list(df["flag_details"])
     for data, part in df.groupby("data", sort=False):
         refs = refs_by_data.get(data)
         chance_rows = refs.chance() if refs is not None else []
@@ -61,7 +61,7 @@ def add_flags(df: pd.DataFrame, refs_by_data: Mapping[str, object], headline_of)
                 flags[pos] = tuple(flags[pos]) + tuple(f["flag"] for f in new)
                 details[pos] = list(details[pos]) + new
     out = df.copy()
-    out["flags"], out["flag_details"] = flags, details
+    out["run_flags"], out["flag_details"] = flags, details
     return out
 
 
@@ -70,7 +70,7 @@ def degenerate(rows: pd.DataFrame) -> bool:
     done = rows[rows["status"] == "done"].drop_duplicates("seed")
     if done.empty:
         return False
-    hit = sum(any(f in VALIDITY_FLAGS for f in flags) for flags in done["flags"])
+    hit = sum(any(f in VALIDITY_FLAGS for f in flags) for flags in done["run_flags"])
     return hit > len(done) / 2
 
 
@@ -91,6 +91,6 @@ def mark(label: str, rows: pd.DataFrame) -> str:
 
 def runs_note(runs: pd.DataFrame) -> list[str]:
     """For tables of single runs (factorial effects): how many carry a validity flag."""
-    hit = sum(any(f in VALIDITY_FLAGS for f in flags) for flags in runs["flags"])
+    hit = sum(any(f in VALIDITY_FLAGS for f in flags) for flags in runs["run_flags"])
     return [f"{hit} of {len(runs)} scored runs are degenerate (d_at_chance or at_chance): "
             "effects estimated from them are not effects of the tricks."] if hit else []

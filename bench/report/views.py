@@ -60,7 +60,7 @@ def status_text(rows: pd.DataFrame) -> str:
 
 
 def flags_text(rows: pd.DataFrame) -> str:
-    c = Counter(f for flags in rows["flags"] for f in flags)
+    c = Counter(f for flags in rows["run_flags"] for f in flags)
     return ", ".join(f"{f}×{k}" if k > 1 else f for f, k in sorted(c.items()))
 
 

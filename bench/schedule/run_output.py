@@ -1,6 +1,10 @@
 """What `ganbench run` prints: a header, one aligned line per cell in grid order, and an
 end-of-run summary. Records arrive in completion order; lines are printed in grid order (a line
-waits for the cells before it), so two runs of one grid print the same table."""
+waits for the cells before it), so two runs of one grid print the same table.
+
+Lines go through `tqdm.write`, which lifts the progress bars (on stderr) off the terminal, prints
+and redraws them, so a row never lands inside a bar. Labels longer than the column are cut in
+the middle (`short_labels`), each to a text no other label of the table shares."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +16,39 @@ from bench.core.config import CellConfig
 from bench.core.record import STATUSES, Record
 
 STATUS_W = max(len(s) for s in STATUSES)  # 'not-applicable' fits
+LABEL_W = 40
+
+
+def short_labels(labels: Iterable[str], width: int = LABEL_W) -> dict[str, str]:
+    """{label: its text in a `width` column}: a longer label keeps its head and its tail (where
+    trick combinations differ: `instance_noise+one_sid…+spectral_norm`), with as much tail as
+    it takes to differ from every other label's text; one that differs from another only in
+    its middle is kept whole (the column widens)."""
+    labels = list(dict.fromkeys(labels))
+    out = {x: x for x in labels if len(x) <= width}
+    taken = set(out.values())
+    for x in labels:
+        if x in out:
+            continue
+        for tail in range(width // 2, width - 4):
+            short = x[:width - 1 - tail] + "…" + x[-tail:]
+            clash = [y for y in labels if y != x and len(y) > width
+                     and y[:width - 1 - tail] == x[:width - 1 - tail] and y.endswith(x[-tail:])]
+            if short not in taken and not clash:
+                break
+        else:
+            short = x
+        out[x] = short
+        taken.add(short)
+    return out
+
+
+def emit(line: str, out: TextIO) -> None:
+    """Print a line with the progress bars lifted and redrawn (tqdm.write), flushed."""
+    from tqdm import tqdm
+
+    tqdm.write(line, file=out)
+    out.flush()
 
 
 class RunTable:
@@ -23,7 +60,8 @@ class RunTable:
         self.out = out
         labels = [c.label for c in self.cells] + [r.label for r in records]
         datasets = [c.data.name for c in self.cells] + [r.dataset for r in records]
-        self.label_w = min(40, max([8] + [len(x) for x in labels]))
+        self.short = short_labels(labels)
+        self.label_w = max([8] + [len(x) for x in self.short.values()])
         self.data_w = max([7] + [len(x) for x in datasets])
         self.ready: dict[int, Record] = {}
         self.next = 0
@@ -36,7 +74,9 @@ class RunTable:
               f"{'seed':>4}  {'status':<{STATUS_W}}  result", file=self.out, flush=True)
 
     def line(self, r: Record) -> str:
-        label = r.label if len(r.label) <= self.label_w else r.label[:self.label_w - 1] + "…"
+        if r.label not in self.short:  # a record no cell of the table announced
+            self.short = short_labels([*self.short, r.label])
+        label = self.short[r.label]
         tail = r.result_text()
         return (f"{r.cell_id:<16}  {r.dataset:<{self.data_w}}  {label:<{self.label_w}}  "
                 f"{r.seed:>4}  {r.status:<{STATUS_W}}  {tail}").rstrip()
@@ -50,23 +90,29 @@ class RunTable:
             self.order[c.cell_id] = len(self.cells)
             self.cells.append(c)
         self.next = len(self.cells) - len(new)
-        print(title, file=self.out, flush=True)
+        self.short = short_labels([*self.short, *(c.label for c in new)])
+        emit(title, self.out)
 
     def add(self, record: Record) -> None:
         self.counts[record.status] += 1
         i = self.order.get(record.cell_id)
         if i is None:
-            print(self.line(record), file=self.out, flush=True)
+            emit(self.line(record), self.out)
             return
         self.ready[i] = record
         while self.next in self.ready:
-            print(self.line(self.ready.pop(self.next)), file=self.out, flush=True)
+            emit(self.line(self.ready.pop(self.next)), self.out)
             self.next += 1
 
     def flush_rest(self) -> None:
         """After an interruption: print what finished, still in grid order."""
         for i in sorted(self.ready):
-            print(self.line(self.ready.pop(i)), file=self.out, flush=True)
+            emit(self.line(self.ready.pop(i)), self.out)
+
+    @property
+    def finished(self) -> bool:
+        """Every cell of the table has its record (an interruption then cost nothing)."""
+        return sum(self.counts.values()) >= len(self.cells)
 
     def summary(self, store: str, total: int) -> str:
         wall = time.perf_counter() - self.started

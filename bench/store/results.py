@@ -1,34 +1,43 @@
 """The results API: stored records as one pandas DataFrame. Imports no torch.
 
-    from bench.store.results import load_records
+    from ganbench import load_records                        # = bench.store.results.load_records
     df = load_records("runs/default")                        # current trick versions only
     df[df.dataset == "ring8"].groupby("label")["modes"].agg(["mean", "std", "count"])
 
-One row per (record, grid membership): the baseline belongs to every design of a grid, so it has
-one row per design (filter on `design` / `grid` to avoid counting it twice). A record no grid
-asked for (e.g. from `ganbench train`) gets one row with grid "" and design "add-one", its role
-inferred from its label. Columns:
+One row per cell (record), however many grids or designs asked for it: `grids` and `designs`
+say which (tuples, in store order; a record no grid asked for, e.g. from `ganbench train`, has
+`grids == ()` and `designs == ("add-one",)`). `load_records(store, memberships=True)` gives one
+row per (record, grid membership) instead, with the membership's own columns (grid, design,
+member_order, factors, seed_role, tuned_on, tune_metric, tune_scores): the table the reports
+read, where the baseline appears once per design that compares against it. Columns:
 
-- ids: cell_id, variant_id, grid, design, dataset, resolution, data (dataset, plus "@<N>px"
-  when a resolution was asked for: what tables are grouped by), label, row_label (label plus the
-  swept values), tricks (tuple of names), trick_params {trick: {param: value}}, trick_versions
-  {trick: version}, one `<trick>.<param>` column per trick param, seed, steps, batch_size, lr
-  (the cell's base LR, G's), lr_d, g_loss, log_every, checkpoint_every, role (baseline |
-  variant | all), factors, sweep, tune, tune_lr, seed_role ("tune" / "eval" under held-out
-  tuning, else ""), tuned_on (the tuning seeds of an eval cell's setting), tune_metric,
-  tune_scores (each candidate setting's [mean, seeds] on the tuning seeds);
+- ids: cell_id, variant_id, dataset, resolution, data (dataset, plus "@<N>px" when a resolution
+  was asked for: what tables are grouped by), label, row_label (label plus the swept values),
+  tricks (tuple of names), trick_params {trick: {param: value}}, trick_versions {trick:
+  version}, one `<trick>.<param>` column per trick param, seed, steps, batch_size, lr (the
+  cell's base LR, G's), lr_d, g_loss, log_every, checkpoint_every, role (baseline | variant |
+  all), sweep, tune, tune_lr, step_cost;
+- per membership (`memberships=True` only): grid, design, member_order (position in the grid's
+  list; -1 without one), factors, seed_role ("tune" / "eval" under held-out tuning, else ""),
+  tuned_on (the tuning seeds of an eval cell's setting), tune_metric, tune_scores (each
+  candidate setting's [mean, seeds] on the tuning seeds);
 - setup (the config without tricks, seed and bookkeeping, flattened: `bench.core.setups`) and
   setup_id (its short hash): a variant's Δ is taken against the baseline of the same setup_id;
-- outcome: status, reason, step, flags (tuple of flag names), flag_details (list of dicts),
-  error (traceback of a failed cell);
+- outcome: status, reason, step, run_flags (tuple of flag names; called `flags` before, a name
+  pandas' `DataFrame.flags` shadows), flag_details (list of dicts), error (traceback of a
+  failed cell);
 - every metric (one column each; their names are in `df.attrs["metrics"]`);
 - train_s, eval_s, curve_s, ms_per_step, g_params, d_params, g_lr, d_lr (effective, after the
   tricks' optimizer hook; the config's LRs when a record predates `optim`), g_beta1, g_beta2,
   d_beta1, d_beta2, d_steps;
 - protocol_hash (sha256 of the metric protocol, without re-scoring history), device, threads,
-  created_at, member_order (position in the grid's list; -1 without one), current (installed
-  trick versions and the prevailing protocol), curves (the record's curves dict), cell_dir (its
-  artifact folder, where the sample file lives).
+  created_at, current (installed trick versions and the prevailing protocol), curves (the
+  record's curves dict), cell_dir (its artifact folder, where the sample file lives).
+
+`df.attrs` holds only what is small (the metric names; with `memberships=True` also the grid
+specs, {grid: spec}): pandas deep-copies `attrs` on every operation, so what the grids asked for
+(`Catalog`: grid specs, members, stored cell ids) comes from `load_table`, which the reports
+call.
 
 Which records are current: a trick's installed version is read from its source without
 importing it (`bench.core.trick_versions`); a trick whose source cannot be read (an unusual plug-in)
@@ -42,6 +51,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -110,7 +120,7 @@ def _record_row(r: Record, root: Path) -> dict[str, Any]:
         "setup": setup, "setup_id": setup_id(setup),
         "status": r.status, "reason": r.reason, "step": r.step,
         # each flag once per cell (oscillation may fire on both loss curves): tables count cells
-        "flags": tuple(dict.fromkeys(f.get("flag", "") for f in r.flags)),
+        "run_flags": tuple(dict.fromkeys(f.get("flag", "") for f in r.flags)),
         "flag_details": list(r.flags),
         "error": r.error,
         "g_params": (r.nets or {}).get("g_params"), "d_params": (r.nets or {}).get("d_params"),
@@ -184,14 +194,63 @@ def stored_grid_name(grid: str, stored: Mapping[str, Any]) -> str:
     return grid  # a preset's name is its file's stem
 
 
+# columns that belong to one grid membership, not to the cell: left out of the per-cell table
+MEMBERSHIP_COLUMNS = ("grid", "design", "member_order", "factors", "seed_role", "tuned_on",
+                      "tune_metric", "tune_scores")
+
+
+@dataclass
+class Catalog:
+    """What a store's grids asked for, beside the table (not in `df.attrs`, which pandas
+    deep-copies on every operation): metric names, {grid: spec}, the members of the grids read
+    (stored or not), and every stored cell id, current or not (a grid member with a record of
+    another protocol or trick version is not "missing": bench.report.build.shortfalls)."""
+    metrics: list[str] = field(default_factory=list)
+    grids: dict[str, Any] = field(default_factory=dict)
+    members: list[dict] = field(default_factory=list)
+    stored_ids: list[str] = field(default_factory=list)
+
+
 def load_records(store: str | os.PathLike | Store, *, current_versions: bool = True,
                  grid: str | Sequence[str] | None = None,
-                 trick_versions: Mapping[str, int] | None = None) -> pd.DataFrame:
-    """All stored records as a DataFrame (see the module docstring for the columns).
+                 trick_versions: Mapping[str, int] | None = None,
+                 memberships: bool = False) -> pd.DataFrame:
+    """All stored records as a DataFrame, one row per cell (see the module docstring for the
+    columns); `memberships=True`: one row per (cell, grid membership), as the reports read it.
 
     grid: only cells that grid (or these grids) asked for: a stored grid's name, or the grid
     file it was run from (`stored_grid_name`). trick_versions: {trick: version} to
     treat as installed (default: read from the installed tricks' source)."""
+    df, _ = load_table(store, current_versions=current_versions, grid=grid,
+                       trick_versions=trick_versions)
+    return df if memberships else per_cell(df)
+
+
+def per_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell of a per-membership table: `grids` and `designs` (tuples, in membership
+    order) replace the membership columns; the other columns are the cell's own."""
+    if df.empty:
+        out = df.drop(columns=[c for c in MEMBERSHIP_COLUMNS if c in df.columns])
+        out["grids"], out["designs"] = pd.Series(dtype=object), pd.Series(dtype=object)
+        out.attrs = dict(df.attrs)
+        return out
+    grouped = df.groupby("cell_id", sort=False)
+    grids = grouped["grid"].agg(lambda g: tuple(dict.fromkeys(x for x in g if x)))
+    designs = grouped["design"].agg(lambda d: tuple(dict.fromkeys(d)))
+    out = df.drop_duplicates("cell_id").drop(columns=list(MEMBERSHIP_COLUMNS))
+    out = out.reset_index(drop=True)
+    out["grids"] = list(grids.loc[out["cell_id"]])
+    out["designs"] = list(designs.loc[out["cell_id"]])
+    out.attrs = {"metrics": list(df.attrs.get("metrics", []))}
+    return out
+
+
+def load_table(store: str | os.PathLike | Store, *, current_versions: bool = True,
+               grid: str | Sequence[str] | None = None,
+               trick_versions: Mapping[str, int] | None = None
+               ) -> tuple[pd.DataFrame, Catalog]:
+    """The per-membership table (`load_records(..., memberships=True)`) and the `Catalog` of
+    what the grids asked for: what `ganbench report` reads."""
     wanted = [grid] if isinstance(grid, str) else list(grid or [])
     own = not isinstance(store, Store)
     st = Store(store, create=False) if own else store
@@ -209,10 +268,14 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
     if unknown:
         from bench.store import StoreError
 
+        import difflib
+
         known = ", ".join(grids) or "none"
         source = f" (from {given[unknown[0]]})" if given[unknown[0]] != unknown[0] else ""
-        raise StoreError(f"no grid '{unknown[0]}'{source} in store {st.root} (grids there: "
-                         f"{known})")
+        close = difflib.get_close_matches(unknown[0], list(grids), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise StoreError(f"no grid '{unknown[0]}'{source} in store {st.root} ({hint}grids "
+                         f"there: {known})")
     by_cell: dict[str, list[dict]] = {}
     for order, m in enumerate(members):  # members are stored in grid order
         by_cell.setdefault(m["cell_id"], []).append({**m, "order": order})
@@ -229,7 +292,8 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["cell_id", "variant_id", "grid", "design", "dataset", "data",
-                                   "label", "row_label", "seed", "status", "role", "current"])
+                                   "label", "row_label", "seed", "status", "role", "run_flags",
+                                   "current", *MEMBERSHIP_COLUMNS[2:]])
     else:
         from bench.core.trick_versions import installed_trick_versions
 
@@ -238,13 +302,13 @@ def load_records(store: str | os.PathLike | Store, *, current_versions: bool = T
         if current_versions:
             df = df[df["current"]].reset_index(drop=True)
     known = [m for m in METRIC_DIRECTIONS if m in metric_names]
-    df.attrs["metrics"] = known + [m for m in metric_names if m not in known]
+    metrics = known + [m for m in metric_names if m not in known]
+    # small, cheap for pandas to copy on every operation: the metric names and the grid specs
+    # (the reports' grid options); the members and stored ids stay in the Catalog
+    df.attrs["metrics"] = metrics
     df.attrs["grids"] = grids
-    df.attrs["members"] = members  # what the grids asked for, stored or not
-    # every stored cell, current or not: a grid member with a record of another protocol or
-    # trick version is not "missing" (bench.report.build.shortfalls)
-    df.attrs["stored_ids"] = sorted({r.cell_id for r in records})
-    return df
+    return df, Catalog(metrics=metrics, grids=grids, members=members,
+                       stored_ids=sorted({r.cell_id for r in records}))
 
 
 def kind_of(df: pd.DataFrame) -> str:
@@ -260,5 +324,6 @@ def headline_metrics(df: pd.DataFrame) -> list[str]:
     return [m for m in HEADLINE[kind_of(df)] if m in df.columns and df[m].notna().any()]
 
 
-__all__ = ["load_records", "stored_grid_name", "headline_metrics", "kind_of", "direction",
+__all__ = ["load_records", "load_table", "per_cell", "Catalog", "MEMBERSHIP_COLUMNS",
+           "stored_grid_name", "headline_metrics", "kind_of", "direction",
            "protocol_hash", "row_label_of", "HEADLINE", "TUNE_METRIC"]

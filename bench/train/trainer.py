@@ -20,6 +20,7 @@ from bench.core.record import Record
 from bench.data import Dataset, load_dataset
 from bench.train import checkpoint
 from bench.train.losslog import LossLog
+from bench.train.tensorboard import open_for as open_tensorboard
 from bench.train.parts import class_count, make_nets, make_optimizers, make_tricks, param_count
 from bench.train.runtime import (determinism, pick_device, rng_state, seed_everything,
                                  set_rng_state, versions, watch_nondeterminism)
@@ -79,6 +80,8 @@ class Trainer:
         self.nondeterministic_ops: set[str] = set()  # CUDA ops that warned (runtime record)
         # Checked between steps (Ctrl-C, scheduler shutdown): stop, checkpoint, "interrupted".
         self.should_stop: Callable[[], bool] | None = None
+        # live curves, when $GANBENCH_TENSORBOARD names a folder (bench/train/tensorboard.py)
+        self.tensorboard = open_tensorboard(cell)
 
     @property
     def curves(self) -> dict[str, list[list[float]]]:
@@ -254,12 +257,17 @@ class Trainer:
                    desc=f"{self.cell.data.name} {self.cell.label} s{self.cell.seed}",
                    unit="step", leave=False, dynamic_ncols=True)
         started = time.perf_counter()
+        board = self.tensorboard
+        if board is not None:
+            board.start(self.curves, self.step)
         try:
             while self.step < end:
                 if self.should_stop is not None and self.should_stop():
                     break
                 self.train_step()
                 bar.update(1)
+                if board is not None:
+                    board.sync(self.curves)
                 if self.step == self.steps:
                     continue  # the final state is scored and saved below
                 at_probe = self.probe is not None and self.step % self.probe_every == 0
@@ -276,6 +284,8 @@ class Trainer:
         finally:
             self.train_seconds += time.perf_counter() - started
             bar.close()
+            if board is not None:
+                board.sync(self.curves)
         if self.step < self.steps:
             self.save_checkpoint()
             return "interrupted", f"stopped at step {self.step}"

@@ -1,0 +1,103 @@
+"""Every figure kind of the report, rendered on a synthetic store: PNGs at >= 200 dpi, no text
+outside the canvas, no two titles (nor two tick labels of one axis) overlapping
+(figures.layout_problems), a legend for the forest plot's colours and hollow markers, titled
+sample sheets, and markers where a run has a single log point."""
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report import figures
+from bench.report.build import write_report
+from tests.synthetic_store import build
+
+
+def png_dpi(path) -> float:
+    """The dpi a PNG's pHYs chunk records (matplotlib writes it from savefig's dpi)."""
+    data = path.read_bytes()
+    i = data.index(b"pHYs")
+    x, _, unit = struct.unpack(">IIB", data[i + 4:i + 13])
+    assert unit == 1  # pixels per metre
+    return x * 0.0254
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("figs")
+    s = build(root / "store")
+    s.store.close()
+    seen = {}
+    hook = lambda fig, stem: seen.__setitem__(stem.name, figures.layout_problems(fig))  # noqa: E731
+    figures.ON_SAVE.append(hook)
+    try:
+        rep = write_report(root / "store", root / "report")
+    finally:
+        figures.ON_SAVE.remove(hook)
+    return rep, seen
+
+
+def test_every_figure_kind_is_rendered_and_checked(report):
+    rep, seen = report
+    kinds = {p.stem.split("-")[0] for p, _ in rep.figures}
+    assert {"summary", "forest", "interactions", "curves", "losses"} <= kinds
+    assert rep.samples and len(seen) == len(rep.figures) + len(rep.samples)
+
+
+def test_no_clipped_or_overlapping_text(report):
+    _, seen = report
+    assert {name: p for name, p in seen.items() if p} == {}
+
+
+def test_pngs_are_at_least_200_dpi_and_png_only_by_default(report):
+    rep, _ = report
+    for png, _ in rep.figures + rep.samples:
+        assert png_dpi(png) >= 199.5, png
+    assert not list(rep.out.rglob("*.pdf"))
+    assert "(+ .pdf)" not in (rep.out / "index.md").read_text()
+
+
+def test_sample_sheets_are_titled_per_variant(report):
+    rep, _ = report
+    titles = [what for _, what in rep.samples]
+    assert any(t.startswith("ring8 spectral_norm (grid synth), seeds 0, 1, 2, 3, 4") for t in titles)
+    assert len(titles) == len(set(titles))
+    assert len(rep.samples) < rep.df.drop_duplicates("cell_id").shape[0]  # not one per cell
+
+
+def test_the_checker_finds_a_clipped_title_and_overlapping_titles():
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(2, 1.5))
+    fig.suptitle("a title far too long to fit on a figure two inches wide, so clipped")
+    axes[0].set_title("a long panel title that runs into the next")
+    axes[1].set_title("the next panel's title")
+    problems = figures.layout_problems(fig)
+    plt.close(fig)
+    assert any("outside the canvas" in p for p in problems)
+    assert any(p.startswith("titles") and "overlap" in p for p in problems)
+
+
+def test_one_log_point_per_run_gets_a_marker(tmp_path):
+    rows = pd.DataFrame({"cell_id": ["a", "b"], "row_label": ["baseline", "x"], "seed": [0, 0],
+                         "curves": [{"d_adv": [[10, 1.0]], "g_adv": [[10, 2.0]]}] * 2})
+    drawn = []
+    figures.ON_SAVE.append(lambda fig, stem: drawn.extend(
+        line.get_marker() for ax in fig.axes for line in ax.get_lines()))
+    try:
+        paths = figures.loss_curves(rows, tmp_path / "losses", "digits")
+    finally:
+        figures.ON_SAVE.pop()
+    assert paths and drawn and all(m == "o" for m in drawn)
+
+
+def test_pdf_on_request(tmp_path):
+    numbers = pd.DataFrame({"variant": ["a", "b"], "d_modes": [1.0, -1.0], "d_modes_lo": [0.5, -2],
+                            "d_modes_hi": [1.5, 0.1]})
+    figures.PDF = True
+    try:
+        paths = figures.forest(numbers, ["modes"], tmp_path / "f", "t")
+    finally:
+        figures.PDF = False
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.exists() for p in paths)
+    assert np.isfinite(png_dpi(paths[0]))

@@ -1,0 +1,88 @@
+"""Live curves: `--tensorboard DIR` writes one TensorBoard run per cell (losses and eval curves
+while it trains, final metrics, result and samples at the end), identical training with it or
+without it, and one clear line when the package is missing. The writer tests need the
+`tensorboard` package (not a dependency: skipped, with the reason, where it is absent)."""
+import importlib.util
+
+import pytest
+
+from bench.cli import main
+from bench.metrics import EvalSpec
+from bench.schedule.runner import run_cell
+from bench.store import Store
+from bench.train import tensorboard as tb
+from tests.tiny import tiny_cell
+
+needs_tb = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                              reason="the tensorboard package is not installed")
+
+
+def events(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc
+
+
+def test_run_names_hold_label_seed_and_id():
+    cell = tiny_cell(tricks=["spectral_norm"], seed=3)
+    assert tb.run_name(cell) == f"ring8-spectral_norm-s3-{cell.cell_id}"
+    assert tb.tag("eval_modes") == "eval/modes" and tb.tag("d_adv") == "loss/d_adv"
+
+
+@needs_tb
+def test_a_tiny_cell_writes_its_curves_metrics_and_samples(tmp_path, monkeypatch):
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "tb"))
+    cell = tiny_cell(steps=6)
+    with Store(tmp_path / "s") as store:
+        record = run_cell(cell, store, eval_spec=EvalSpec(metrics=("modes",)), progress=False,
+                          curve_every=3)
+    (run,) = (tmp_path / "tb").iterdir()
+    assert run.name == tb.run_name(cell)
+    acc = events(run)
+    tags = acc.Tags()
+    for name, points in record.curves.items():  # every stored curve point, at its step
+        got = acc.Scalars(tb.tag(name))
+        assert [e.step for e in got] == [int(s) for s, _ in points]
+        assert [e.value for e in got] == pytest.approx([v for _, v in points], rel=1e-6)
+    assert acc.Scalars("final/modes")[0].value == pytest.approx(record.metrics["modes"])
+    assert "final/samples" in tags["images"]
+    # the same cell without TensorBoard trains and scores the same
+    monkeypatch.delenv(tb.ENV)
+    with Store(tmp_path / "plain") as store:
+        plain = run_cell(cell, store, eval_spec=EvalSpec(metrics=("modes",)), progress=False,
+                         curve_every=3)
+    assert plain.metrics == record.metrics and plain.curves == record.curves
+
+
+@needs_tb
+def test_the_cli_option_sets_the_folder_for_every_cell(tmp_path, monkeypatch):
+    monkeypatch.setenv(tb.ENV, "")  # main sets it; monkeypatch restores it afterwards
+    code = main(["train", "--dataset", "ring8", "--steps", "4", "--batch-size", "16",
+                 "--store", str(tmp_path / "s"), "--metrics", "modes", "--curve-every", "0",
+                 "--tensorboard", str(tmp_path / "tb")])
+    assert code == 0
+    (run,) = (tmp_path / "tb").iterdir()
+    assert "loss/d_adv" in events(run).Tags()["scalars"]
+
+
+def test_without_the_package_the_option_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tb, "missing_reason", lambda: "--tensorboard needs the tensorboard "
+                        "package, which is not installed (pip install tensorboard)")
+    code = main(["train", "--dataset", "ring8", "--steps", "2", "--store", str(tmp_path / "s"),
+                 "--tensorboard", str(tmp_path / "tb")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "pip install tensorboard" in err[0]
+    assert not (tmp_path / "s").exists() and not (tmp_path / "tb").exists()
+
+
+def test_live_curves_train_cells_alone_not_fused(monkeypatch):
+    """The fused engine has no mirror: with TensorBoard on, a grid's cells are not fused."""
+    from bench.schedule.fused_group import fusing_enabled
+
+    monkeypatch.delenv("GANBENCH_NO_FUSE", raising=False)
+    monkeypatch.delenv(tb.ENV, raising=False)
+    assert fusing_enabled()
+    monkeypatch.setenv(tb.ENV, "/tmp/tb")
+    assert not fusing_enabled() and fusing_enabled(True)
