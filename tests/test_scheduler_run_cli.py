@@ -82,7 +82,8 @@ width = 8
 @pytest.mark.parametrize("name, batch, extra, store, error", [
     ("ring8", 16, "resolution = 16", "s", "resolution must not be set"),
     ("digits", 16, "resolution = 7", "s", "resolution 7 not supported for digits"),
-    ("ring8", 10 ** 8, "", "s", "larger than the ring8 training set"),
+    ("ring8", 60_000, "", "s", "larger than the ring8 training set"),  # within the bound
+    ("ring8", 10 ** 8, "", "s", "above the limit of 65536"),
     ("ring8", 16, "", "plain", "is not a folder"),
     ("ring8", 16, "", "plain/sub", "is not a folder"),
 ])

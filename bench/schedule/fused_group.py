@@ -106,6 +106,7 @@ def plan_groups(cells: list[CellConfig], fuse: bool | None = None,
 def layer_refusal(cell: CellConfig) -> str | None:
     """Why the cell's nets, as its tricks build them, have no fused form (built on the CPU with
     a throwaway seed state: only the layers' types matter)."""
+    from bench.trickapi.trick import TrickError
     from bench.train.fused.nets import NotFusable, check_fusable
     from bench.train.parts import make_nets, make_tricks
 
@@ -119,6 +120,8 @@ def layer_refusal(cell: CellConfig) -> str | None:
             check_fusable(getattr(nets, name), name)
     except NotFusable as exc:
         return str(exc)
+    except TrickError as exc:  # not applicable / a conflict: run_cell stores it with the reason
+        return f"not trainable: {exc}"
     finally:
         torch.set_rng_state(state)
     return None
