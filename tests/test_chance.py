@@ -116,7 +116,7 @@ def test_committed_paper_2d_records_flag():
 
 
 def test_committed_learning_records_do_not_flag():
-    recs = [r for r in records("results/cpu-default/records.jsonl")
+    recs = [r for r in records("results/previous-default/records.jsonl")
             if r["status"] == "done" and r["label"] == "baseline"
             and r["config"]["data"]["name"] == "ring8"]
     assert len(recs) >= 3

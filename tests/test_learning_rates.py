@@ -99,15 +99,16 @@ def test_wgan_gp_toy_setting_is_the_authors_2d_script():
 def test_ring8_tuned_tunes_wgan_gp_at_the_cells_lr_and_shares_the_rest_with_the_reference():
     """The tuned-LR preset would otherwise 'tune' wgan_gp at three lrs its paper optimizer
     ignores; every other 1e-3 cell is a cell of the committed reference results (the previous
-    default grid's ring8 cells, results/cpu-default/records.jsonl), trained once in a shared store,
-    so its tuned view reports on the reference's own common-lr cells."""
+    default grid's ring8 cells, results/previous-default/records.jsonl), trained once in a shared
+    store, so its tuned view reports on the reference's own common-lr cells."""
     import json
     from pathlib import Path
 
     from bench.schedule.grid import load_grid
 
     tuned = [c for c in load_grid("ring8-tuned").cells if c.data.name == "ring8"]
-    records = Path(__file__).resolve().parents[1] / "results" / "cpu-default" / "records.jsonl"
+    records = (Path(__file__).resolve().parents[1] / "results" / "previous-default"
+               / "records.jsonl")
     default = {json.loads(line)["cell_id"] for line in records.read_text().splitlines()}
     wgan = [c for c in tuned if c.label.startswith("wgan_gp")]
     assert sorted({c.train.g_optim.lr for c in wgan}) == [5e-4, 1e-3, 2e-3]

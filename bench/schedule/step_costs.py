@@ -3,10 +3,10 @@
 
 Sources (re-measure with the commands below and update the numbers together):
 - 2-D baseline, batch 256, width 128: 6.33 ms/step, the median of the 6 baseline records of
-  `ring8-tuned` (lr 5e-4 and 2e-3) in results/cpu-default/records.jsonl, trained on the idle
+  `ring8-tuned` (lr 5e-4 and 2e-3) in results/previous-default/records.jsonl, trained on the idle
   2-core reference machine (timings.ms_per_step). The trick ratios below for "2d" are the
   medians of the same run's records (6 cells each; 12 for wgan_gp).
-- images (digits 16 px, batch 64, width 32): 29.9 ms/step in results/cpu-default/records.jsonl,
+- images (digits 16 px, batch 64, width 32): 29.9 ms/step in results/previous-default/records.jsonl,
   measured under load; the same run's ring8 baseline took 12.5 ms/step against 6.33 idle, so the
   idle value is taken as 29.9 / 1.97 = 15.2 ms/step. The "image" trick ratios are that run's
   (one cell each, same load for all).

@@ -127,7 +127,7 @@ def numerics(device: torch.device | str = "cpu") -> dict[str, str]:
     the exact output of a small fixed MLP + conv/deconv forward and backward pass run here, with
     this process's thread count. Two machines with one fingerprint compute these kernels
     identically; another fingerprint means a rerun there need not be bit-identical (the ring8
-    MLP cells of results/cpu-default reproduce across machines, the digits DCGAN cells do not).
+    MLP cells of results/previous-default reproduce across machines, the digits DCGAN cells do not).
     Computed once per (device, threads) and process (a few ms on the CPU)."""
     import hashlib
 
