@@ -78,6 +78,9 @@ def test_interrupted_grid_resumes_and_trains_no_cell_twice(grid_file, tmp_path, 
         return real_train(self, stop_after)
 
     monkeypatch.setattr(Trainer, "train", counting_train)
+    # the one-cell-per-process path (fused groups have their own kill-and-resume test in
+    # tests/test_fused_scheduler.py; they do not go through Trainer.train)
+    monkeypatch.setenv("GANBENCH_NO_FUSE", "1")
     with pytest.raises(KeyboardInterrupt):
         list(run_cells(cells, tmp_path / "s", progress=False))
     with Store(tmp_path / "s") as store:
