@@ -7,8 +7,8 @@ interleaved, median; the first round, which fills the reference-row cache, is no
 - PNG only (the default) instead of PNG + PDF (`ganbench report --pdf`).
 
 Stores: the 58-record synthetic store of the tests (grid memberships, curves and a sample file per
-scored cell: sample sheets included), and the committed `results/previous-default/records.jsonl` (290
-records, no sample files) loaded into a temporary store with its cells as one add-one grid.
+scored cell: sample sheets included), and the committed
+`results/previous-default/records.jsonl` (290 records, no sample files) loaded into a temporary store with its cells as one add-one grid.
 
     python benchmarks/report_speed.py [--rounds 3] [--only synthetic|cpu-default]
 """
