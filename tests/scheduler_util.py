@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,3 +48,16 @@ def leased_cells(store: Path, owner: str | None = None) -> set[str]:
     with sqlite3.connect(Path(store) / "results.sqlite") as db:
         rows = db.execute("SELECT cell_id, owner FROM leases WHERE owner IS NOT NULL").fetchall()
     return {c for c, o in rows if owner is None or o == owner}
+
+
+def wait_for(predicate, timeout: float = 120.0) -> bool:
+    """Poll `predicate` (an exception counts as not yet) until true or `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except Exception:
+            pass
+        time.sleep(0.05)
+    return False

@@ -18,7 +18,8 @@ from bench.schedule.grid import load_grid
 from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.train import Trainer
-from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners, leased_cells
+from tests.scheduler_util import (TINY_GRID, cli_cmd, lease_attempts, lease_owners, leased_cells,
+                                  wait_for)
 from tests.tiny import tiny_cell
 
 
@@ -133,18 +134,6 @@ def test_a_worker_killed_by_the_os_is_retried_and_the_grid_finishes(grid, tmp_pa
     assert {cid: n for cid, n in attempts.items() if n != 1} == {cid: 2 for cid in held}
 
 
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.05)
-    return False
-
-
 def _stored(store):
     with Store(store) as s:
         return {r.cell_id: r for r in s.records()}
@@ -175,14 +164,14 @@ def test_kill_9_of_the_main_process_then_a_rerun_trains_each_cell_once(
     if moment == "training":
         # any cell in training (not "both workers at once": on a loaded machine one worker can
         # finish every tiny cell while the other is still starting, which made this flaky)
-        assert _wait_for(lambda: len(lease_owners(store)) >= 1)
+        assert wait_for(lambda: len(lease_owners(store)) >= 1)
     else:
-        assert _wait_for(lambda: len(_stored(store)) >= 1)
+        assert wait_for(lambda: len(_stored(store)) >= 1)
     owners, running = lease_owners(store), leased_cells(store)
     main_proc.kill()
     main_proc.wait()
     # the workers die with their parent: nothing keeps training
-    assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
+    assert wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
     before = _stored(store)
     assert len(before) < len(reference)  # killed while cells were still to train
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -206,7 +195,7 @@ def _stop_while_two_cells_train(grid, store, send, *options, **popen):
                   "--curve-every", "0", *options)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             **popen)
-    assert _wait_for(lambda: len(set(lease_owners(store))) == 2)
+    assert wait_for(lambda: len(set(lease_owners(store))) == 2)
     time.sleep(0.5)
     running = len(lease_owners(store))
     sent = time.monotonic()
@@ -258,7 +247,7 @@ def test_sigterm_to_one_worker_alone_checkpoints_and_a_fresh_worker_resumes_its_
     cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
                   "--curve-every", "0")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert _wait_for(lambda: len(lease_owners(store)) >= 1)
+    assert wait_for(lambda: len(lease_owners(store)) >= 1)
     owner = lease_owners(store)[0]
     time.sleep(0.2)  # a fused group takes its cells' leases one after another
     held = leased_cells(store, owner)
@@ -280,7 +269,7 @@ def test_ctrl_c_in_process_checkpoints_the_running_cell_and_resumes_exactly(grid
     held = set()
 
     def press_ctrl_c():  # while a cell (alone, or a fused group's) trains
-        if _wait_for(lambda: len(lease_owners(store)) >= 1, 60):
+        if wait_for(lambda: len(lease_owners(store)) >= 1, 60):
             time.sleep(0.3)
             held.update(leased_cells(store))
             os.kill(os.getpid(), signal.SIGINT)
@@ -331,11 +320,11 @@ def test_kill_9_while_scoring_then_a_rerun_scores_without_retraining(tmp_path):
     final = store / "cells" / cell.cell_id / "checkpoint.pt"
     main_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env=env)
-    assert _wait_for(final.exists)
+    assert wait_for(final.exists)
     owners, running = lease_owners(store), leased_cells(store)
     main_proc.kill()
     main_proc.wait()
-    assert _wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
+    assert wait_for(lambda: all(_pid_gone(int(o.split(":")[1])) for o in owners), 10)
     assert _stored(store) == {}  # killed before the record was written
     trained_s = torch.load(final, weights_only=True)["train_seconds"]
 

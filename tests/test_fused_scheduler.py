@@ -22,7 +22,7 @@ from bench.store import Store
 from bench.train import CHECKPOINT
 from bench.train.checkpoint import load as load_checkpoint
 from bench.train.fused import FusedTrainer
-from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners
+from tests.scheduler_util import TINY_GRID, cli_cmd, lease_attempts, lease_owners, wait_for
 from tests.tiny import tiny_cell
 
 GRID = """
@@ -167,18 +167,6 @@ def test_the_dry_run_says_which_cells_are_fused_and_why_others_are_not(tmp_path,
            "train one per worker" in capsys.readouterr().out
 
 
-def _wait_for(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:
-            pass
-        time.sleep(0.05)
-    return False
-
-
 def _checkpoint_steps(store):
     out = {}
     for path in store.glob(f"cells/*/{CHECKPOINT}"):
@@ -210,7 +198,7 @@ def test_a_run_killed_mid_group_resumes_every_cell_from_its_checkpoint(tmp_path,
                   "--curve-every", "0")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # a group has written its cells' checkpoints and goes on training
-    assert _wait_for(lambda: any(s >= 40 for s in _checkpoint_steps(store).values()), 240)
+    assert wait_for(lambda: any(s >= 40 for s in _checkpoint_steps(store).values()), 240)
     proc.kill()
     proc.wait()
     time.sleep(1.5)  # the workers die with their parent
@@ -242,7 +230,7 @@ def test_ctrl_c_during_a_fused_group_checkpoints_every_cell_of_it(tmp_path):
     store = tmp_path / "s"
 
     def press_ctrl_c():
-        if _wait_for(lambda: len(_checkpoint_steps(store)) >= 2, 120):
+        if wait_for(lambda: len(_checkpoint_steps(store)) >= 2, 120):
             os.kill(os.getpid(), signal.SIGINT)
 
     presser = threading.Thread(target=press_ctrl_c, daemon=True)

@@ -2,7 +2,6 @@
 and data are the authors' code's (github.com/fjxmlzn/PacGAN, synthetic_data_experiments/), the
 new options change no existing cell id, bad options are one-line errors, and every variant of
 both presets builds, trains and is scored."""
-import dataclasses
 
 import pytest
 import torch
@@ -13,8 +12,7 @@ from bench.data import load_dataset
 from bench.nets import build_nets
 from bench.nets.pacgan import Maxout, pacgan_discriminator, pacgan_generator
 from bench.schedule.grid import load_grid
-from bench.schedule.runner import run_cell
-from bench.store import Store
+from tests.tiny import scored_in_two_steps
 
 
 def test_g_is_four_400_unit_relu_layers_with_batch_norm_on_a_2d_z():
@@ -143,10 +141,7 @@ CELLS = {(c.data.name, _m(c)): c for g in ("pacgan-t1", "pacgan-t1-cpu")
 @pytest.mark.parametrize("key", sorted(CELLS), ids=lambda k: f"{k[0]}-m{k[1]}")
 def test_every_preset_variant_trains_and_is_scored(key, tmp_path):
     cell = CELLS[key]
-    short = dataclasses.replace(cell, train=dataclasses.replace(
-        cell.train, steps=2, log_every=1, checkpoint_every=0))
-    with Store(tmp_path) as store:
-        record = run_cell(short, store, progress=False, curve_every=0)
+    record = scored_in_two_steps(cell, tmp_path)
     assert record.status == "done", record.reason
     assert {"modes", "high_quality", "reverse_kl"} <= set(record.metrics)
     assert record.optim["G"] == {"lr": 1e-4, "beta1": 0.8, "beta2": 0.999}

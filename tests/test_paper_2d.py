@@ -1,13 +1,11 @@
 """The `paper-2d` preset: every one of its variants, with the preset's own nets, batch and
 optimizers (only the step budget shortened), trains and is scored with the VEEGAN/PacGAN metric."""
-import dataclasses
 
 import pytest
 import torch
 
 from bench.schedule.grid import load_grid
-from bench.schedule.runner import run_cell
-from bench.store import Store
+from tests.tiny import scored_in_two_steps
 
 GRID = load_grid("paper-2d")
 FIRSTS = {(c.data.name, c.label): c for c in reversed(GRID.cells) if c.seed == 0}
@@ -32,10 +30,7 @@ def test_the_preset_is_the_reference_notebooks_setup():
 def test_every_variant_trains_and_scores_on_its_own_settings(key, tmp_path):
     torch.manual_seed(0)
     cell = FIRSTS[key]
-    short = dataclasses.replace(cell, train=dataclasses.replace(
-        cell.train, steps=2, log_every=1, checkpoint_every=0))
-    with Store(tmp_path) as store:
-        record = run_cell(short, store, progress=False, curve_every=0)
+    record = scored_in_two_steps(cell, tmp_path)
     assert record.status == "done", record.reason
     assert {"modes", "high_quality", "reverse_kl"} <= set(record.metrics)
     assert record.nets["g_params"] > 0 and record.nets["d_params"] > 0

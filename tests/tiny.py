@@ -59,3 +59,18 @@ def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Tensor entries of a state dict (module extra state, e.g. a growth stage, is left out)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()
             if isinstance(v, torch.Tensor)}
+
+
+def scored_in_two_steps(cell: CellConfig, store_dir):
+    """The record of `cell` trained for 2 steps (every step logged, no checkpoints) and scored
+    through the runner into a store at `store_dir`: a preset's variant builds, trains and
+    scores on its own settings."""
+    import dataclasses
+
+    from bench.schedule.runner import run_cell
+    from bench.store import Store
+
+    short = dataclasses.replace(cell, train=dataclasses.replace(
+        cell.train, steps=2, log_every=1, checkpoint_every=0))
+    with Store(store_dir) as store:
+        return run_cell(short, store, progress=False, curve_every=0)

@@ -27,7 +27,8 @@ from matplotlib.text import Text  # noqa: E402
 
 from bench.report.stats import LEVEL  # noqa: E402
 from bench.store.results import direction  # noqa: E402
-from bench.store.samples import IMAGE_SAMPLES, tile_images  # noqa: E402  (torch-free parts)
+# torch-free parts
+from bench.store.samples import IMAGE_SAMPLES, points_image, tile_images  # noqa: E402
 
 DPI = 200
 PDF = False  # a PDF beside every PNG (write_report(pdf=True), `ganbench report --pdf`)
@@ -362,20 +363,7 @@ def sample_pixels(sample_file: Path) -> np.ndarray | None:
         return grid[..., 0] if grid.shape[2] == 1 else grid
     if "points" not in data:
         return None
-    pts = np.asarray(data["points"], dtype=float)
-    centres = np.asarray(data.get("centres", pts[:0]), dtype=float)
-    ref = centres if len(centres) else pts
-    lim = 1.25 * float(np.abs(ref).max()) if len(ref) else 1.0
-    size = 160
-    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
-    shade = 1 - np.clip(np.log1p(hist) / max(np.log1p(hist).max(), 1e-9), 0, 1) * 0.9
-    rgb = np.repeat(shade[::-1, :, None], 3, axis=2)
-    for x, y in centres:
-        i = min(max(int((lim - y) / (2 * lim) * size), 0), size - 1)
-        j = min(max(int((x + lim) / (2 * lim) * size), 0), size - 1)
-        rgb[max(i - 2, 0):i + 3, j, :] = (0.85, 0.1, 0.1)
-        rgb[i, max(j - 2, 0):j + 3, :] = (0.85, 0.1, 0.1)
-    return rgb
+    return points_image(data["points"], data.get("centres"))
 
 
 def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str

@@ -40,6 +40,26 @@ def tile_images(images: np.ndarray, scale: int = 2) -> np.ndarray:
     return grid.repeat(scale, 0).repeat(scale, 1)
 
 
+def points_image(points: np.ndarray, centres: np.ndarray | None = None,
+                 size: int = 160) -> np.ndarray:
+    """2-D points as a size x size RGB float image in [0, 1]: their log density (dark) over the
+    square that holds the mode centres (or the points), with each centre as a red +. Shared by
+    the report's sample sheets and the TensorBoard writer."""
+    pts = np.asarray(points, dtype=float)
+    centres = np.asarray(centres if centres is not None else pts[:0], dtype=float)
+    ref = centres if len(centres) else pts
+    lim = 1.25 * float(np.abs(ref).max()) if len(ref) else 1.0
+    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
+    shade = 1 - np.clip(np.log1p(hist) / max(np.log1p(hist).max(), 1e-9), 0, 1) * 0.9
+    rgb = np.repeat(shade[::-1, :, None], 3, axis=2)
+    for x, y in centres:
+        i = min(max(int((lim - y) / (2 * lim) * size), 0), size - 1)
+        j = min(max(int((x + lim) / (2 * lim) * size), 0), size - 1)
+        rgb[max(i - 2, 0):i + 3, j, :] = (0.85, 0.1, 0.1)
+        rgb[i, max(j - 2, 0):j + 3, :] = (0.85, 0.1, 0.1)
+    return rgb
+
+
 def save_grid_png(images: np.ndarray, path: Path) -> None:
     import matplotlib
 

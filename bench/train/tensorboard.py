@@ -132,7 +132,7 @@ def sample_image(sample_file: Path) -> Any:
     160x160 density image (dark) with the mode centres in red; None without one."""
     import numpy as np
 
-    from bench.store.samples import IMAGE_SAMPLES, tile_images
+    from bench.store.samples import IMAGE_SAMPLES, points_image, tile_images
 
     if not Path(sample_file).exists():
         return None
@@ -143,17 +143,4 @@ def sample_image(sample_file: Path) -> Any:
         return np.repeat(grid, 3, axis=2) if grid.shape[2] == 1 else grid
     if "points" not in data:
         return None
-    pts = np.asarray(data["points"], dtype=float)
-    centres = np.asarray(data.get("centres", pts[:0]), dtype=float)
-    ref = centres if len(centres) else pts
-    lim = 1.25 * float(np.abs(ref).max()) if len(ref) else 1.0
-    size = 160
-    hist, _, _ = np.histogram2d(pts[:, 1], pts[:, 0], bins=size, range=[[-lim, lim], [-lim, lim]])
-    shade = 1 - np.clip(np.log1p(hist) / max(np.log1p(hist).max(), 1e-9), 0, 1) * 0.9
-    rgb = np.repeat(shade[::-1, :, None], 3, axis=2)
-    for x, y in centres:
-        i = min(max(int((lim - y) / (2 * lim) * size), 0), size - 1)
-        j = min(max(int((x + lim) / (2 * lim) * size), 0), size - 1)
-        rgb[max(i - 2, 0):i + 3, j, :] = (0.85, 0.1, 0.1)
-        rgb[i, max(j - 2, 0):j + 3, :] = (0.85, 0.1, 0.1)
-    return (rgb * 255).astype(np.uint8)
+    return (points_image(data["points"], data.get("centres")) * 255).astype(np.uint8)
