@@ -64,7 +64,7 @@ def test_every_figure_exists_is_small_and_indexed(report):
     assert (out / "figures" / "summary.png").exists()
     for png in pngs:  # small by design (a few inches at 200 dpi), never by fewer pixels
         assert 0 < png.stat().st_size <= 400_000, png.name
-        assert not png.with_suffix(".pdf").exists()  # PDFs with --pdf
+        assert png.with_suffix(".pdf").stat().st_size > 0  # a PDF beside it (--no-pdf: none)
         assert f"figures/{png.name}" in index
     for md in (out / "tables").glob("*.md"):
         assert f"tables/{md.name}" in index
@@ -98,6 +98,14 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ganbench: error: no store")
     assert not (tmp_path / "o").exists() and not (tmp_path / "none").exists()
+
+
+def test_workers_below_one_is_one_line(report, tmp_path, capsys):
+    root, _ = report
+    assert main(["report", "--store", str(root), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers must be >= 1" in err[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_unknown_grid_is_an_error(report, tmp_path, capsys):
@@ -173,10 +181,15 @@ def test_report_grid_takes_the_grid_file_it_was_run_from(report, tmp_path, capsy
     assert main(["report", "--store", str(root), "--out", str(by_file), "--no-samples",
                  "--grid", str(grid_file)]) == 0
     assert main(["report", "--store", str(root), "--out", str(by_name), "--no-samples",
-                 "--grid", "synth-tune"]) == 0
+                 "--grid", "synth-tune", "--no-pdf", "--workers", "1"]) == 0
     capsys.readouterr()
     names = sorted(p.name for p in (by_file / "tables").iterdir())
     assert names and names == sorted(p.name for p in (by_name / "tables").iterdir())
+    # the same figures, drawn in worker processes or in this one, with or without their PDFs
+    pngs = sorted(p.name for p in (by_name / "figures").iterdir())
+    assert pngs and all(n.endswith(".png") for n in pngs)
+    assert sorted(p.name for p in (by_file / "figures").iterdir()) == sorted(
+        pngs + [n[:-4] + ".pdf" for n in pngs])
     other = tmp_path / "g" / "mine.toml"
     other.write_text("")
     for bad, words in ((other, f"no grid 'mine' (from {other})"),

@@ -49,12 +49,14 @@ def test_no_clipped_or_overlapping_text(report):
     assert {name: p for name, p in seen.items() if p} == {}
 
 
-def test_pngs_are_at_least_200_dpi_and_png_only_by_default(report):
+def test_pngs_are_at_least_200_dpi_with_a_pdf_beside_each(report):
     rep, _ = report
     for png, _ in rep.figures + rep.samples:
         assert png_dpi(png) >= 199.5, png
-    assert not list(rep.out.rglob("*.pdf"))
-    assert "(+ .pdf)" not in (rep.out / "index.md").read_text()
+        pdf = png.with_suffix(".pdf")
+        assert pdf.read_bytes()[:5] == b"%PDF-", pdf
+    assert len(list(rep.out.rglob("*.pdf"))) == len(list(rep.out.rglob("*.png")))
+    assert "(+ .pdf)" in (rep.out / "index.md").read_text()
 
 
 def test_sample_sheets_are_titled_per_variant(report):
@@ -91,13 +93,36 @@ def test_one_log_point_per_run_gets_a_marker(tmp_path):
     assert paths and drawn and all(m == "o" for m in drawn)
 
 
-def test_pdf_on_request(tmp_path):
+def test_pdf_by_default_and_png_only_on_request(tmp_path):
     numbers = pd.DataFrame({"variant": ["a", "b"], "d_modes": [1.0, -1.0], "d_modes_lo": [0.5, -2],
                             "d_modes_hi": [1.5, 0.1]})
-    figures.PDF = True
-    try:
-        paths = figures.forest(numbers, ["modes"], tmp_path / "f", "t")
-    finally:
-        figures.PDF = False
+    paths = figures.forest(numbers, ["modes"], tmp_path / "f", "t")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.exists() for p in paths)
     assert np.isfinite(png_dpi(paths[0]))
+    figures.PDF = False  # write_report(pdf=False), `ganbench report --no-pdf`
+    try:
+        assert [p.suffix for p in figures.forest(numbers, ["modes"], tmp_path / "g", "t")] == [".png"]
+    finally:
+        figures.PDF = True
+
+
+def test_a_sample_sheet_holds_its_pixels_unresampled(tmp_path):
+    """The sheet is drawn pixel for pixel: a sample grid scaled by a whole factor shows up in
+    the PNG exactly (nearest), its PDF beside it."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(64, 1, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "samples.npz", images=images)
+    paths, drawn = figures.sample_sheet([("seed 0", tmp_path / "samples.npz")], tmp_path / "s",
+                                        "digits baseline")
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and drawn == ["seed 0"]
+    import matplotlib.image
+
+    png = (matplotlib.image.imread(paths[0])[..., 0] * 255).round().astype(np.uint8)
+    grid = figures.sample_pixels(tmp_path / "samples.npz")
+    k = max(1, round(1.5 * figures.DPI / max(grid.shape)))
+    big = grid.repeat(k, 0).repeat(k, 1)
+    hits = [(y, x) for y in range(png.shape[0] - big.shape[0])
+            for x in [png.shape[1] // 2 - big.shape[1] // 2 - 1,
+                      png.shape[1] // 2 - big.shape[1] // 2]
+            if (png[y:y + big.shape[0], x:x + big.shape[1]] == big).all()]
+    assert hits

@@ -23,9 +23,13 @@ def register(sub) -> None:
                         "sign-flip test)")
     p.add_argument("--no-samples", action="store_true",
                    help="skip the sample sheets (one per variant and dataset)")
-    p.add_argument("--pdf", action="store_true",
-                   help="a PDF beside every figure's PNG (vector copies for a paper; about as "
-                        "much time again as the PNGs)")
+    p.add_argument("--no-pdf", action="store_true",
+                   help="PNGs only: leave out the PDF written beside every figure's PNG "
+                        "(vector figures for a paper; the sample sheets' PDFs hold their pixels)")
+    # its own dest: the CLI's shared `workers` default is the training pool's (imports torch)
+    p.add_argument("--workers", type=int, metavar="N", dest="figure_workers",
+                   help="processes that draw and save the figures (default: the CPUs this "
+                        "process may use, at most 4; 1 = all in this process)")
     p.add_argument("--image-references", action="store_true",
                    help="score the image datasets' reference rows (shuffled, blurred and real "
                         "images) where they are not cached yet: minutes, may train the suite's "
@@ -53,13 +57,17 @@ def _report(args: argparse.Namespace) -> int:
     from bench.report.build import write_report
     from bench.store import Store
 
+    if args.figure_workers is not None and args.figure_workers < 1:
+        print(f"ganbench: error: --workers must be >= 1, got {args.figure_workers}",
+              file=sys.stderr)
+        return 2
     Store(args.store, create=False).close()  # a missing store is an input error, before writing
     out = Path(args.out) if args.out else Path(args.store) / "report"
     command = "ganbench " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     report = write_report(args.store, out, grid=args.grid, bootstrap=args.bootstrap,
                           command=command if "report" in command else "",
                           samples=not args.no_samples, image_references=args.image_references,
-                          pdf=args.pdf)
+                          pdf=not args.no_pdf, workers=args.figure_workers)
     tables = len(report.study_tables) + len(report.tables)
     print(f"{tables} tables, {len(report.figures)} figures, "
           f"{len(report.samples)} sample sheets -> {out / 'index.md'}")

@@ -2,14 +2,21 @@
 the protocol. Reads records only through `bench.store.results.load_table`; imports no torch."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
+import multiprocessing
+import os
 import re
+import sys
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -166,46 +173,110 @@ def _lacking_text(short: list[tuple[str, int, int, int]], grid: str) -> str:
 
 
 def _add(listing: list, paths: list[Path], what: str) -> None:
-    """Index the PNG of a figure (its PDF, if any, sits beside it)."""
+    """Index the PNG of a figure (its PDF sits beside it)."""
     listing.extend((p, what) for p in paths if p.suffix == ".png")
 
 
-def sample_sheets(df: pd.DataFrame, folder: Path, stem_of) -> list[tuple[Path, str]]:
-    """One titled contact sheet per variant (row label) and dataset, a panel per seed, from the
-    sample files the scored cells wrote; with several grids a variant of each grid's setup
-    gets its own sheet."""
+def default_workers() -> int:
+    """Figure-rendering processes: the CPUs this process may use, at most 4; 1 (in this
+    process) where processes cannot be forked."""
+    if sys.platform != "linux" or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cpus or 1))
+
+
+def _quietly(fn: Callable, args: tuple, kw: dict) -> tuple[Any, str]:
+    """Run a figure job in a worker; what it says on stderr (a bad sample file's warning)
+    comes back with its result, for the parent to print."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        return fn(*args, **kw), err.getvalue()
+
+
+class Renderer:
+    """Where the figures are drawn and saved (rendering is most of a report's time): a pool of
+    forked worker processes, or this process with `workers` 1 or while `figures.ON_SAVE` has
+    hooks (the layout test inspects every figure in the process that draws it). `submit` takes
+    a figure function and its arguments and gives a future of what it returns; the report
+    waits on them in order, so its listing is the same either way."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        workers = default_workers() if workers is None else workers
+        self.pool = None
+        if workers > 1 and not figures.ON_SAVE:
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+    def submit(self, fn: Callable, *args, **kw) -> Future:
+        if self.pool is not None:
+            return self.pool.submit(_quietly, fn, args, kw)
+        done: Future = Future()
+        done.set_result((fn(*args, **kw), ""))
+        return done
+
+    @staticmethod
+    def result(future: Future) -> Any:
+        value, said = future.result()
+        if said:
+            print(said, end="", file=sys.stderr, flush=True)
+        return value
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def _sample_sheet_jobs(df: pd.DataFrame, folder: Path, stem_of,
+                       renderer: Renderer) -> list[tuple[Future, str]]:
+    """Submit one titled contact sheet per variant (row label) and dataset, a panel per seed,
+    from the sample files the scored cells wrote; with several grids a variant of each grid's
+    setup gets its own sheet. (future, title) per sheet, in order."""
     cells = df.drop_duplicates("cell_id")
     cells = cells[cells["status"] == "done"]
     several = df["grid"].nunique() > 1  # the same variant may be in two grids' setups
-    out: list[tuple[Path, str]] = []
+    out: list[tuple[Future, str]] = []
     keys = ["grid"] * several + ["data", "row_label", "setup_id"]
     groups = list(cells.groupby(keys, sort=False))
     setups = Counter(tuple(k[:-1]) for k, _ in groups)
     for key, part in groups:
         grid_name = key[0] if several else ""
         data, label, setup = key[-3:]
-        files = [(f"seed {int(r['seed'])}", Path(r["cell_dir"]) / "samples.npz")
-                 for _, r in part.sort_values("seed").iterrows()
-                 if CELL_ID.fullmatch(str(r["cell_id"]))]  # never a path from store text
+        part = part.sort_values("seed")
+        files = [(f"seed {int(seed)}", Path(cell_dir) / "samples.npz")
+                 for seed, cell_id, cell_dir in zip(part["seed"], part["cell_id"], part["cell_dir"])
+                 if CELL_ID.fullmatch(str(cell_id))]  # never a path from store text
         files = [(t, f) for t, f in files if f.exists()]
         if not files:
             continue
         title = f"{data} {label}" + (f" (grid {grid_name})" if grid_name else "") + (
             f" (setup {setup})" if setups[tuple(key[:-1])] > 1 else "")
         stem = stem_of(data, label, grid_name, setup if setups[tuple(key[:-1])] > 1 else "")
-        paths, drawn = figures.sample_sheet(files, folder / stem, title)
-        seeds = ", ".join(t.split()[-1] for t in drawn)
-        out += [(p, f"{title}, seeds {seeds}") for p in paths]
+        out.append((renderer.submit(figures.sample_sheet, files, folder / stem, title), title))
     return out
+
+
+def _sheets_done(jobs: list[tuple[Future, str]]) -> list[tuple[Path, str]]:
+    sheets: list[tuple[Path, str]] = []
+    for future, title in jobs:
+        paths, drawn = Renderer.result(future)
+        _add(sheets, paths, f"{title}, seeds {', '.join(t.split()[-1] for t in drawn)}")
+    return sheets
+
+
+def sample_sheets(df: pd.DataFrame, folder: Path, stem_of,
+                  renderer: Renderer | None = None) -> list[tuple[Path, str]]:
+    """The sample sheets (`_sample_sheet_jobs`), drawn and listed: (png, what) each."""
+    return _sheets_done(_sample_sheet_jobs(df, folder, stem_of, renderer or Renderer(1)))
 
 
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
                  command: str = "", samples: bool = True, image_references: bool = False,
-                 pdf: bool = False) -> Report:
-    """pdf: a PDF beside every figure's PNG (vector copies for a paper; they cost about as much
-    time again as the PNGs)."""
+                 pdf: bool = True, workers: int | None = None) -> Report:
+    """pdf: a PDF beside every figure's PNG (vector figures; sample sheets hold their pixels);
+    workers: figure-rendering processes (default_workers(); 1 = in this process)."""
     started = time.perf_counter()
-    figures.PDF = pdf
+    figures.PDF = pdf  # before the workers fork
     df, catalog = load_table(store, grid=grid)
     LOG.debug(f"report: {df['cell_id'].nunique()} current cells, {len(df)} grid memberships "
               f"read in {time.perf_counter() - started:.1f} s")
@@ -219,55 +290,74 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     specs = catalog.grids
     summary_panels = []
     stem_of = _Stems()
-    for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
-        spec = specs.get(grid_name, {})
-        headline = headline_metrics(pool)
-        where = data + (f" (grid {grid_name})" if grid_name else "")
-        primary = TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
-        primary = primary if primary in headline else (headline or [None])[0]
-        for design, part in pool.groupby("design", sort=False):
-            stem = stem_of(grid_name or "store", data, design)
-            title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
-            tables = design_tables(stem, title, part, pool, metrics, headline, spec, bootstrap,
-                                   refs.get(data))
-            short = report.lacking.get((grid_name, part["dataset"].iloc[0], design))
-            if short:
-                tables[0].notes.append(_lacking_text(short, grid_name))
-            report.tables += tables
-            main = tables[0].numbers
-            label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
-            _add(report.figures, figures.forest(main, headline, figs / f"forest-{stem}", title,
-                                                label=label),
-                 f"forest plot of Δ with 95% CIs, {title}")
-            if design in ("add-one", "baseline", "cells"):
-                summary_panels.append((title, main, headline))
-            for t in tables:
-                if t.name.endswith("-interactions") and primary:
-                    _add(report.figures, figures.interaction_heatmap(
-                        t.numbers, primary, figs / f"interactions-{stem}", title),
-                        f"pair interactions on {primary}, {title}")
-        rows = pool.drop_duplicates("cell_id")
-        stem = stem_of(grid_name or "store", data)
-        for path in figures.metric_curves(rows, figs / f"curves-{stem}", where,
-                                          references.curve_lines(refs.get(data))):
-            curve = path.stem.rsplit("-eval_", 1)[-1]
-            _add(report.figures, [path], f"{curve} vs step per variant, band over seeds, {where}")
-        _add(report.figures, figures.loss_curves(rows, figs / f"losses-{stem}", where),
-             f"loss terms vs step per variant, {where}")
-    summary: list = []
-    _add(summary, figures.summary(summary_panels, figs / "summary"),
-         "summary: Δ vs baseline of every trick on every headline metric, per dataset")
-    report.figures = summary + report.figures  # the figure a reader sees first
-    study.add_to_report(report, figs, bootstrap)  # verdict, aggregates, profiles, power: first
-    for t in report.study_tables + report.tables:
-        t.write(out / "tables")
-    LOG.debug(f"report: {len(report.study_tables) + len(report.tables)} tables and "
-              f"{len(report.figures)} figures after "
-              f"{time.perf_counter() - started:.1f} s")
-    if samples:
-        report.samples = sample_sheets(df, out / "samples", _Stems())
-        LOG.debug(f"report: {len(report.samples)} sample sheets after "
+    renderer = Renderer(workers)
+    # (future of a figure function's paths, what they show: a line, or paths -> [(png, line)])
+    pending: list[tuple[Future, str | Callable]] = []
+    try:
+        for (grid_name, data), pool in df.groupby(["grid", "data"], sort=False):
+            spec = specs.get(grid_name, {})
+            headline = headline_metrics(pool)
+            where = data + (f" (grid {grid_name})" if grid_name else "")
+            primary = TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
+            primary = primary if primary in headline else (headline or [None])[0]
+            for design, part in pool.groupby("design", sort=False):
+                stem = stem_of(grid_name or "store", data, design)
+                title = f"{data}, {design}" + (f" (grid {grid_name})" if grid_name else "")
+                tables = design_tables(stem, title, part, pool, metrics, headline, spec,
+                                       bootstrap, refs.get(data))
+                short = report.lacking.get((grid_name, part["dataset"].iloc[0], design))
+                if short:
+                    tables[0].notes.append(_lacking_text(short, grid_name))
+                report.tables += tables
+                main = tables[0].numbers
+                label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
+                pending.append((renderer.submit(figures.forest, main, headline,
+                                                figs / f"forest-{stem}", title, label=label),
+                                f"forest plot of Δ with 95% CIs, {title}"))
+                if design in ("add-one", "baseline", "cells"):
+                    summary_panels.append((title, main, headline))
+                for t in tables:
+                    if t.name.endswith("-interactions") and primary:
+                        pending.append((renderer.submit(
+                            figures.interaction_heatmap, t.numbers, primary,
+                            figs / f"interactions-{stem}", title),
+                            f"pair interactions on {primary}, {title}"))
+            rows = pool.drop_duplicates("cell_id")
+            stem = stem_of(grid_name or "store", data)
+            curves = figures._long_curves(rows)
+            pending.append((renderer.submit(
+                figures.metric_curves, None, figs / f"curves-{stem}", where,
+                references.curve_lines(refs.get(data)), data=curves),
+                lambda paths, where=where: [
+                    (p, f"{p.stem.rsplit('-eval_', 1)[-1]} vs step per variant, band over "
+                        f"seeds, {where}") for p in paths]))
+            pending.append((renderer.submit(figures.loss_curves, None,
+                                            figs / f"losses-{stem}", where, data=curves),
+                            f"loss terms vs step per variant, {where}"))
+        # the figure a reader sees first
+        pending.insert(0, (renderer.submit(figures.summary, summary_panels, figs / "summary"),
+                           "summary: Δ vs baseline of every trick on every headline metric, "
+                           "per dataset"))
+        sheets = _sample_sheet_jobs(df, out / "samples", _Stems(), renderer) if samples else []
+        # verdict, aggregates, profiles, power (their figures drawn here, while the workers draw)
+        study.add_to_report(report, figs, bootstrap)
+        for t in report.study_tables + report.tables:
+            t.write(out / "tables")
+        for future, what in pending:
+            paths = Renderer.result(future)
+            if isinstance(what, str):
+                _add(report.figures, paths, what)
+            else:
+                report.figures += [(p, w) for p, w in what(paths) if p.suffix == ".png"]
+        LOG.debug(f"report: {len(report.study_tables) + len(report.tables)} tables and "
+                  f"{len(report.figures)} figures after "
                   f"{time.perf_counter() - started:.1f} s")
+        if samples:
+            report.samples = _sheets_done(sheets)
+            LOG.debug(f"report: {len(report.samples)} sample sheets after "
+                      f"{time.perf_counter() - started:.1f} s")
+    finally:
+        renderer.close()
     write_index(report, command=command, seconds=time.perf_counter() - started)
     return report
 

@@ -1,11 +1,13 @@
 """Figures of the report (seaborn on matplotlib's Agg backend), fit for a paper: PNG at `DPI`
 (200) with nothing scaled down to meet a size cap (figures are small by design: a few inches,
-panel sizes fixed), a PDF beside each when asked (`ganbench report --pdf`), constrained layout
-so no title or label is clipped, titles wrapped to their panel, and a legend or caption line
-for every encoding. `layout_problems(fig)` is the check the tests run on every figure kind.
+panel sizes fixed) and a PDF beside each (vector; `ganbench report --no-pdf` leaves them out),
+no title or label clipped (constrained layout for the few-panel figures; a fixed geometry,
+`_PanelGrid`, for the figures with a panel per variant, whose cost would otherwise grow with
+the square of their panels), titles wrapped to their panel, and a legend or caption line for
+every encoding. `layout_problems(fig)` is the check the tests run on every figure kind.
 
-Each function writes `<stem>.png` (and `<stem>.pdf` with PDF on) and returns the paths it wrote,
-or [] when the data has nothing to plot."""
+Each function writes `<stem>.png` and `<stem>.pdf` (PDF on, the default) and returns the paths it
+wrote, or [] when the data has nothing to plot."""
 from __future__ import annotations
 
 import math
@@ -22,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
@@ -31,7 +34,7 @@ from bench.store.results import direction  # noqa: E402
 from bench.store.samples import IMAGE_SAMPLES, points_image, tile_images  # noqa: E402
 
 DPI = 200
-PDF = False  # a PDF beside every PNG (write_report(pdf=True), `ganbench report --pdf`)
+PDF = True  # a PDF beside every PNG (off: write_report(pdf=False), `ganbench report --no-pdf`)
 # reference rows in the metric-curve panels (bench.report.references)
 REFERENCE_COLOURS = {"chance": "tab:red", "degraded": "tab:orange", "ceiling": "tab:green"}
 # called with each figure before it is saved (the layout test's hook)
@@ -65,7 +68,7 @@ def _save(fig, stem: Path) -> list[Path]:
         # the layout the PNG got (the constrained engine is most of a save's time): kept
         fig.set_layout_engine("none")
         paths.append(stem.with_name(stem.name + ".pdf"))
-        fig.savefig(paths[1])
+        fig.savefig(paths[1], dpi=DPI)  # the dpi a sample sheet's pixels are placed at
     plt.close(fig)
     return paths
 
@@ -76,6 +79,7 @@ def _drawn_texts(fig) -> list[tuple[str, Text]]:
     out: list[tuple[str, Text]] = []
     if fig._suptitle is not None:
         out.append(("title", fig._suptitle))
+    out += [("title", t) for t in fig.texts if t is not fig._suptitle]  # a sample sheet's panels'
     for leg in fig.legends:
         out += [("legend", t) for t in leg.get_texts()]
     for ax in fig.axes:
@@ -183,92 +187,176 @@ def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
     return _save(fig, stem)
 
 
-def _long_curves(rows: pd.DataFrame, prefix: str | None = None, names=None) -> pd.DataFrame:
+def _long_curves(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every stored curve point of `rows` (one row per cell) as (variant, seed, curve, step,
+    value)."""
     out = []
-    for _, r in rows.drop_duplicates("cell_id").iterrows():
-        for name, points in (r["curves"] or {}).items():
-            if (prefix and not name.startswith(prefix)) or (names and name not in names):
-                continue
-            for step, value in points:
-                out.append({"variant": r["row_label"], "seed": r["seed"], "curve": name,
-                            "step": step, "value": value})
-    return pd.DataFrame(out)
+    for label, seed, curves in zip(rows["row_label"], rows["seed"], rows["curves"]):
+        for name, points in (curves or {}).items():
+            out += [(label, seed, name, step, value) for step, value in points]
+    return pd.DataFrame(out, columns=["variant", "seed", "curve", "step", "value"])
 
 
-def metric_curves(rows: pd.DataFrame, stem: Path, title: str, lines=None) -> list[Path]:
+def _lim(lo: float, hi: float, margin: float = 0.05) -> tuple[float, float]:
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0.0, 1.0
+    pad = (hi - lo) * margin or max(abs(hi) * 0.05, 0.5)
+    return lo - pad, hi + pad
+
+
+# short tick labels and no offset text over a title: 1200 (a step), 0.25, 1.5e+04
+_TICKS = ticker.FuncFormatter(lambda v, _: f"{v:.0f}" if v == int(v) and abs(v) < 1e5
+                              else f"{v:.3g}")
+
+
+class _PanelGrid:
+    """A grid of small panels in a fixed geometry (inches), for figures with dozens of panels
+    (a variant each): no layout engine and no matplotlib axis sharing, whose costs grow with the
+    number of panels squared; shared limits are set by hand and only the outer panels carry tick
+    labels. Text sizes are fixed, so the space each needs is known: a panel's wrapped title
+    above it, y tick labels left of the first column (of every column with `own_y`), x tick
+    labels below the lowest panel of each column, the figure's wrapped title on top, and
+    `bottom` inches (a legend) under everything."""
+
+    W, H = 1.5, 1.0  # a panel
+    TICK = 5  # tick label points
+    TITLE = 6  # panel title points
+
+    def __init__(self, titles: list[str], head: str, *, cols: int = 6, own_y: bool = False,
+                 bottom: float = 0.0, head_size: float = 8) -> None:
+        n = len(titles)
+        self.cols = cols = max(1, min(cols, n))
+        self.rows = rows = math.ceil(n / cols)
+        self.own_y = own_y
+        ylab = 0.36  # y tick labels ("-0.125") and their pad
+        gap_x = ylab + 0.06 if own_y else 0.12
+        left, right = ylab + 0.05, 0.12
+        width = left + cols * self.W + (cols - 1) * gap_x + right
+        line = self.TITLE * 1.3 / 72
+        wrapped = [_wrap(t, self.W, self.TITLE) for t in titles]
+        title_h = [max(w.count("\n") + 1 for w in wrapped[r * cols:(r + 1) * cols]) * line + 0.06
+                   for r in range(rows)]
+        self.head = _wrap(head, width - 0.2, head_size)
+        top = 0.1 + (self.head.count("\n") + 1) * head_size * 1.3 / 72
+        xlab = 0.16  # x tick labels below a panel
+        height = top + sum(title_h) + rows * self.H + (rows - 1) * 0.04 + xlab + bottom + 0.06
+        self.fig = fig = plt.figure(figsize=(width, height))
+        self.axes = []
+        y = height - top
+        for r in range(rows):
+            y -= title_h[r] + self.H
+            for c in range(cols):
+                i = r * cols + c
+                if i >= n:
+                    break
+                x = left + c * (self.W + gap_x)
+                ax = fig.add_axes((x / width, y / height, self.W / width, self.H / height))
+                # y given: matplotlib skips its per-draw search for top ticks under the title
+                ax.set_title(wrapped[i], fontsize=self.TITLE, pad=2, y=1.0)
+                lowest = i + cols >= n  # no panel below it: it shows the x tick labels
+                ax.tick_params(labelsize=self.TICK, pad=1.5, length=2, labelbottom=lowest,
+                               labelleft=own_y or c == 0)
+                ax.xaxis.set_major_locator(ticker.MaxNLocator(4))
+                ax.yaxis.set_major_locator(ticker.MaxNLocator(4))
+                ax.xaxis.set_major_formatter(_TICKS)
+                ax.yaxis.set_major_formatter(_TICKS)
+                ax.set_autoscale_on(False)
+                self.axes.append(ax)
+            y -= 0.04
+        fig.suptitle(self.head, fontsize=head_size, y=1 - 0.06 / height, va="top")
+        self.bottom = (0.04 + bottom) / height  # a legend's anchor (figure fraction)
+
+    def limits(self, xlim, ylim=None, ylims=None) -> None:
+        for i, ax in enumerate(self.axes):
+            ax.set_xlim(*xlim)
+            ax.set_ylim(*(ylims[i] if ylims is not None else ylim))
+
+
+def metric_curves(rows: pd.DataFrame | None, stem: Path, title: str, lines=None,
+                  data: pd.DataFrame | None = None) -> list[Path]:
     """Each eval_* curve per variant (one panel each), mean over seeds with a ±1 sd band; the
     baseline in grey in every panel. `lines`: {metric: [(label, role, mean, sd)]}, reference
-    rows drawn in every panel of their metric (bench.report.references.curve_lines)."""
-    data = _long_curves(rows, prefix="eval_")
+    rows drawn in every panel of their metric (bench.report.references.curve_lines). `data`:
+    `_long_curves(rows)`, when the caller has it."""
+    data = _long_curves(rows) if data is None else data
+    data = data[data["curve"].str.startswith("eval_")]
     if data.empty:
         return []
+    stats = data.groupby(["curve", "variant", "step"], sort=False)["value"].agg(["mean", "std"])
+    stats["std"] = stats["std"].fillna(0)
     paths = []
-    for curve, part in data.groupby("curve"):
-        base = part[part["variant"] == "baseline"]
-        variants = [v for v in dict.fromkeys(part["variant"]) if v != "baseline"] or ["baseline"]
-        cols = min(6, len(variants))
-        nrows = math.ceil(len(variants) / cols)
-        fig, axes = _subplots(nrows, cols, (1.8 * cols + 0.3, 1.4 * nrows + 0.7),
-                              sharex=True, sharey=True)
-        for ax, v in zip(axes.flat, variants):
-            for sub, colour in ((base, "0.6"), (part[part["variant"] == v], "tab:blue")):
-                if sub.empty:
+    for curve, part in stats.groupby(level="curve", sort=True):
+        per = {v: g.droplevel([0, 1]).sort_index() for v, g in part.groupby(level="variant",
+                                                                             sort=False)}
+        base = per.get("baseline")
+        variants = [v for v in per if v != "baseline"] or ["baseline"]
+        refs = (lines or {}).get(curve[5:], [])
+        roles = Counter(role for _, role, *_ in refs)
+        note = "; dotted: " + ", ".join(  # the rows are named in the tables
+            f"{REFERENCE_COLOURS.get(r, 'tab:purple')[4:]} {r}" + (f" ×{k}" if k > 1 else "")
+            for r, k in roles.items()) if roles else ""
+        grid = _PanelGrid(variants, f"{title}: {curve[5:]} vs step (blue: the panel's variant, "
+                          f"grey: baseline, mean over seeds; band: ±1 sd over seeds{note})")
+        steps = part.index.get_level_values("step")
+        low = [float((part["mean"] - part["std"]).min())] + [m - sd for *_, m, sd in refs]
+        high = [float((part["mean"] + part["std"]).max())] + [m + sd for *_, m, sd in refs]
+        grid.limits(_lim(float(steps.min()), float(steps.max()), 0.02), _lim(min(low), max(high)))
+        for ax, v in zip(grid.axes, variants):
+            for g, colour in ((base, "0.6"), (per[v], "tab:blue")):
+                if g is None:
                     continue
-                g = sub.groupby("step")["value"].agg(["mean", "std"]).fillna(0)
-                ax.plot(g.index, g["mean"], color=colour, lw=1,
-                        marker="o" if len(g) <= 2 else None, ms=3)
-                ax.fill_between(g.index, g["mean"] - g["std"], g["mean"] + g["std"],
-                                color=colour, alpha=0.25, lw=0)
-            for _, role, mean, sd in (lines or {}).get(curve[5:], []):
+                x, m, sd = g.index.to_numpy(float), g["mean"].to_numpy(), g["std"].to_numpy()
+                ax.plot(x, m, color=colour, lw=1, marker="o" if len(g) <= 2 else None, ms=3)
+                ax.fill_between(x, m - sd, m + sd, color=colour, alpha=0.25, lw=0)
+            for _, role, mean, sd in refs:
                 colour = REFERENCE_COLOURS.get(role, "tab:purple")
                 ax.axhline(mean, color=colour, lw=0.8, ls=":")
                 ax.axhspan(mean - sd, mean + sd, color=colour, alpha=0.12, lw=0)
-            ax.set_title(_wrap(v, 1.7, 6), fontsize=6)
-            ax.tick_params(labelsize=5)
-        for ax in list(axes.flat)[len(variants):]:
-            ax.axis("off")
-        roles = Counter(role for _, role, *_ in (lines or {}).get(curve[5:], []))
-        refs = "; dotted: " + ", ".join(  # the rows are named in the tables
-            f"{REFERENCE_COLOURS.get(r, 'tab:purple')[4:]} {r}" + (f" ×{k}" if k > 1 else "")
-            for r, k in roles.items()) if roles else ""
-        _suptitle(fig, f"{title}: {curve[5:]} vs step (blue: the panel's variant, grey: "
-                  f"baseline, mean over seeds; band: ±1 sd over seeds{refs})", 8)
-        paths += _save(fig, stem.with_name(f"{stem.name}-{curve}"))
+        paths += _save(grid.fig, stem.with_name(f"{stem.name}-{curve}"))
     return paths
 
 
-def loss_curves(rows: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """Every logged loss term per variant, mean over seeds."""
-    data = _long_curves(rows)
-    data = data[~data["curve"].str.startswith("eval_")] if not data.empty else data
+def loss_curves(rows: pd.DataFrame | None, stem: Path, title: str,
+                data: pd.DataFrame | None = None) -> list[Path]:
+    """Every logged loss term per variant, mean over seeds (each panel its own y scale).
+    `data`: `_long_curves(rows)`, when the caller has it."""
+    data = _long_curves(rows) if data is None else data
+    data = data[~data["curve"].str.startswith("eval_")]
     if data.empty:
         return []
+    means = data.groupby(["variant", "curve", "step"], sort=False)["value"].mean()
     variants = list(dict.fromkeys(data["variant"]))
-    cols = min(6, len(variants))
-    nrows = math.ceil(len(variants) / cols)
-    fig, axes = _subplots(nrows, cols, (1.8 * cols + 0.3, 1.4 * nrows + 0.9), sharex=True)
     terms = sorted(data["curve"].unique())
     palette = dict(zip(terms, sns.color_palette("tab10", len(terms))))
-    for ax, v in zip(axes.flat, variants):
-        g = data[data["variant"] == v].groupby(["curve", "step"])["value"].mean()
+    cols = min(6, len(variants))
+    spare = cols * math.ceil(len(variants) / cols) > len(variants)
+    legend_cols = max(1, min(len(terms), int((1.9 * cols) / 1.3)))
+    bottom = 0 if spare else 0.15 * math.ceil(len(terms) / legend_cols)
+    grid = _PanelGrid(variants, f"{title}: loss terms vs step (mean over seeds)", cols=cols,
+                      own_y=True, bottom=bottom)
+    steps = data["step"].to_numpy(float)
+    ylims = []
+    for v in variants:
+        vals = means.loc[v].to_numpy(float)
+        ylims.append(_lim(float(np.nanmin(vals)), float(np.nanmax(vals))) if len(vals) else (0, 1))
+    grid.limits(_lim(float(steps.min()), float(steps.max()), 0.02), ylims=ylims)
+    for ax, v in zip(grid.axes, variants):
+        g = means.loc[v]
         for term in g.index.get_level_values(0).unique():
-            s = g.loc[term]
+            s = g.loc[term].sort_index()
             # one log point per run (a short smoke run): a marker, not an invisible line
-            ax.plot(s.index, s.to_numpy(), lw=0.8, color=palette[term], label=term,
-                    marker="o" if len(s) <= 2 else None, ms=3)
-        ax.set_title(_wrap(v, 1.7, 6), fontsize=6)
-        ax.tick_params(labelsize=5)
-    for ax in list(axes.flat)[len(variants):]:
-        ax.axis("off")
+            ax.plot(s.index.to_numpy(float), s.to_numpy(), lw=0.8, color=palette[term],
+                    label=term, marker="o" if len(s) <= 2 else None, ms=3)
     handles = [Line2D([], [], color=palette[t], label=t) for t in terms]
-    spare = list(axes.flat)[len(variants):]
-    if spare:  # the legend goes into the first empty panel, else below the panels
-        spare[0].legend(handles=handles, loc="center", fontsize=6, frameon=False)
+    if spare:  # the legend goes into the first empty slot, else below the panels
+        last = grid.axes[-1].get_position()
+        fig_w = grid.fig.get_figwidth()
+        grid.fig.legend(handles=handles, loc="upper left", fontsize=6, frameon=False,
+                        bbox_to_anchor=(last.x1 + 0.45 / fig_w, last.y1 + 0.1 / grid.fig.get_figheight()))
     else:
-        fig.legend(handles=handles, loc="outside lower center", fontsize=6, frameon=False,
-                   ncols=max(1, min(len(terms), int(fig.get_figwidth() / 1.3))))
-    _suptitle(fig, f"{title}: loss terms vs step (mean over seeds)", 8)
-    return _save(fig, stem)
+        grid.fig.legend(handles=handles, loc="lower center", fontsize=6, frameon=False,
+                        ncols=legend_cols, bbox_to_anchor=(0.5, 0.01))
+    return _save(grid.fig, stem)
 
 
 def interaction_heatmap(numbers: pd.DataFrame, metric: str, stem: Path, title: str) -> list[Path]:
@@ -366,11 +454,40 @@ def sample_pixels(sample_file: Path) -> np.ndarray | None:
     return points_image(data["points"], data.get("centres"))
 
 
+def _rgb8(img: np.ndarray) -> np.ndarray:
+    """A gray (H, W) or RGB image, uint8 or float in [0, 1], as uint8 (H, W, 3)."""
+    if img.dtype != np.uint8:
+        img = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+
+
+class _Pixels(matplotlib.artist.Artist):
+    """An RGB(A) uint8 image drawn pixel for pixel at the canvas' bottom-left corner: straight
+    to the renderer, without the resampling `figimage` does (the PNG gets the pixels as they
+    are, the PDF embeds them losslessly at the figure's dpi)."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        super().__init__()
+        if pixels.shape[2] == 3:
+            pixels = np.concatenate([pixels, np.full(pixels.shape[:2] + (1,), 255, np.uint8)], 2)
+        self.pixels = np.ascontiguousarray(pixels[::-1])  # the renderers count rows upwards
+
+    def draw(self, renderer) -> None:
+        gc = renderer.new_gc()
+        renderer.draw_image(gc, 0, 0, self.pixels)
+        gc.restore()
+
+
 def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str
                  ) -> tuple[list[Path], list[str]]:
     """One contact sheet for a variant on one dataset: a titled panel per (panel title, sample
-    file), e.g. one per seed, under `title`. PNG only (the samples are pixels). Returns the
-    paths written and the panels drawn (a bad file is one warning line, its panel left out)."""
+    file), e.g. one per seed, under `title`. Returns the paths written (the PNG, and the PDF
+    beside it) and the panels drawn (a bad file is one warning line, its panel left out).
+
+    The panels are pixels, so the sheet is one image at the PNG's resolution, each sample grid
+    scaled by a whole factor (nearest) to about `panel` inches, with grey frames, and the titles
+    are text over it: no axes (hundreds of sheets in a big store), and the PDF holds the same
+    pixels, each sample pixel a crisp square, with the titles as text."""
     from bench.store.samples import SampleError
 
     images = []
@@ -385,38 +502,36 @@ def sample_sheet(entries: list[tuple[str, Path]], stem: Path, title: str
             images.append((panel_title, img))
     if not images:
         return [], []
-    cols = min(5, len(images))
-    rows = math.ceil(len(images) / cols)
-    # a fixed geometry (no layout engine: a sheet per variant, hundreds in a big store): square
-    # panels, a title line above each, the wrapped figure title on top
     points = any(img.ndim == 3 and img.dtype != np.uint8 for _, img in images)
     what = ("density of the scored points, red + = mode centres" if points
             else f"{IMAGE_SAMPLES} generated images")
-    panel, gap, pad = 1.5, 0.3, 0.1
-    width = max(3.2, cols * (panel + pad) + pad)
-    head = _wrap(f"{title}: samples ({what})", width - 0.3, 8)
-    top = 0.1 + 0.15 * (head.count("\n") + 1)
-    height = top + rows * (panel + gap) + pad
-    fig = plt.figure(figsize=(width, height))
-    axes = np.array([[fig.add_axes(((pad + c * (panel + pad) + (width - cols * (panel + pad) - pad)
-                                      / 2) / width,
-                                     (height - top - (r + 1) * (panel + gap)) / height,
-                                     panel / width, panel / height))
-                      for c in range(cols)] for r in range(rows)])
-    for ax, (panel_title, img) in zip(axes.flat, images):
-        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0,
-                  vmax=255 if img.dtype == np.uint8 else 1, interpolation="nearest")
-        ax.set_title(_wrap(panel_title, panel, 7), fontsize=7, pad=3)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-    for ax in list(axes.flat)[len(images):]:
-        ax.axis("off")
-    fig.suptitle(head, fontsize=8, y=1 - 0.06 / height, va="top")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for hook in ON_SAVE:
-        hook(fig, stem)
-    path = stem.with_name(stem.name + ".png")
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return [path], [t for t, _ in images]
+    pixels = [_rgb8(img) for _, img in images]
+    h = max(p.shape[0] for p in pixels)
+    w = max(p.shape[1] for p in pixels)
+    k = max(1, round(1.5 * DPI / max(h, w)))  # a panel of about 1.5 in
+    ph, pw = h * k, w * k
+    cols = min(5, len(images))
+    rows = math.ceil(len(images) / cols)
+    pad = round(0.1 * DPI)
+    titles = [_wrap(t, pw / DPI, 7) for t, _ in images]
+    title_px = round((max(t.count("\n") for t in titles) + 1) * 7 * 1.3 / 72 * DPI) + 6
+    width = max(round(3.2 * DPI), cols * (pw + pad) + pad)
+    head = _wrap(f"{title}: samples ({what})", width / DPI - 0.3, 8)
+    top = round((0.1 + 0.15 * (head.count("\n") + 1)) * DPI)
+    height = top + rows * (title_px + ph + pad) + pad // 2
+    sheet = np.full((height, width, 3), 255, dtype=np.uint8)
+    x0 = (width - cols * (pw + pad) + pad) // 2
+    fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+    for i, (img, text) in enumerate(zip(pixels, titles)):
+        r, c = divmod(i, cols)
+        x, y = x0 + c * (pw + pad), top + r * (title_px + ph + pad) + title_px
+        sheet[y - 1:y + ph + 1, x - 1:x + pw + 1] = 190  # a grey frame
+        big = img.repeat(k, 0).repeat(k, 1)
+        dy, dx = (ph - big.shape[0]) // 2, (pw - big.shape[1]) // 2
+        sheet[y:y + ph, x:x + pw] = 255
+        sheet[y + dy:y + dy + big.shape[0], x + dx:x + dx + big.shape[1]] = big
+        fig.text((x + pw / 2) / width, 1 - (y - 4) / height, text, fontsize=7,
+                 ha="center", va="bottom")
+    fig.add_artist(_Pixels(sheet))
+    fig.suptitle(head, fontsize=8, y=1 - 0.06 * DPI / height, va="top")
+    return _save(fig, stem), [t for t, _ in images]
