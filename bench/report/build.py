@@ -445,7 +445,8 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
                   "each cell wrote when it was scored (images: 64 samples; 2-D: the points it "
                   "was scored on, red + = mode centres).",
                   ""]
-        lines += [f"- [{p.relative_to(out)}]({p.relative_to(out)}): {what}" for p, what in report.samples]
+        lines += [f"- [{p.relative_to(out)}]({p.relative_to(out)}){pdf}: {what}"
+                  for p, what in report.samples]
     path = out / "index.md"
     out.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

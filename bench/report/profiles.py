@@ -54,7 +54,7 @@ def _short(label: str, width: int = 34) -> str:
 
 def _save(fig, stem: Path) -> list[Path]:
     """As every report figure (figures._save): PNG at figures.DPI, never fewer pixels, a PDF
-    beside it with `report --pdf`; the figures here are laid out by matplotlib's constrained
+    beside it unless `report --no-pdf`; the figures here are laid out by matplotlib's constrained
     engine, which places the suptitle too."""
     return figures._save(fig, stem)
 
