@@ -164,12 +164,15 @@ def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
         good = 1 if direction(m) != "down" else -1
         sig = _significant(rows, f"{prefix}_{m}")
         colour = np.where(sig & (good * d > 0), "tab:green", np.where(sig, "tab:red", "tab:gray"))
-        for yi, di, l, h, c, s in zip(y, d, lo, hi, colour, sig):
-            if np.isfinite(l):
-                ax.plot([l, h], [yi, yi], color=c, lw=1.4)
-            ax.plot([di], [yi], "o", color=c, ms=4, mfc=c if s else "white")
+        # one collection of bars and one of dots per panel (an artist per row costs a draw each)
+        bar = np.isfinite(lo) & np.isfinite(hi)
+        ax.hlines(y[bar], lo[bar], hi[bar], colors=colour[bar], lw=1.4)
+        dot = np.isfinite(d)
+        ax.scatter(d[dot], y[dot], s=16, edgecolors=colour[dot], linewidths=1,
+                   facecolors=np.where(sig, colour, "white")[dot], zorder=3)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_title(f"{m} ({'↑' if good > 0 else '↓'} better)", fontsize=8)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        ax.set_title(f"{m} ({'↑' if good > 0 else '↓'} better)", fontsize=8, y=1.0)
         ax.set_xlabel(label, fontsize=7)
         ax.tick_params(axis="x", labelsize=6)
     axes[0][0].set_yticks(y, [_wrap(str(n), label_w, 7) for n in names], fontsize=7)
