@@ -39,7 +39,8 @@ from bench.core.config import CellConfig
 from bench.core.record import Record
 from bench.data import dataset_kind
 from bench.schedule.fused_group import FusedGroup, group_device, run_fused_group, work_units
-from bench.schedule.placement import choose_device, default_cells_per_gpu, gpu_index
+from bench.schedule.placement import (choose_device, default_cells_per_gpu, gpu_index,
+                                      visible_gpus)
 from bench.schedule.runner import STOP, CellBusy, run_cell
 from bench.schedule.signals import (STOP_SIGNALS, Stopped, die_with_parent,
                                     ignoring_stop_signals, stop_on_signals, stopped_error)
@@ -53,15 +54,6 @@ __all__ = ["run_cells", "Stopped", "visible_gpus", "default_workers"]
 WORKER_DEATHS_RETRIED = DEATHS_RETRIED  # a cell whose worker was killed is retried this often
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long running cells get to checkpoint
 _collect_deferred = collect_deferred  # the name tests/test_scheduler_leases.py imports
-
-
-def visible_gpus() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # a broken driver is no GPU
-        return 0
 
 
 def default_workers() -> int:

@@ -84,7 +84,7 @@ def expected_cluster_size(address: str | None) -> tuple[int, int]:
         cpus = int(get_num_cpus())
     except Exception:
         cpus = os.cpu_count() or 1
-    from bench.schedule.executor import visible_gpus
+    from bench.schedule.placement import visible_gpus
 
     return max(1, cpus), visible_gpus()
 
