@@ -122,6 +122,45 @@ def test_a_fused_cell_equals_the_cell_trained_alone(tricks, float64):
         assert_same_curves(ref, fused)
 
 
+def digits(dtype=None):
+    ds = load_dataset("digits")
+    if dtype is None or dtype == ds.train.dtype:
+        return ds
+    return dataclasses.replace(ds, train=ds.train.to(dtype), test=ds.test.to(dtype))
+
+
+IMAGE_STEPS = STEPS
+IMAGE_TRICKS = [
+    pytest.param((), id="baseline"),
+    pytest.param(("batch_norm",), id="batch_norm"),
+    pytest.param(("label_smoothing",), id="label_smoothing"),
+    pytest.param((("instance_noise", {"fraction": 0.5}),), id="instance_noise-fraction"),
+    pytest.param(("minibatch_stddev",), id="minibatch_stddev"),
+    pytest.param((("wgan_gp", {"n_critic": 2}),), id="wgan_gp"),
+    pytest.param(("gradient_penalty",), id="gradient_penalty-r1"),
+    pytest.param((("gradient_penalty", {"variant": "dragan"}),), id="gradient_penalty-dragan"),
+    pytest.param((("unrolled", {"k": 2}),), id="unrolled-second-order"),
+    pytest.param(("packing", "ttur"), id="packing+ttur"),
+]
+
+
+@pytest.mark.parametrize("tricks", IMAGE_TRICKS)
+def test_a_fused_image_cell_equals_the_cell_trained_alone(tricks, float64):
+    """DCGAN-style conv nets (digits 16x16): a conv layer of K models is one grouped
+    convolution, 2-D batch norm keeps per-model batch and running statistics."""
+    data = digits(torch.float64)
+    cells = [tiny_cell("digits", tricks, steps=IMAGE_STEPS, seed=s, lr=lr, log_every=3)
+             for s, lr in zip((0, 1), LRS)]
+    trainers, states = build(cells, data)
+    assert FusedTrainer(trainers, states).train() == [("done", "")] * 2
+    for cell, fused in zip(cells, trainers):
+        ref, result = alone(cell, data)
+        assert result == ("done", "") and fused.step == ref.step == IMAGE_STEPS
+        assert fused.stream.state_dict() == ref.stream.state_dict()
+        assert_same_params(ref, fused)
+        assert_same_curves(ref, fused, rtol=1e-7)
+
+
 def test_batch_norm_equals_alone_except_biases_it_cancels(float64):
     """A bias followed by batch norm has a true gradient of 0: its value is rounding noise in
     both runs (asserted tiny), and D's running mean inherits that noise in absolute terms."""
@@ -358,3 +397,27 @@ def test_stacked_forward_equals_each_modules_forward(float64):
             for k, m in enumerate(mods):  # running statistics moved alike
                 for bname, buf in m.named_buffers():
                     assert torch.allclose(stacked.buffers[bname][k].to(buf.dtype), buf), bname
+
+
+def test_stacked_conv_nets_with_batch_norm_equal_each_modules_forward(float64):
+    """DCGAN-style G and D with 2-D batch norm (digits 16x16), in train mode (batch statistics;
+    running statistics updated alike) and in eval mode (running statistics read)."""
+    from bench.train.fused.nets import StackedNet
+
+    data = digits(torch.float64)
+    trainers, _ = build([tiny_cell("digits", ("batch_norm",), seed=s) for s in range(3)], data)
+    for net, shape in (("G", (8,)), ("D", (1, 16, 16))):
+        mods = [getattr(t.nets, net) for t in trainers]
+        assert any(isinstance(m, torch.nn.BatchNorm2d) for m in mods[0].modules())
+        stacked = StackedNet(mods, net, torch.device("cpu"))
+        x = torch.randn(len(mods), 16, *shape)
+        for training in (True, False):
+            stacked.training = training
+            for m in mods:
+                m.train(training)
+            got = stacked(x)
+            for k, m in enumerate(mods):
+                assert torch.allclose(got[k], m(x[k]), rtol=1e-10, atol=1e-12), (net, training)
+        for k, m in enumerate(mods):
+            for bname, buf in m.named_buffers():
+                assert torch.allclose(stacked.buffers[bname][k].to(buf.dtype), buf), bname

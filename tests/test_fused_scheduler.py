@@ -274,3 +274,33 @@ def test_docs_fused_lists_every_trick_as_the_code_decides():
     table = text.split(DOC_START, 1)[1].split(DOC_END, 1)[0].strip()
     assert table == support_table().strip(), \
         "docs/fused.md is stale: run python -m bench.schedule.fused_group docs/fused.md"
+
+
+IMAGE_GRID = """
+description = "fused image cells"
+design = "add-one"
+tricks = ["batch_norm"]
+seeds = [0, 1]
+
+[[data]]
+name = "digits"
+steps = {steps}
+batch_size = 16
+width = 8
+log_every = 2
+"""
+
+
+def test_image_cells_fuse_and_store_the_records_of_the_run_without_fusion(tmp_path, capsys):
+    """digits 16x16 (DCGAN-style conv nets): on a CPU they fuse by default (they measured a win,
+    docs/fused.md); records equal the unfused run's up to float reassociation."""
+    cells = load_grid(str(grid_file(tmp_path, IMAGE_GRID, steps=4))).cells
+    units, plan = work_units(cells, workers=1)
+    assert [len(u) for u in units] == [2, 2] and not plan.alone
+    opts = dict(progress=False, curve_every=0)
+    plain = {r.cell_id: r for r in run_cells(cells, tmp_path / "plain", fuse=False, **opts)}
+    fused = {r.cell_id: r for r in run_cells(cells, tmp_path / "fused", **opts)}
+    assert set(plain) == set(fused) and len(plain) == 4
+    for cid, ref in plain.items():
+        assert fused[cid].runtime["engine"] == {"name": "fused", "cells": 2, "device": "cpu"}
+        assert_same_record(fused[cid], ref)

@@ -34,6 +34,7 @@ from bench.schedule.runner import (STOP, _put_once, _restart_from_scratch, cell_
 from bench.store import Store
 from bench.train import Trainer
 from bench.train.fused import CellStreams, FusedTrainer, NotFusable, group_refusal
+from bench.train.fused.engine import FUSED_KINDS
 from bench.train.fused.tricks import refusal
 
 NO_FUSE_ENV = "GANBENCH_NO_FUSE"
@@ -64,8 +65,8 @@ def group_key(cell: CellConfig) -> str:
 
 def cell_refusal(cell: CellConfig) -> str | None:
     """Why a cell cannot be fused, from its config alone (layers are checked when built)."""
-    if dataset_kind(cell.data.name) != "2d":
-        return "only 2-D cells are fused"
+    if dataset_kind(cell.data.name) not in FUSED_KINDS:
+        return "only 2-D and image cells are fused"
     for spec in cell.tricks:
         why = refusal(create_trick(spec.name, **spec.param_dict))
         if why:
@@ -131,11 +132,16 @@ def layer_refusal(cell: CellConfig) -> str | None:
 # (benchmarks/engine.py: ring8 1.2-1.5x alone at K = 8..64, 0.94x at K = 512) while memory grows
 # with K; a GPU keeps gaining up to hundreds
 MAX_GROUP = {"cpu": 64, "cuda": 512}
-# nets (NetConfig.arch) that by default fuse on a CPU: those whose fused step measured faster per
-# core than one cell per worker (docs/fused.md: the 2-D MLP, ring8 3x128, 1.2-1.5x); PacGAN's
-# nets measured 0.7-1.0x there, so on a CPU they train alone unless fusing is asked for
-# (`fuse=True`); on a GPU every fusable group fuses
-CPU_FUSE_ARCHS = frozenset({""})
+# nets (data kind, NetConfig.arch) that by default fuse on a CPU: those whose fused step measured
+# faster per core than one cell per worker (docs/fused.md: the 2-D MLP, ring8 3x128, 1.2-1.5x;
+# the DCGAN-style conv nets of digits 16x16, 1.3-1.4x); PacGAN's nets measured 0.7-1.0x there,
+# so on a CPU they train alone unless fusing is asked for (`fuse=True`); on a GPU every fusable
+# group fuses
+CPU_FUSE_NETS = frozenset({("2d", ""), ("image", "")})
+
+
+def _nets_name(cell: CellConfig) -> str:
+    return cell.net.arch or ("MLP" if dataset_kind(cell.data.name) == "2d" else "DCGAN")
 
 
 @dataclass(frozen=True)
@@ -200,10 +206,11 @@ def work_units(cells: list[CellConfig], *, workers: int, device: str | None = No
     plan = plan_groups(cells, fuse=fuse)
     kind = _device_kind(device, gpus)
     if kind == "cpu" and fuse is None:  # the default: fuse on a CPU only where it measured a win
-        slow = [g for g in plan.groups if g[0].net.arch not in CPU_FUSE_ARCHS]
+        slow = [g for g in plan.groups
+                if (dataset_kind(g[0].data.name), g[0].net.arch) not in CPU_FUSE_NETS]
         for g in slow:
             plan.groups.remove(g)
-            plan.alone.update({c.cell_id: f"on a CPU, {g[0].net.arch} nets fused measured no "
+            plan.alone.update({c.cell_id: f"on a CPU, {_nets_name(g[0])} nets fused measured no "
                                           f"faster than one cell per worker (docs/fused.md); "
                                           f"fused on a GPU" for c in g})
     singles = len(cells) - sum(map(len, plan.groups))
@@ -390,28 +397,34 @@ PARAM_CASES: dict[str, list[dict]] = {
 }
 
 
-def _probe_cell(name: str, params: dict) -> CellConfig:
+def _probe_cell(name: str, params: dict, kind: str = "2d") -> CellConfig:
     from bench.core.config import DataConfig, NetConfig, OptimConfig, TrainConfig
     from bench.schedule.grid import full_spec
 
     opt = OptimConfig(lr=1e-3)
-    return CellConfig(data=DataConfig("ring8"), net=NetConfig(z_dim=8, width=16, depth=2),
+    data, width = (DataConfig("ring8"), 16) if kind == "2d" else (DataConfig("digits"), 8)
+    return CellConfig(data=data, net=NetConfig(z_dim=8, width=width, depth=2),
                       train=TrainConfig(steps=10, batch_size=16, g_optim=opt, d_optim=opt),
                       tricks=(full_spec(name, params),), seed=0)
 
 
-def trick_support(name: str, params: dict | None = None) -> str | None:
-    """Why a 2-D cell with this trick (at `params`) trains alone (None: it fuses): its data
-    kind, a hook without a fused form, or a layer its `build` makes that has none."""
+NOT_APPLICABLE = "not applicable"
+
+
+def trick_support(name: str, params: dict | None = None, kind: str = "2d") -> str | None:
+    """Why a cell of data `kind` ('2d': ring8, 'image': digits 16x16) with this trick (at
+    `params`) trains alone (None: it fuses): the trick does not apply to that kind
+    (NOT_APPLICABLE), a hook without a fused form, or a layer its `build` makes that has
+    none."""
     from bench.trickapi.registry import get_trick_class
 
     params = params or {}
-    if "2d" not in get_trick_class(name).applies_to:
-        return "applies to image cells only; only 2-D cells are fused"
+    if kind not in get_trick_class(name).applies_to:
+        return NOT_APPLICABLE
     why = refusal(create_trick(name, **params))
     if why:
         return why
-    cell = _probe_cell(name, params)
+    cell = _probe_cell(name, params, kind)
     blocked = disallowed_record(cell)
     if blocked is not None:  # e.g. it needs a partner trick: judged with it, in its grid
         return f"not judged alone ({blocked.reason})"
@@ -419,20 +432,26 @@ def trick_support(name: str, params: dict | None = None) -> str | None:
 
 
 def support_table() -> str:
-    """The Markdown table of docs/fused.md: every built-in trick, whether its cells fuse, and
-    the reason when they do not (plus the param settings of PARAM_CASES)."""
+    """The Markdown table of docs/fused.md: every built-in trick, whether its 2-D and its image
+    cells fuse, and the reason when they do not (plus the param settings of PARAM_CASES)."""
     from bench.trickapi.registry import get_trick_class, list_tricks
 
-    rows = ["| trick | fused | why not |", "|---|---|---|"]
+    def shown(why: str | None) -> str:
+        if why is None:
+            return "yes"
+        if why == NOT_APPLICABLE:
+            return "n/a"
+        return "no: " + why.replace("|", "/")
+
+    rows = ["| trick | 2-D cells | image cells |", "|---|---|---|"]
     for name in list_tricks():
         if not get_trick_class(name).__module__.startswith("tricks."):
             continue  # a plugin's: judged when it is installed (`trick_support`)
         for params in [{}] + PARAM_CASES.get(name, []):
-            why = trick_support(name, params)
-            shown = name + (" (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+            label = name + (" (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
                             if params else "")
-            rows.append(f"| `{shown}` | {'yes' if why is None else 'no: alone'} | "
-                        f"{(why or '').replace('|', '/')} |")
+            rows.append(f"| `{label}` | {shown(trick_support(name, params, '2d'))} | "
+                        f"{shown(trick_support(name, params, 'image'))} |")
     return "\n".join(rows) + "\n"
 
 

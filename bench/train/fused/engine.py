@@ -18,6 +18,9 @@ from .nets import NotFusable, StackedNet, check_fusable, structure
 from .streams import CellStreams
 
 ENGINE = "fused"
+# data kinds whose nets have fused forms: the 2-D MLPs (and PacGAN's), and the DCGAN-style conv
+# nets of image cells (nets.py: a conv layer of K models is one grouped convolution)
+FUSED_KINDS = frozenset({"2d", "image"})
 
 
 def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
@@ -33,8 +36,8 @@ def group_refusal(trainers: Sequence) -> str | None:
     if not trainers:
         return "no cells"
     t0 = trainers[0]
-    if t0.data.kind != "2d":
-        return f"{t0.cell.data.name}: only 2-D cells are fused"
+    if t0.data.kind not in FUSED_KINDS:
+        return f"{t0.cell.data.name}: only 2-D and image cells are fused"
     for t in trainers:
         for trick in t.tricks:
             why = fused_tricks.refusal(trick)
