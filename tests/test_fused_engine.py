@@ -350,6 +350,21 @@ def test_fused_on_cuda_equals_the_cpu_cell(float64):
         assert_same_curves(ref, fused, rtol=1e-7)
 
 
+@pytest.mark.cuda
+def test_fused_image_cells_on_cuda_equal_the_cpu_cell(float64):
+    """Image cells (grouped convolutions, 2-D batch norm) fused on CUDA draw the CPU cells'
+    streams: equal to the CPU cell alone up to float64 rounding."""
+    data = digits(torch.float64)
+    cells = [tiny_cell("digits", ("batch_norm", "instance_noise"), steps=20, seed=s, lr=lr,
+                       log_every=5) for s, lr in zip((0, 1), LRS)]
+    trainers, states = build(cells, data)
+    assert FusedTrainer(trainers, states, device="cuda").train() == [("done", "")] * 2
+    for cell, fused in zip(cells, trainers):
+        ref, _ = alone(cell, data)
+        assert_same_params(ref, fused)
+        assert_same_curves(ref, fused, rtol=1e-7)
+
+
 def _forward_cases():
     from bench.nets import build_nets
 
