@@ -134,6 +134,26 @@ def test_groups_are_split_so_that_every_worker_has_work():
     assert group_device(gpus=0, device=None, gpu_load=[], cells_per_gpu=1) == "cpu"
 
 
+def test_a_group_shares_the_trick_params_that_shape_nets_or_loop():
+    """Params the engine reads per cell may differ within a group (label smoothing's targets,
+    TTUR's ratio); params that shape D or the loop may not (packing's m, wgan_gp's n_critic):
+    such cells form one group per value, as pacgan-t1's m = 2, 3, 4 cells do."""
+    from bench.schedule.fused_group import plan_groups
+
+    def cells(trick, values, key):
+        return [tiny_cell(tricks=[(trick, {key: v})], seed=s) for v in values for s in (0, 1)]
+
+    for trick, key, values in (("label_smoothing", "real", (0.9, 0.8)),
+                               ("ttur", "ratio", (2.0, 4.0))):
+        assert [len(g) for g in plan_groups(cells(trick, values, key), fuse=True).groups] == [4]
+    for trick, key, values in (("packing", "m", (2, 3)), ("wgan_gp", "n_critic", (2, 5))):
+        groups = plan_groups(cells(trick, values, key), fuse=True).groups
+        assert [len(g) for g in groups] == [2, 2], trick
+        assert all(len({c.tricks for c in g}) == 1 for g in groups)
+    plan = plan_groups(list(load_grid("pacgan-t1").cells), fuse=True)
+    assert [len(g) for g in plan.groups] == [10] * 8 and not plan.alone
+
+
 def test_no_fuse_env_and_option_train_every_cell_alone(tmp_path, monkeypatch, capsys):
     path = grid_file(tmp_path, steps=4)
     base = ["run", "--grid", str(path), "--store", str(tmp_path / "s"), "--workers", "1",

@@ -49,15 +49,19 @@ def fusing_enabled(fuse: bool | None = None) -> bool:
 
 
 def group_key(cell: CellConfig) -> str:
-    """Cells with one key may share a fused step: everything but the seed and the optimizers'
-    settings (which the engine keeps per cell) and the trick params (read per cell)."""
+    """Cells with one key may share a fused step: everything but the seed, the optimizers'
+    settings (which the engine keeps per cell) and the trick params the engine reads per cell
+    (`PER_CELL_PARAMS`; e.g. label smoothing's targets, not packing's m, which changes D)."""
+    from bench.train.fused.tricks import shared_params
+
     d = cell.to_dict()
     d.pop("seed", None)
     train = dict(d.get("train", {}))
     train.pop("g_optim", None)
     train.pop("d_optim", None)
     d["train"] = train
-    d["tricks"] = [t["name"] for t in d.get("tricks", [])]
+    d["tricks"] = [[t["name"], t.get("version"), shared_params(t["name"], t.get("params", {}))]
+                   for t in d.get("tricks", [])]
     import json
 
     return json.dumps(d, sort_keys=True)

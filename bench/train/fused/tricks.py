@@ -46,6 +46,27 @@ NEUTRAL_HOOKS = {
     "unrolled": lambda t: (frozenset({"adversarial_weight", "penalty"})
                            if t.p.g_objective == "cell" else frozenset()),
 }
+# trick params the engine reads per cell (fused forms above, lr schedules and optimizer settings
+# through each cell's TrickSet), so the cells of one group may differ in them ("*": every param).
+# Any other param (packing's m, unrolled's k, wgan_gp's n_critic, a layer's settings, and every
+# param of a trick not listed) shapes the nets or the loop and must be equal within a group.
+PER_CELL_PARAMS: dict[str, frozenset[str]] = {
+    "label_smoothing": frozenset({"*"}), "one_sided_label_smoothing": frozenset({"*"}),
+    "instance_noise": frozenset({"*"}), "ttur": frozenset({"*"}), "lr_warmup": frozenset({"*"}),
+    "lr_step_decay": frozenset({"*"}), "lr_cyclic": frozenset({"*"}),
+    "wgan_gp": frozenset({"gp_weight", "lr", "beta1", "beta2"}),
+    "gradient_penalty": frozenset({"weight", "perturb"}),
+}
+
+
+def shared_params(name: str, params: dict) -> dict:
+    """The params of trick `name` that must be equal across a fused group (PER_CELL_PARAMS)."""
+    free = PER_CELL_PARAMS.get(name, frozenset())
+    if "*" in free:
+        return {}
+    return {k: v for k, v in params.items() if k not in free}
+
+
 # targets hooks that are deterministic and independent of the step: computed once per cell
 STEP_INDEPENDENT_TARGETS = frozenset({"label_smoothing", "one_sided_label_smoothing"})
 
