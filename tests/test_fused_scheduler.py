@@ -29,7 +29,7 @@ GRID = """
 description = "fused scheduler test grid"
 design = "add-one"
 tricks = ["label_smoothing", "spectral_norm"]
-seeds = [0, 1, 2]
+seeds = [0, 1, 2, 3, 4]  # Must 3 of issue 18: a 5-seed fused run equals 5 cells alone
 
 [[data]]
 name = "ring8"
@@ -82,7 +82,7 @@ def test_a_fused_grid_stores_the_records_of_the_grid_run_without_fusion(tmp_path
     fused = {r.cell_id: r for r in run_cells(cells, tmp_path / "fused", fuse=True, **opts)}
     pool = {r.cell_id: r for r in run_cells(cells, tmp_path / "pool", workers=2, fuse=True,
                                             **opts)}
-    assert set(plain) == set(fused) == set(pool) and len(plain) == 9
+    assert set(plain) == set(fused) == set(pool) and len(plain) == 15
     engines = {}
     for cid, ref in plain.items():
         assert "engine" not in ref.runtime
@@ -93,8 +93,8 @@ def test_a_fused_grid_stores_the_records_of_the_grid_run_without_fusion(tmp_path
         # the pool hands out the same groups: the same computation, bit for bit
         assert pool[cid].metrics == fused[cid].metrics and pool[cid].curves == fused[cid].curves
         assert pool[cid].runtime.get("engine") == fused[cid].runtime.get("engine")
-    assert engines == {"baseline": {"name": "fused", "cells": 3, "device": "cpu"},
-                       "label_smoothing": {"name": "fused", "cells": 3, "device": "cpu"},
+    assert engines == {"baseline": {"name": "fused", "cells": 5, "device": "cpu"},
+                       "label_smoothing": {"name": "fused", "cells": 5, "device": "cpu"},
                        "spectral_norm": None}  # no fused form: trained alone, as before
     for cid, ref in plain.items():
         if engines[ref.label] is None:
@@ -165,7 +165,7 @@ def test_no_fuse_env_and_option_train_every_cell_alone(tmp_path, monkeypatch, ca
     assert {r.runtime.get("engine") for r in stored(tmp_path / "s2").values()} == {None}
     monkeypatch.delenv("GANBENCH_NO_FUSE")
     assert main(base + ["--store", str(tmp_path / "s3")]) == 0
-    assert {r.runtime["engine"]["cells"] for r in stored(tmp_path / "s3").values()} == {3}
+    assert {r.runtime["engine"]["cells"] for r in stored(tmp_path / "s3").values()} == {5}
 
 
 def test_the_dry_run_says_which_cells_are_fused_and_why_others_are_not(tmp_path, capsys):
@@ -174,16 +174,16 @@ def test_the_dry_run_says_which_cells_are_fused_and_why_others_are_not(tmp_path,
     assert main(["run", "--grid", str(path), "--store", str(store), "--workers", "2",
                  "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert ("fused training (docs/fused.md; --no-fuse turns it off): 6 of 9 cells to train in "
-            "2 group(s) on the CPU, split over 2 worker(s), sizes 3, 3") in out
-    assert "baseline" in out and "1 group(s) of 3" in out
-    assert "one cell per worker: 3 cells" in out
-    assert ("3 cells (spectral_norm): D.blocks.0.main: a parametrized layer (e.g. spectral norm) "
+    assert ("fused training (docs/fused.md; --no-fuse turns it off): 10 of 15 cells to train in "
+            "2 group(s) on the CPU, split over 2 worker(s), sizes 5, 5") in out
+    assert "baseline" in out and "1 group(s) of 5" in out
+    assert "one cell per worker: 5 cells" in out
+    assert ("5 cells (spectral_norm): D.blocks.0.main: a parametrized layer (e.g. spectral norm) "
             "has no fused form") in out
     assert not store.exists()  # a dry run writes nothing
     assert main(["run", "--grid", str(path), "--store", str(store), "--workers", "2",
                  "--dry-run", "--no-fuse"]) == 0
-    assert "fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); 9 cells " \
+    assert "fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); 15 cells " \
            "train one per worker" in capsys.readouterr().out
 
 
@@ -196,16 +196,19 @@ def _checkpoint_steps(store):
 
 @pytest.fixture
 def starts(monkeypatch):
-    """The step each cell's fused engine starts at (its checkpoint's, or 0)."""
+    """The step each cell resumes at (its checkpoint's, or 0) each time a Trainer is built for
+    it: by a fused group (which builds its cells' Trainers) or by a cell alone."""
+    from bench.train import Trainer
+
     seen: dict[str, list[int]] = {}
-    real = FusedTrainer.__init__
+    real = Trainer.try_resume
 
-    def spy(self, trainers, *a, **kw):
-        for t in trainers:
-            seen.setdefault(t.cell.cell_id, []).append(t.step)
-        real(self, trainers, *a, **kw)
+    def spy(self):
+        resumed = real(self)
+        seen.setdefault(self.cell.cell_id, []).append(self.step)
+        return resumed
 
-    monkeypatch.setattr(FusedTrainer, "__init__", spy)
+    monkeypatch.setattr(Trainer, "try_resume", spy)
     return seen
 
 
@@ -229,16 +232,25 @@ def test_a_run_killed_mid_group_resumes_every_cell_from_its_checkpoint(tmp_path,
     assert set(resumed) == {c.cell_id for c in cells}
     assert {r.status for r in resumed.values()} == {"done"}
     for cid, step in ckpt.items():  # each interrupted cell went on from its own checkpoint
-        assert starts[cid] == [step], (cid, starts[cid], step)
-        assert resumed[cid].runtime["engine"]["name"] == "fused"
+        assert set(starts[cid]) == {step}, (cid, starts[cid], step)
     attempts = lease_attempts(store)
     assert all(attempts[cid] == 1 for cid in before)  # stored before the kill: never again
     assert all(n <= 2 for n in attempts.values())
-    # the resumed groups end exactly as an uninterrupted fused run
+    # the resumed groups end exactly as an uninterrupted fused run. A kill between two cells'
+    # checkpoint writes leaves a group's cells at different steps: those resume alone, equal
+    # up to float reassociation
     fresh = {r.cell_id: r for r in run_cells(cells, tmp_path / "fresh", progress=False,
                                              curve_every=0)}
+    fused_again = 0
     for cid, r in fresh.items():
+        if cid in ckpt and "engine" not in resumed[cid].runtime:
+            partners = [c for c in cells if c.label == resumed[cid].label and c.cell_id != cid]
+            assert any(ckpt.get(p.cell_id, -1) != ckpt[cid] for p in partners)
+            assert_same_record(resumed[cid], r)
+            continue
+        fused_again += cid in ckpt
         assert resumed[cid].metrics == r.metrics and resumed[cid].curves == r.curves
+    assert fused_again or len(ckpt) == 1 or len(set(ckpt.values())) > 1
 
 
 def test_ctrl_c_during_a_fused_group_checkpoints_every_cell_of_it(tmp_path):
