@@ -117,6 +117,11 @@ class FusedTrainer:
             else None
         self.critic_name = ts.using("g_critic")[0].name if ts.using("g_critic") else None
         self.scheduled = bool(ts.using("lr_scale"))
+        # unrolled's G objective "value" (equal within a group: a param fused_group keys on)
+        objectives = {t.p.g_objective for t in self.by_name.get("unrolled", [])}
+        if len(objectives) > 1:
+            raise NotFusable("unrolled's g_objective differs within a fused group")
+        self.g_value = objectives == {"value"}
         self._targets = self._fixed_targets() if ts.using("targets") else None
 
         self.alive = [True] * self.K
@@ -225,6 +230,11 @@ class FusedTrainer:
         return self.streams.draw("randn", (self.draws, self.z_dim), torch.get_default_dtype())
 
     def _terms(self, phase: str, c) -> dict[str, torch.Tensor]:
+        if phase == "g" and self.g_value:
+            # the Trainer skips G's adversarial term at weight 0 and adds unrolled's penalty
+            # `value`; D(x) is scored at the unrolled D, real_in drawn after fake_in as there
+            d_real = c.critic(self._d_input(c.real, True))
+            return {"g_value": fused_tricks.game_value(d_real, c.d_fake)}
         terms = {f"{phase}_adv": fused_tricks.adversarial_loss(
             self.loss_name, self.cell0.train.g_loss, phase, c)}
         if phase == "d":
@@ -292,7 +302,7 @@ class FusedTrainer:
         if self.critic_name == "unrolled":
             critic = self._unrolled(real, z, fake, d_lrs)
         fake_in = self._d_input(fake, False)
-        c = SimpleNamespace(critic=critic, fake_in=fake_in, d_fake=critic(fake_in))
+        c = SimpleNamespace(critic=critic, fake_in=fake_in, d_fake=critic(fake_in), real=real)
         terms = self._terms("g", c)
         self._update(self.G, self.g_opt, sum(terms.values()), terms, g_lrs)
         logged = self._log_end_step()

@@ -32,7 +32,9 @@ FUSED_HOOKS: dict[str, frozenset[str]] = {
     "instance_noise": frozenset({"d_input"}),
     "wgan_gp": frozenset({"adversarial_loss", "penalty"}),
     "gradient_penalty": frozenset({"penalty", "lazy_penalty"}),
-    "unrolled": frozenset({"g_critic"}),
+    # g_critic: the unrolled D; adversarial_weight and penalty: G's objective "value" (Metz et
+    # al.'s game value at the unrolled D replaces G's loss; the engine's `_terms`)
+    "unrolled": frozenset({"g_critic", "adversarial_weight", "penalty"}),
 }
 # tricks whose fused form (above, or a layer's in nets.py) depends on what they compute
 FUSED_VERSIONS: dict[str, int] = {
@@ -40,12 +42,8 @@ FUSED_VERSIONS: dict[str, int] = {
     "gradient_penalty": 2, "unrolled": 2, "minibatch_stddev": 1, "packing": 1,
 }
 # hooks a trick overrides but that, at the given params, do what the default does (so the engine
-# may skip them): unrolled's G-value objective lives in adversarial_weight/penalty, which are the
-# identity with the default g_objective "cell"
-NEUTRAL_HOOKS = {
-    "unrolled": lambda t: (frozenset({"adversarial_weight", "penalty"})
-                           if t.p.g_objective == "cell" else frozenset()),
-}
+# may skip them); none at present (unrolled's G objective has a fused form)
+NEUTRAL_HOOKS: dict = {}
 # trick params the engine reads per cell (fused forms above, lr schedules and optimizer settings
 # through each cell's TrickSet), so the cells of one group may differ in them ("*": every param).
 # Any other param (packing's m, unrolled's k, wgan_gp's n_critic, a layer's settings, and every
@@ -108,6 +106,12 @@ def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _mean(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
+
+
+def game_value(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """tricks/unrolled.py's G objective "value" per model, [K]: E log D(x) + E log(1 - D(G(z)))
+    at the unrolled D, the negative of D's BCE loss with plain 0/1 labels."""
+    return -(_bce(d_real, torch.ones_like(d_real)) + _bce(d_fake, torch.zeros_like(d_fake)))
 
 
 def adversarial_loss(name: str, g_loss: str, phase: str, c) -> torch.Tensor:
