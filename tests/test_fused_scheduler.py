@@ -220,8 +220,17 @@ def test_a_run_killed_mid_group_resumes_every_cell_from_its_checkpoint(tmp_path,
     cmd = cli_cmd("run", "--grid", str(path), "--store", str(store), "--workers", "2",
                   "--curve-every", "0")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # a group has written its cells' checkpoints and goes on training
-    assert wait_for(lambda: any(s >= 40 for s in _checkpoint_steps(store).values()), 240)
+    # a group has written its cells' checkpoints (all at one step: not between two cells'
+    # writes) and goes on training
+    ids = {label: {c.cell_id for c in cells if c.label == label} for label in
+           {c.label for c in cells}}
+
+    def a_group_checkpointed() -> bool:
+        steps = _checkpoint_steps(store)
+        return any(len({steps.get(cid, -1) for cid in group}) == 1
+                   and steps.get(next(iter(group)), -1) >= 40 for group in ids.values())
+
+    assert wait_for(a_group_checkpointed, 240)
     proc.kill()
     proc.wait()
     time.sleep(1.5)  # the workers die with their parent
@@ -235,7 +244,10 @@ def test_a_run_killed_mid_group_resumes_every_cell_from_its_checkpoint(tmp_path,
         assert set(starts[cid]) == {step}, (cid, starts[cid], step)
     attempts = lease_attempts(store)
     assert all(attempts[cid] == 1 for cid in before)  # stored before the kill: never again
-    assert all(n <= 2 for n in attempts.values())
+    # the kill's run and the resume; a cell whose group left it (its partner at another step)
+    # is leased once more to train alone
+    assert all(n <= (3 if "engine" not in resumed[cid].runtime else 2)
+               for cid, n in attempts.items())
     # the resumed groups end exactly as an uninterrupted fused run. A kill between two cells'
     # checkpoint writes leaves a group's cells at different steps: those resume alone, equal
     # up to float reassociation
