@@ -117,7 +117,7 @@ class FusedTrainer:
             else None
         self.critic_name = ts.using("g_critic")[0].name if ts.using("g_critic") else None
         self.scheduled = bool(ts.using("lr_scale"))
-        # unrolled's G objective "value" (equal within a group: a param fused_group keys on)
+        # unrolled's G objective "value" (equal within a group: a param fused_plan.group_key keys on)
         objectives = {t.p.g_objective for t in self.by_name.get("unrolled", [])}
         if len(objectives) > 1:
             raise NotFusable("unrolled's g_objective differs within a fused group")
