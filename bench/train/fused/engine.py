@@ -1,7 +1,6 @@
 """FusedTrainer: K cells' Trainers trained as one vectorised step (the design is in __init__.py)."""
 from __future__ import annotations
 
-import math
 import time
 from types import SimpleNamespace
 from typing import Callable, Sequence
@@ -13,22 +12,15 @@ from bench.core.flags import hard_flags
 from bench.train.runtime import watch_nondeterminism
 
 from . import tricks as fused_tricks
-from .adam import StackedAdam, per_model
+from .adam import StackedAdam
 from .nets import NotFusable, StackedNet, check_fusable, structure
 from .streams import CellStreams
+from .unrolled import unrolled_critic
 
 ENGINE = "fused"
 # data kinds whose nets have fused forms: the 2-D MLPs (and PacGAN's), and the DCGAN-style conv
 # nets of image cells (nets.py: a conv layer of K models is one grouped convolution)
 FUSED_KINDS = frozenset({"2d", "image"})
-
-
-def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
-    """sqrt with a finite derivative at 0, as tricks/unrolled.py's (Adam's v is 0 where the
-    step is 0 anyway)."""
-    pos = v > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, v, torch.ones_like(v))),
-                       torch.zeros_like(v))
 
 
 def group_refusal(trainers: Sequence) -> str | None:
@@ -300,7 +292,7 @@ class FusedTrainer:
         fake = self.G(z)
         critic = self.D
         if self.critic_name == "unrolled":
-            critic = self._unrolled(real, z, fake, d_lrs)
+            critic = unrolled_critic(self, real, z, fake, d_lrs)
         fake_in = self._d_input(fake, False)
         c = SimpleNamespace(critic=critic, fake_in=fake_in, d_fake=critic(fake_in), real=real)
         terms = self._terms("g", c)
@@ -321,76 +313,6 @@ class FusedTrainer:
                 self.alive[k] = False
                 self.results[k] = ("diverged", f"stopped on failure flag {f['flag']} at step "
                                                f"{f['step']}: {f['detail']}")
-
-    # -- unrolled GAN (tricks/unrolled.py), per model --
-    def _unrolled(self, real, z, fake, d_lrs):
-        tricks = self.by_name["unrolled"]
-        ks = {t.p.k for t in tricks}
-        orders = {t.p.first_order for t in tricks}
-        if len(ks) != 1 or len(orders) != 1:
-            raise NotFusable("unrolled's k or order differs within a fused group")
-        k, first_order = ks.pop(), orders.pop()
-        lrs = d_lrs if d_lrs is not None else self.d_opt.lrs
-        with self.streams.forked():
-            if first_order:
-                return self._unrolled_first_order(real, z, k, lrs)
-            return self._unrolled_second_order(real, fake, k, lrs)
-
-    def _functional_critic(self, params, buffers):
-        D = self.D
-
-        def critic(x):
-            return D(x, params, buffers)
-        critic.features = lambda x: D.features(x, params, buffers)  # type: ignore[attr-defined]
-        return critic
-
-    def _unrolled_first_order(self, real, z, k, lrs):
-        params = {n: p.detach().clone().requires_grad_(True) for n, p in self.D.params.items()}
-        buffers = {n: b.clone() for n, b in self.D.buffers.items()}
-        opt = StackedAdam([params[n] for n in self.D.names], lrs, self.d_opt.beta1s,
-                          self.d_opt.beta2s, self.d_opt.eps)
-        opt.step_count = self.d_opt.step_count
-        opt.exp_avg = [m.clone() for m in self.d_opt.exp_avg]
-        opt.exp_avg_sq = [v.clone() for v in self.d_opt.exp_avg_sq]
-        critic = self._functional_critic(params, buffers)
-        for _ in range(k):
-            with torch.no_grad():
-                fake = self.G(z)
-            loss, _ = self.d_loss(critic, real, fake)
-            grads = torch.autograd.grad(loss.sum(), [params[n] for n in self.D.names])
-            opt.step(list(grads))
-        return self._functional_critic({n: p.detach() for n, p in params.items()}, buffers)
-
-    def _unrolled_second_order(self, real, fake, k, lrs):
-        """k differentiable Adam steps of every model's D (tricks/unrolled.py adam_steps with
-        per-model lr and betas): G's gradient flows through the updates."""
-        opt = self.d_opt
-        names = self.D.names
-        params = {n: self.D.params[n].detach().requires_grad_(True) for n in names}
-        buffers = {n: b.detach().clone() for n, b in self.D.buffers.items()}
-        state = {n: (float(opt.step_count), m.detach(), v.detach())
-                 for n, m, v in zip(names, opt.exp_avg, opt.exp_avg_sq)}
-        b1s, b2s, eps = opt.beta1s, opt.beta2s, opt.eps
-        for _ in range(k):
-            loss, _ = self.d_loss(self._functional_critic(params, buffers), real, fake)
-            grads = torch.autograd.grad(loss.sum(), [params[n] for n in names],
-                                        create_graph=True, allow_unused=True)
-            new = {}
-            for n, g in zip(names, grads):
-                p = params[n]
-                if g is None:
-                    new[n] = p
-                    continue
-                step, m, v = state[n]
-                step = step + 1
-                m = per_model(b1s, p) * m + per_model([1 - b for b in b1s], p) * g
-                v = per_model(b2s, p) * v + per_model([1 - b for b in b2s], p) * g * g
-                denom = _safe_sqrt(v) / per_model([(1 - b ** step) ** 0.5 for b in b2s], p) + eps
-                new[n] = p - per_model([lr / (1 - b ** step) for lr, b in zip(lrs, b1s)], p) \
-                    * m / denom
-                state[n] = (step, m, v)
-            params = new
-        return self._functional_critic(params, buffers)
 
     # -- the run --
     def train(self, stop_after: int | None = None) -> list[tuple[str, str]]:
