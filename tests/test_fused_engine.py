@@ -109,6 +109,10 @@ TRICKS = [
                  id="noise+unrolled-value"),
     pytest.param(("instance_noise", "minibatch_stddev", ("wgan_gp", {"n_critic": 2})),
                  id="noise+mbstd+wgan_gp"),
+    # D2GAN (paper-2d): D is a pair of Ds, the loss its own, alpha and beta per cell
+    pytest.param(("dual_discriminator",), id="dual_discriminator"),
+    pytest.param((("dual_discriminator", {"alpha": 0.5, "beta": 0.3}), ("unrolled", {"k": 2})),
+                 id="dual_discriminator+unrolled"),
 ]
 
 
@@ -124,6 +128,30 @@ def test_a_fused_cell_equals_the_cell_trained_alone(tricks, float64):
         assert result == ("done", "")
         assert fused.step == ref.step == STEPS
         assert fused.stream.state_dict() == ref.stream.state_dict()
+        assert_same_params(ref, fused)
+        assert_same_curves(ref, fused)
+
+
+@pytest.mark.parametrize("trick,key,values", [
+    ("label_smoothing", "real", (0.9, 0.7)),
+    ("dual_discriminator", "alpha", (0.2, 0.5)),
+    ("wgan_gp", "gp_weight", (10.0, 1.0)),
+    ("instance_noise", "sigma", (0.1, 0.3)),
+])
+def test_params_read_per_cell_may_differ_within_a_group(trick, key, values, float64):
+    """PER_CELL_PARAMS (bench/train/fused/tricks.py): cells that differ in these params share
+    a group (bench/schedule/fused_plan.py), each trained with its own value."""
+    from bench.train.fused.tricks import PER_CELL_PARAMS
+
+    assert key in PER_CELL_PARAMS[trick] or "*" in PER_CELL_PARAMS[trick]
+    data = ring8(torch.float64)
+    extra = {"n_critic": 2} if trick == "wgan_gp" else {}
+    cells = [tiny_cell("ring8", [(trick, {key: v, **extra})], steps=20, seed=s, lr=lr,
+                       log_every=5) for s, v, lr in zip((0, 1), values, LRS)]
+    trainers, states = build(cells, data)
+    assert FusedTrainer(trainers, states).train() == [("done", "")] * 2
+    for cell, fused in zip(cells, trainers):
+        ref, _ = alone(cell, data)
         assert_same_params(ref, fused)
         assert_same_curves(ref, fused)
 
@@ -148,6 +176,7 @@ IMAGE_TRICKS = [
     pytest.param((("unrolled", {"k": 2}),), id="unrolled-second-order"),
     pytest.param((("unrolled", {"k": 2, "g_objective": "value"}),), id="unrolled-value"),
     pytest.param(("packing", "ttur"), id="packing+ttur"),
+    pytest.param(("dual_discriminator",), id="dual_discriminator"),
 ]
 
 

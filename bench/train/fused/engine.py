@@ -228,7 +228,8 @@ class FusedTrainer:
             d_real = c.critic(self._d_input(c.real, True))
             return {"g_value": fused_tricks.game_value(d_real, c.d_fake)}
         terms = {f"{phase}_adv": fused_tricks.adversarial_loss(
-            self.loss_name, self.cell0.train.g_loss, phase, c)}
+            self.loss_name, self.cell0.train.g_loss, phase, c,
+            self.by_name.get(self.loss_name) if self.loss_name else None)}
         if phase == "d":
             for name in self.penalty_tricks:
                 if name == "wgan_gp":

@@ -261,12 +261,22 @@ def _pack(m, prefix, x, st):
                                                       *x.shape[3:]), st)
 
 
+def _dual_discriminator(m, prefix, x, st):
+    """tricks/dual_discriminator.py's D2GAN pair per model: [K, B, 2] raw outputs of D1, D2."""
+    a = run(m.d1, f"{prefix}d1.", x, st)
+    b = run(m.d2, f"{prefix}d2.", x, st)
+    if a.dim() != 2 or b.dim() != 2:
+        raise NotFusable("dual_discriminator needs a D with one output per sample")
+    return torch.stack([a, b], dim=2)
+
+
 # Layers of plug-in tricks, by qualified class name: `bench/train` may not import `tricks`
 # (tests/test_architecture.py), and a fused form is written for one version of a layer: the
 # equivalence tests (tests/test_fused_engine.py) check each against the layer itself.
 _PLUGIN_LAYERS: dict[str, LayerFn] = {
     "tricks.minibatch_stddev.MinibatchStdDev": _minibatch_stddev,
     "tricks.packing.Pack": _pack,
+    "tricks.dual_discriminator.DualDiscriminator": _dual_discriminator,
 }
 _builtins_loaded = False
 
@@ -369,6 +379,8 @@ class StackedNet:
                  buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         st = RunState(self.params if params is None else params,
                       self.buffers if buffers is None else buffers, self.training)
+        if _layer_fn(self.template) is _dual_discriminator:  # its features are D1's
+            return discriminator_features(self.template.d1, "d1.", x, st)
         return discriminator_features(self.template, "", x, st)
 
     def parameters(self) -> list[torch.Tensor]:
