@@ -270,6 +270,49 @@ def _dual_discriminator(m, prefix, x, st):
     return torch.stack([a, b], dim=2)
 
 
+def _minibatch_discrimination(m, prefix, x, st):
+    """tricks/minibatch_discrimination.py's layer (version 3) per model. The closeness sums are
+    independent per kernel, so the K models' kernels side by side ([B, K*kernels, dims]) go
+    through the trick's own `pair_closeness` once. The data-dependent init on the first batch
+    in training mode is the layer's `_calibrate`, per model whose `calibrated` is still False."""
+    import importlib
+
+    lib = importlib.import_module(type(m).__module__)  # the trick's kernels (no static import)
+    k, b = x.shape[:2]
+    f = x.mean(dim=tuple(range(3, x.dim()))) if x.dim() > 3 else x      # pooled: [K, B, A]
+    if f.shape[2] != m.in_features:
+        raise NotFusable(f"minibatch discrimination expects {m.in_features} features")
+    theta, log_scale = st.p(prefix + "theta"), st.p(prefix + "log_scale")  # [K, A, n, c], [K, n, c]
+    calibrated = st.b(prefix + "calibrated")  # [K]
+
+    def kernels() -> torch.Tensor:  # W = theta * exp(log_scale) / ||theta||, [K, A, n, c]
+        return theta * (log_scale.exp() / theta.norm(dim=1)).unsqueeze(1)
+
+    if st.training and b > 1 and not bool(calibrated.all()):
+        with torch.no_grad():
+            for i in range(k):
+                if bool(calibrated[i]):
+                    continue
+                fi = f[i].detach()
+                mi = torch.einsum("na,akc->nkc", fi, kernels()[i])
+                dist = lib.l1_distances(mi) + 1e6 * torch.eye(b, device=x.device,
+                                                               dtype=x.dtype)[..., None]
+                mean_min = 0.5 * dist.min(dim=1).values.mean(dim=0)
+                log_scale[i].sub_(mean_min.clamp_min(1e-12).log()[:, None])
+                bias = st.p(prefix + "bias")
+                bias[i].zero_()
+                mi = torch.einsum("na,akc->nkc", fi, kernels()[i])
+                bias[i].copy_(-(lib.pair_closeness(mi) - 1.0 + bias[i]).mean(dim=0))
+                calibrated[i] = True
+    n = m.n_kernels
+    mm = torch.einsum("kba,kanc->bknc", f, kernels()).reshape(b, k * n, m.kernel_dim)
+    o = lib.pair_closeness(mm).reshape(b, k, n).transpose(0, 1) - 1.0 \
+        + st.p(prefix + "bias").unsqueeze(1)                               # [K, B, n]
+    if x.dim() > 3:  # broadcast over positions as extra channels
+        o = o.view(*o.shape, *([1] * (x.dim() - 3))).expand(-1, -1, -1, *x.shape[3:])
+    return torch.cat([x, o], dim=2)
+
+
 # Layers of plug-in tricks, by qualified class name: `bench/train` may not import `tricks`
 # (tests/test_architecture.py), and a fused form is written for one version of a layer: the
 # equivalence tests (tests/test_fused_engine.py) check each against the layer itself.
@@ -277,6 +320,7 @@ _PLUGIN_LAYERS: dict[str, LayerFn] = {
     "tricks.minibatch_stddev.MinibatchStdDev": _minibatch_stddev,
     "tricks.packing.Pack": _pack,
     "tricks.dual_discriminator.DualDiscriminator": _dual_discriminator,
+    "tricks.minibatch_discrimination.MinibatchDiscrimination": _minibatch_discrimination,
 }
 _builtins_loaded = False
 

@@ -41,7 +41,7 @@ FUSED_HOOKS: dict[str, frozenset[str]] = {
 FUSED_VERSIONS: dict[str, int] = {
     "label_smoothing": 1, "one_sided_label_smoothing": 1, "instance_noise": 1, "wgan_gp": 1,
     "gradient_penalty": 2, "unrolled": 2, "minibatch_stddev": 1, "packing": 1,
-    "dual_discriminator": 1,
+    "dual_discriminator": 1, "minibatch_discrimination": 3,
 }
 # hooks a trick overrides but that, at the given params, do what the default does (so the engine
 # may skip them); none at present (unrolled's G objective has a fused form)
