@@ -349,3 +349,19 @@ def test_image_cells_fuse_and_store_the_records_of_the_run_without_fusion(tmp_pa
     for cid, ref in plain.items():
         assert fused[cid].runtime["engine"] == {"name": "fused", "cells": 2, "device": "cpu"}
         assert_same_record(fused[cid], ref)
+
+
+def test_cells_whose_data_cannot_be_loaded_are_planned_alone(monkeypatch):
+    """Planning builds a group's nets: missing image files leave its cells to run_cell (which
+    stores the failure with the reason), instead of failing the plan."""
+    from bench.data.base import DataError
+    from bench.schedule import fused_plan
+
+    def missing(*a, **kw):
+        raise DataError("mnist files not found")
+
+    monkeypatch.setattr(fused_plan, "load_dataset", missing)
+    cells = [tiny_cell(seed=s) for s in range(2)]
+    plan = fused_plan.plan_groups(cells)
+    assert not plan.groups
+    assert set(plan.alone.values()) == {"its data cannot be loaded (DataError)"}

@@ -98,7 +98,10 @@ def layer_refusal(cell: CellConfig) -> str | None:
     from bench.train.fused.nets import NotFusable, check_fusable
     from bench.train.parts import make_nets, make_tricks
 
-    data = load_dataset(cell.data.name, resolution=cell.data.resolution)
+    try:
+        data = load_dataset(cell.data.name, resolution=cell.data.resolution)
+    except Exception as exc:  # e.g. image files not downloaded: run_cell stores the failure
+        return f"its data cannot be loaded ({type(exc).__name__})"
     state = torch.get_rng_state()
     try:
         tricks = make_tricks(cell, data.kind)
@@ -116,7 +119,8 @@ def layer_refusal(cell: CellConfig) -> str | None:
 
 
 # the most cells one fused step trains: on a CPU the rate per cell is flat or falls beyond K = 8
-# (benchmarks/engine.py: ring8 1.2-1.5x alone at K = 8..64, 0.94x at K = 512) while memory grows
+# (benchmarks/engine.py: ring8 1.2-1.5x alone at K = 8..64, 0.8-0.94x at K = 512; digits 0.7x
+# at K = 512) while memory grows
 # with K; a GPU keeps gaining up to hundreds
 MAX_GROUP = {"cpu": 64, "cuda": 512}
 # nets (data kind, NetConfig.arch) that by default fuse on a CPU: those whose fused step measured
