@@ -36,9 +36,10 @@ the tolerances below are the whole definition; the README's "Failure flags" sect
     loss's, and none of its stored cells is flagged.
   A learning run leaves the chance value early (D learns faster than G at first) and may come
   back near it as G improves; briefly returning does not reach the share. On the committed
-  `paper-2d` records every BCE cell is within 0.004 of 2 ln 2 at all 100 log points of its
-  25,000 steps and every dual_discriminator cell within 0.01 of 0.852 at 97-99 of them; the
-  learning `cpu-default` ring8 baselines are within 0.01 of 2 ln 2 at 0-2 of their 40.
+  records of `paper-2d`'s G lr 1e-3 run (results/paper-2d-glr1e-3) every BCE cell is within
+  0.004 of 2 ln 2 at all 100 log points of its 25,000 steps and every dual_discriminator cell
+  within 0.01 of 0.852 at 97-99 of them; the learning `cpu-default` ring8 baselines are within
+  0.01 of 2 ln 2 at 0-2 of their 40.
 - `at_chance`: the cell's final metrics are no better than a chance reference (a structureless
   sampler scored by the same protocol over several seeds, `bench.metrics.references`) beyond
   seed noise: there is a chance reference that the cell does not beat on ANY shared headline
