@@ -84,13 +84,20 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 metrics: list[str], headline: list[str], *,
                 reference: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame | None],
                 reverse: bool = False, delta_label: str = "Δ", row_name=None,
-                bootstrap: bool = False, notes: list[str] | None = None) -> Table:
+                bootstrap: bool = False, notes: list[str] | None = None,
+                primary: str | None = None) -> Table:
     """Mean ± std (n) per metric, paired Δ with CI per headline metric, Holm across rows.
     `reference(variant_rows, pool)` gives the rows Δ is taken against (None: the row is itself
-    a reference). `reverse`: Δ = reference − variant (leave-one-out)."""
+    a reference). `reverse`: Δ = reference − variant (leave-one-out). `primary`: the grid's
+    pre-registered metric for this dataset (`primary` in a [[data]] table): only its Δs are
+    claims (tested, Holm over the rows); the other headline Δs are secondary, printed with their
+    intervals but no test. Without it every headline Δ is a claim."""
     part, pool = light(part), light(pool)  # fast selections (rows.light)
     shown = shown_metrics(part, metrics)
     heads = [m for m in headline if m in shown]
+    if primary is not None and primary in shown and primary not in heads:
+        heads.insert(0, primary)
+    claims = [primary] if primary in heads else heads  # the Holm family's metrics
     groups = variants(part)
     names = labels(groups, row_name)
     records, deltas = [], []
@@ -127,10 +134,12 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
-    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p)
-    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in heads])
+    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p), or
+    # all rows x the primary metric where the grid pre-registers one (the rest: secondary)
+    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in claims])
     for m in heads:
-        numbers[f"d_{m}_p_holm"] = family[f"d_{m}_p_perm"] if len(numbers) else []
+        numbers[f"d_{m}_p_holm"] = (family[f"d_{m}_p_perm"] if m in claims else math.nan) \
+            if len(numbers) else []
     best = {}
     for m in shown:
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
@@ -138,7 +147,8 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             best[m] = col.max() if direction(m) == "up" else col.min()
     columns = (["variant", "status", "n", "G / D params", "lr G/D", compute.COLUMN]
                + [f"{m} {ARROWS.get(direction(m), '')}".rstrip() for m in shown]
-               + [f"{delta_label} {m} [95% CI]" for m in heads] + ["flags"])
+               + [f"{delta_label} {m} [95% CI]" + ("" if m in claims else " (secondary)")
+                  for m in heads] + ["flags"])
     rows_out = []
     for i, rec in numbers.iterrows():
         cells = [Cell(rec["variant"]), Cell(rec["status"]), Cell(f"{rec['n_done']}/{rec['n_seeds']}"),
@@ -149,7 +159,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             text = "–" if n == 0 else (f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else f"{num(mean)} (1)")
             cells.append(Cell(text, bold=m in best and n > 0 and mean == best[m]))
         for m in heads:
-            d, text = deltas[i][m], delta_text(deltas[i][m])
+            d, text = deltas[i][m], delta_text(deltas[i][m], tested=m in claims)
             text = validity.WITHHELD_TEXT if rec["delta_withheld"] else text
             ph = rec.get(f"d_{m}_p_holm", math.nan)
             if math.isfinite(ph) and not rec["delta_withheld"]:
@@ -159,8 +169,13 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
+    secondary = [m for m in heads if m not in claims]
     base_notes = [
-        test_line([d for row in deltas for d in row.values()], len(heads)),
+        test_line([row[m] for row in deltas for m in claims if m in row], len(claims),
+                  family=f"the pre-registered primary metric {primary} × rows"
+                  if secondary else None)
+        + (f" Secondary (described with intervals, not tested or counted as claims): "
+           f"{', '.join(secondary)}." if secondary else ""),
         f"Cells: mean ± std over seeds (n done). {delta_label}: paired over matched seeds, "
         f"against the reference of the same setup (config but tricks and seed); "
         f"{ci_note(bootstrap)} p_H = the sign-flip p Holm-adjusted over every claim of this "
@@ -346,3 +361,10 @@ def for_dataset(value, dataset: str):
     if isinstance(value, dict) and dataset in value:
         return value[dataset]
     return value
+
+
+def primary_of(spec: dict, dataset: str) -> str | None:
+    """The grid's pre-registered primary metric for `dataset` (`primary` in its [[data]] table:
+    the only metric whose Δs are claims in the verdict and the design tables), or None."""
+    value = (spec or {}).get("primary")
+    return value.get(dataset) if isinstance(value, dict) else None
