@@ -111,3 +111,19 @@ def test_rates_over_synthetic_draws_at_8_seeds_and_6_claims():
         found += bool(stats.holm(mixed)[0] < 0.05)
     assert false_any / draws <= 0.05
     assert found / draws >= 0.9
+
+
+def test_the_default_preset_can_decide():
+    """cpu-default pre-registers a primary metric per dataset, and its evaluation seeds let a
+    consistent effect pass Holm over each dataset's tricks (2 / 2^n < 0.05 / m); tuning and
+    evaluation seeds are disjoint."""
+    grid = load_grid("cpu-default")
+    primary = grid.spec["primary"]
+    assert set(primary) == {p.dataset for p in grid.plans} and set(primary.values()) <= {
+        "reverse_kl", "fid"}
+    for data in primary:
+        plans = [p for p in grid.plans if p.dataset == data]
+        tricks = [p for p in plans if p.label != "baseline"]
+        seeds = set(plans[0].eval_seeds)
+        assert not seeds & set(plans[0].tune_seeds)
+        assert stats.sign_flip_floor(len(seeds)) < 0.05 / len(tricks)
