@@ -42,7 +42,8 @@ def cells_split(store: str, grid: str) -> dict:
 
 def print_split(s: dict, workers: int) -> None:
     busy = s["train_s"] + s["eval_s"] + s["curve_s"]
-    print(f"  cells' own seconds: training {s['train_s']:.0f}, scoring {s['eval_s'] + s['curve_s']:.0f} "
+    scoring = s["eval_s"] + s["curve_s"]
+    print(f"  cells' own seconds: training {s['train_s']:.0f}, scoring {scoring:.0f} "
           f"(final {s['eval_s']:.0f} + eval-curve points {s['curve_s']:.0f}); sum {busy:.0f} "
           f"= {busy / workers / 60:.1f} min on {workers} workers for a perfect pool")
     span = s["last"] - s["first"]

@@ -27,7 +27,8 @@ def _store(root, primary: dict | None):
             name = tricks[0] if tricks else "baseline"
             for seed in SEEDS8:
                 c = cell(data, tricks, seed)
-                rkl = 1.0 + 0.1 * seed + TRUE.get(name, 0.0) + noise(f"{data}/{name}", seed, 0.0, 0.05)
+                rkl = 1.0 + 0.1 * seed + TRUE.get(name, 0.0) + noise(f"{data}/{name}", seed, 0.0,
+                                                                     0.05)
                 modes = 5.0 + MODES.get(name, 0.0) + (seed % 3)
                 s.store.put(Record(
                     cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,

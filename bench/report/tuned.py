@@ -324,8 +324,9 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False,
         per_data = any(len(f) > 1 and f[6] for f in found)
         out.append("verdict: helps / hurts where the exact paired sign-flip test, Holm-adjusted "
                    + ("within each dataset over these lines (its pre-registered primary metric)"
-                      if per_data else "over these lines") + ", gives p < 0.05, else no detectable effect (it cannot go "
-                   "below 2 / 2^n with n seeds); fragile where its decision differs at half the "
-                   "budget (stored curves); interval: " + ci_note(bootstrap).split(" (")[0]
+                      if per_data else "over these lines")
+                   + ", gives p < 0.05, else no detectable effect (it cannot go below 2 / 2^n "
+                   "with n seeds); fragile where its decision differs at half the budget "
+                   "(stored curves); interval: " + ci_note(bootstrap).split(" (")[0]
                    + ".")
     return out
