@@ -95,3 +95,9 @@ def delta_text(d: stats.Delta, tested: bool = True) -> str:
         return text + f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]" + (
             " *" if d.significant and tested else "")
     return text + f" (n={d.n})"
+
+def primary_of(spec: dict, dataset: str) -> str | None:
+    """The grid's pre-registered primary metric for `dataset` (`primary` in its [[data]] table:
+    the only metric whose Δs are claims in the verdict and the design tables), or None."""
+    value = (spec or {}).get("primary")
+    return value.get(dataset) if isinstance(value, dict) else None

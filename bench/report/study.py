@@ -24,9 +24,8 @@ import pandas as pd
 
 from bench.report import aggregate, budget, power, stats, tuned, validity
 from bench.report.pairing import baseline_of
-from bench.report.rows import by_seed, labels, light
+from bench.report.rows import by_seed, labels, light, primary_of
 from bench.report.tables import Cell, Table, num
-from bench.report.views import primary_of as views_primary
 from bench.store.results import TUNE_METRIC, direction, kind_of
 
 SINGLE = ("add-one", "baseline", "cells")
@@ -79,7 +78,7 @@ def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
         bases = [g for g in groups if g["tricks"].iloc[0] == ()]
         if not singles or not bases:
             continue
-        primary = views_primary(specs.get(grid, {}), pool["dataset"].iloc[0])
+        primary = primary_of(specs.get(grid, {}), pool["dataset"].iloc[0])
         metric = primary or TUNE_METRIC[kind_of(pool)]
         if metric not in pool or not pool[metric].notna().any():
             continue

@@ -12,7 +12,8 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import budget, stats, validity
-from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
+from bench.report.rows import (by_seed, ci_note, delta_text, labels, light, primary_of,
+                               test_line)
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
@@ -271,7 +272,6 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False,
     the baseline with the interval, the sign-flip p (Holm-adjusted over the lines, or over each
     dataset's lines where the grid pre-registers primary metrics), the evaluation seeds and how
     the setting was chosen."""
-    from bench.report.views import primary_of
 
     out = []
     if df is None or df.empty or not is_held_out(df):

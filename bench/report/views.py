@@ -20,7 +20,8 @@ import pandas as pd
 from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
+from bench.report.rows import (by_seed, ci_note, delta_text, labels, light,  # noqa: F401
+                               primary_of, test_line)
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -361,10 +362,3 @@ def for_dataset(value, dataset: str):
     if isinstance(value, dict) and dataset in value:
         return value[dataset]
     return value
-
-
-def primary_of(spec: dict, dataset: str) -> str | None:
-    """The grid's pre-registered primary metric for `dataset` (`primary` in its [[data]] table:
-    the only metric whose Δs are claims in the verdict and the design tables), or None."""
-    value = (spec or {}).get("primary")
-    return value.get(dataset) if isinstance(value, dict) else None
