@@ -447,9 +447,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
         data = DataConfig(name, resolution)
         first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table_params.items()}
 
-        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
+        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name),
+                      arch=net.arch) -> list[str]:
             return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
-                                    traits)
+                                    traits, arch)
 
         options = DesignOptions(kind=kind, conflicts=conflicts, cells=tuple(explicit),
                                 fraction_resolution=fraction_res)
