@@ -2,6 +2,8 @@
 and the design tables test only its Δs, Holm within each dataset over its tricks, and print the
 other headline Δs as secondary; without it every headline Δ is a claim (the default). On 8 paired
 seeds a true effect is found and a null one is not, in one synthetic store and over many draws."""
+import math
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ TRUE = {"spectral_norm": -0.5}
 MODES = {"spectral_norm": 1.0, "label_flip": 0.5, "instance_noise": -0.5}
 
 
-def _store(root, primary: dict | None):
+def _store(root, primary: dict | None, degenerate=()):
     s = SyntheticStore(root)
     members = []
     for data in ("ring8", "grid25"):
@@ -33,6 +35,8 @@ def _store(root, primary: dict | None):
                 s.store.put(Record(
                     cell_id=c.cell_id, variant_id=c.variant_id, label=c.label,
                     config=c.to_dict(), status="done", step=500,
+                    flags=[{"flag": "at_chance", "step": 500, "detail": "synthetic"}]
+                    if name in degenerate else [],
                     metrics={"reverse_kl": rkl, "modes": modes, "high_quality": 0.3},
                     curves={}, protocol={"kind": "2d", "dataset": data, "num_generated": 2500,
                                          "num_modes": 8 if data == "ring8" else 25}))
@@ -128,3 +132,19 @@ def test_the_default_preset_can_decide():
         seeds = set(plans[0].eval_seeds)
         assert not seeds & set(plans[0].tune_seeds)
         assert stats.sign_flip_floor(len(seeds)) < 0.05 / len(tricks)
+
+
+def test_degenerate_rows_keep_their_seed_count_and_are_marked_in_the_aggregate(tmp_path):
+    """A trick whose row and baseline are both degenerate: the verdict withholds its Δ but says
+    how many paired seeds it has (not 0); the aggregate table marks it, and the baseline, †."""
+    df, specs = _store(tmp_path / "s", {"ring8": "reverse_kl"},
+                       degenerate=("baseline", "label_flip"))
+    n = study.verdict_table(df, specs=specs).numbers.set_index(["data", "trick"])
+    flip = n.loc[("ring8", "label_flip")]
+    assert flip["verdict"] == "degenerate: no effect reported" and flip["n"] == 8
+    assert math.isnan(flip["p_holm"])  # out of the family
+    scores = study.aggregate_scores(df, specs)["g"]
+    t = study.aggregate_table(df, "g", scores)
+    marked = {r[0].text for r in t.rows if "†" in r[0].text}
+    assert marked == {"baseline † (ring8, grid25)", "label_flip † (ring8, grid25)"}
+    assert any("degenerate on those datasets" in note for note in t.notes)
