@@ -90,7 +90,7 @@ TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
              "exclude", "activation", "init", "arch", "beta1",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
-             "tune_seeds", "tune_metric", "tune_lr", "params"}
+             "tune_seeds", "tune_metric", "tune_lr", "params", "primary"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
 BUDGETS = ("steps", "evals", "time")
@@ -395,6 +395,13 @@ def _load_grid(path: Path, edit=None) -> Grid:
             raise check.fail(where, "tune_metric", tune_metric,
                              "a metric with a direction: "
                              + ", ".join(m for m, d in METRIC_DIRECTIONS.items() if d))
+        if "primary" in table:  # the pre-registered metric of the verdict (bench/report/study)
+            primary = check.str_(table["primary"], where, "primary")
+            if METRIC_DIRECTIONS.get(primary) is None:
+                raise check.fail(where, "primary", primary,
+                                 "a metric with a direction: "
+                                 + ", ".join(m for m, d in METRIC_DIRECTIONS.items() if d))
+            spec.setdefault("primary", {})[name] = primary
         tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
                          else top_tricks, where, path, include_plugins)
         excluded = set(_expand(check.strs(table["exclude"], where, "exclude"), where, path, True)
@@ -440,9 +447,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
         data = DataConfig(name, resolution)
         first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table_params.items()}
 
-        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
+        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name),
+                      arch=net.arch) -> list[str]:
             return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
-                                    traits)
+                                    traits, arch)
 
         options = DesignOptions(kind=kind, conflicts=conflicts, cells=tuple(explicit),
                                 fraction_resolution=fraction_res)
