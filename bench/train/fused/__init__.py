@@ -44,9 +44,13 @@ Design
   its scalars), bit-identical to per-cell Adam on the CPU; lr schedules are evaluated per cell.
 * **Tricks.** Hooks that are pure (build, optimizer, lr_scale, d_steps, batch_multiple) run per
   cell through the cell's TrickSet; hooks that compute on tensors have fused forms in
-  `tricks.py` (label smoothing, instance noise, WGAN-GP, R1/DRAGAN, unrolled first and second
-  order) that read each cell's own params, so a group may mix param values. Any other hook is
-  refused with the reason (`group_refusal`), and the caller trains those cells one per process.
+  `tricks.py` (label smoothing, instance noise, WGAN-GP, R1/DRAGAN, D2GAN's loss, unrolled
+  first and second order with G's objective "cell" or "value") that read each cell's own params
+  (`PER_CELL_PARAMS`: those a group may mix; the scheduler groups cells equal in every other
+  param); layer tricks have fused layers in `nets.py` (batch norm, minibatch stddev, packing,
+  D2GAN's D pair, minibatch discrimination with its data-dependent init) and `unrolled.py`
+  holds the unrolled critic. Any other hook is refused with the reason (`group_refusal`), and
+  the caller trains those cells one per process.
 * **Divergence.** A cell whose loss goes non-finite ends `diverged` at that update with its state
   as before it (what its Trainer does); the others go on (the models are independent, and the
   gradient of a sum of losses is each model's own).
