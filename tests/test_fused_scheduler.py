@@ -126,6 +126,11 @@ def test_groups_are_split_so_that_every_worker_has_work():
     assert units == pac and "pacgan nets fused measured no faster" in plan.alone[pac[0].cell_id]
     assert [len(u) for u in work_units(pac, workers=1, fuse=True)[0]] == [2]
     assert [len(u) for u in work_units(pac, workers=1, gpus=1)[0]] == [2]
+    # minibatch discrimination's fused layer loops over the models: alone on a CPU by default
+    mbd = [tiny_cell(tricks=["minibatch_discrimination"], seed=s) for s in range(2)]
+    units, plan = work_units(mbd, workers=1)
+    assert units == mbd and "runs model by model" in plan.alone[mbd[0].cell_id]
+    assert [len(u) for u in work_units(mbd, workers=1, gpus=1)[0]] == [2]
     # with a GPU a group goes to it whole (placement tested with a fake GPU count)
     units, _ = work_units(cells, workers=2, gpus=1)
     assert [len(u) for u in units] == [5]

@@ -131,6 +131,12 @@ MAX_GROUP = {"cpu": 64, "cuda": 512}
 CPU_FUSE_NETS = frozenset({("2d", ""), ("image", "")})
 
 
+# tricks whose fused layer loops over the models (bench/train/fused/nets.py): on a CPU the group
+# is no faster than its cells one per worker (minibatch discrimination at batch 512, paper-2d's
+# cell: 0.75 s per cell-step fused at K = 5 against 0.54-1.1 s alone, a loaded 2-core CPU)
+CPU_ALONE_TRICKS = frozenset({"minibatch_discrimination"})
+
+
 def _nets_name(cell: CellConfig) -> str:
     return cell.net.arch or ("MLP" if dataset_kind(cell.data.name) == "2d" else "DCGAN")
 
@@ -197,13 +203,18 @@ def work_units(cells: list[CellConfig], *, workers: int, device: str | None = No
     plan = plan_groups(cells, fuse=fuse)
     kind = _device_kind(device, gpus)
     if kind == "cpu" and fuse is None:  # the default: fuse on a CPU only where it measured a win
-        slow = [g for g in plan.groups
-                if (dataset_kind(g[0].data.name), g[0].net.arch) not in CPU_FUSE_NETS]
-        for g in slow:
+        for g in list(plan.groups):
+            heavy = [t.name for t in g[0].tricks if t.name in CPU_ALONE_TRICKS]
+            if heavy:
+                why = (f"on a CPU, {heavy[0]}'s fused layer runs model by model: no faster "
+                       f"than one cell per worker (docs/fused.md); fused on a GPU")
+            elif (dataset_kind(g[0].data.name), g[0].net.arch) not in CPU_FUSE_NETS:
+                why = (f"on a CPU, {_nets_name(g[0])} nets fused measured no faster than one "
+                       f"cell per worker (docs/fused.md); fused on a GPU")
+            else:
+                continue
             plan.groups.remove(g)
-            plan.alone.update({c.cell_id: f"on a CPU, {_nets_name(g[0])} nets fused measured no "
-                                          f"faster than one cell per worker (docs/fused.md); "
-                                          f"fused on a GPU" for c in g})
+            plan.alone.update({c.cell_id: why for c in g})
     singles = len(cells) - sum(map(len, plan.groups))
     parts = split_groups(plan.groups, singles, workers if kind == "cpu" else 1,
                          MAX_GROUP[kind])
