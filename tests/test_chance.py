@@ -105,9 +105,7 @@ def _flag(rec: dict):
 def test_committed_paper_2d_records_flag():
     """The review: every BCE cell of paper-2d sits at 2 ln 2 for 25,000 steps, dual_discriminator
     at its constant optimum; wgan_gp has no chance value."""
-    # the G lr 1e-3 run: results/paper-2d until the learning rerun's report takes its place
-    old = next(p for p in ("results/paper-2d-glr1e-3/records.jsonl", "results/paper-2d/records.jsonl")
-               if (ROOT / p).exists())
+    old = "results/paper-2d-glr1e-3/records.jsonl"  # the first paper-2d run, at G lr 1e-3
     recs = [r for r in records(old) if r["status"] == "done"]
     assert all(r["config"]["train"]["g_optim"]["lr"] == 1e-3 for r in recs)
     by_label: dict[str, list] = {}

@@ -1,7 +1,7 @@
 """Paired comparison of the paper-2d ring8 baseline (non-saturating G loss, G lr 1e-3) with the
 two diagnostic baselines of this folder, over the seeds both have:
 
-    python results/paper-2d/diagnosis/paired.py PAPER2D_STORE DIAGNOSIS_STORE
+    python results/paper-2d-glr1e-3/diagnosis/paired.py PAPER2D_STORE DIAGNOSIS_STORE
 """
 import sys
 
