@@ -11,7 +11,7 @@ RUN_ARGS ?=
 GRID ?= cpu-default
 STORE ?= runs/default
 
-.PHONY: install run test docs clean-venv
+.PHONY: install run run-full run-timed test docs clean-venv
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,16 @@ run: install
 	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then \
 	  $(VENV)/bin/ganbench report --store $(STORE) --grid $(GRID) --out results/$(GRID) || exit $$?; \
 	fi; exit $$status
+
+# The same protocol over every applicable trick, with grid25 and converged budgets (hours on two
+# cores): the default answers a focused question; this is the full one.
+run-full:
+	$(MAKE) --no-print-directory run GRID=cpu-study STORE=runs/study
+
+# `make run` from a fresh store, timed: the wall time of the run and of the report, and the run's
+# split into training and scoring (benchmarks/make_run_time.py). STORE must not exist yet.
+run-timed: install
+	$(PY) benchmarks/make_run_time.py --fresh --grid $(GRID) --store $(STORE) --out results/$(GRID)
 
 # The tests, then the docs built with --strict (a broken link or a reference page that no longer
 # renders from the code fails the build).

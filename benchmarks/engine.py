@@ -3,7 +3,7 @@ one vectorised step, against one cell trained alone by the Trainer (one cell per
 the same device and thread count, measured in one run.
 
     python benchmarks/engine.py [--device cpu|cuda|auto] [--ks 1,8,64,512] [--threads 1,2]
-                                [--seconds 3] [--nets ring8,pacgan] [--quick]
+                                [--seconds 3] [--nets ring8,pacgan,digits] [--quick]
 
 Prints the device's name, then one row per (nets, threads, K): ms per fused step, fused
 cell-steps/s, the cell alone's cell-steps/s and their ratio, medians of interleaved rounds (the
@@ -11,7 +11,8 @@ cell alone, then the K cells fused, each about --seconds), so load that comes an
 shared machine hits both alike. Separate single-thread processes on every core reach at best
 cores x the cell alone at 1 thread. A K is skipped (with the reason) when its estimated memory
 does not fit. `pacgan` measures the first 2-D cell of the `pacgan-t1` preset (PacGAN's nets and
-its packing), where that preset exists.
+its packing), where that preset exists; `digits` the image cell of `cpu-default` (DCGAN-style
+conv nets, 16x16).
 """
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ from bench.train.fused import CellStreams, FusedTrainer  # noqa: E402
 NETS = {
     # ring8 3x128: the cpu-default / paper-2d MLP (ReLU G, LeakyReLU D), batch 256
     "ring8": ("ring8", NetConfig(z_dim=64, width=128, depth=3), 256, ()),
+    # the image cell of cpu-default: DCGAN-style conv nets on digits 16x16, width 16, batch 32
+    "digits": ("digits", NetConfig(z_dim=64, width=16, depth=3), 32, ()),
 }
 
 

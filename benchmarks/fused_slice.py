@@ -21,9 +21,9 @@ from bench.core.config import ConfigError  # noqa: E402
 from bench.data import load_dataset  # noqa: E402
 from bench.schedule.grid import load_grid  # noqa: E402
 from bench.schedule.grid_select import select  # noqa: E402
-from bench.schedule.fused_group import plan_groups  # noqa: E402
+from bench.schedule.fused_plan import plan_groups  # noqa: E402
 from bench.train import Trainer  # noqa: E402
-from bench.train.fused import CellStreams, FusedTrainer  # noqa: E402
+from bench.train.fused import CellStreams, FusedTrainer, NotFusable  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -75,7 +75,13 @@ def main(argv=None) -> int:
         for cell in group:
             trainers.append(Trainer(cell, device="cpu", progress=False, dataset=data))
             states.append(CellStreams.capture())
-        engine = FusedTrainer(trainers, states, device=device)
+        try:
+            engine = FusedTrainer(trainers, states, device=device)
+        except NotFusable as exc:  # the scheduler would train these cells alone
+            measured += 1
+            print(f"{group[0].data.name:<10} {group[0].label:<28} {len(group):>3} not fused "
+                  f"once built: {exc}", flush=True)
+            continue
         engine.train_step()  # warm-up (allocations, kernels)
         sync(device)
         t0 = time.perf_counter()

@@ -2,13 +2,15 @@
 # The GPU check: on a CUDA machine, in under 10 minutes, runs
 #   1. the CUDA test mode: tests marked `cuda` (e.g. a fused cell on CUDA equals the CPU cell)
 #      and the trainer/resume tests with GANBENCH_TEST_DEVICE=cuda;
-#   2. the engine benchmark (benchmarks/engine.py --device cuda, K = 1, 8, 64, 512);
+#   2. the engine benchmark (benchmarks/engine.py --device cuda, K = 1, 8, 64, 512; ring8,
+#      PacGAN's nets where pacgan-t1 exists, and digits' conv nets);
 #   3. a fused slice of a 2-D grid (benchmarks/fused_slice.py; pacgan-t1 where that preset
 #      exists, else paper-2d's ring8 cells);
 #   4. a small grid through the scheduler with --device cuda (fused groups placed on the GPU,
 #      one record per cell): its status line and each record's engine;
 # then prints one summary (each part's status and the benchmark tables). Each part has its own
-# time limit, so one that hangs cannot eat the others'.
+# time limit, so one that hangs cannot eat the others': 150 + 240 + 110 + 60 s = 9 min 20 s at
+# most, plus a few seconds of checks.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root; PYTHON=... to pick one
 # Exit status: 0 when every part passed, 1 when one failed, 2 without CUDA.
@@ -44,17 +46,20 @@ part() {  # part NAME LIMIT_S CMD...: run with a time limit, keep its output, no
 }
 
 echo "gpu_check on $GPU; logs in $OUT" | tee "$OUT/summary.head"
-part cuda-tests 180 env GANBENCH_TEST_DEVICE=cuda "$PY" -m pytest -q -x -p no:cacheprovider \
-  -m "not slow" tests/test_fused_engine.py tests/test_trainer.py tests/test_device_resume.py
+# the fused-engine file's CPU tests are left out (-k): they train on the CPU whatever the mode
+part cuda-tests 150 env GANBENCH_TEST_DEVICE=cuda "$PY" -m pytest -q -x -p no:cacheprovider \
+  -m "not slow" -k "cuda or not test_fused_engine" \
+  tests/test_fused_engine.py tests/test_trainer.py tests/test_device_resume.py
 if "$PY" -c 'from bench.schedule.grid import load_grid; load_grid("pacgan-t1")' >/dev/null 2>&1; then
-  NETS=ring8,pacgan; SLICE=(--grid pacgan-t1)
+  NETS=ring8,pacgan,digits; SLICE=(--grid pacgan-t1)
 else
-  NETS=ring8; SLICE=(--grid paper-2d --datasets ring8)
+  NETS=ring8,digits; SLICE=(--grid paper-2d --datasets ring8)
 fi
-part engine-benchmark 200 "$PY" benchmarks/engine.py --device cuda --nets "$NETS" \
+part engine-benchmark 240 "$PY" benchmarks/engine.py --device cuda --nets "$NETS" \
   --ks 1,8,64,512 --seconds 2 --rounds 2
+# --max-seconds well inside the part's limit: a group started just before it still finishes
 part fused-slice 110 "$PY" benchmarks/fused_slice.py "${SLICE[@]}" --device cuda --steps 200 \
-  --max-seconds 100
+  --max-seconds 75
 cat >"$OUT/grid.toml" <<'TOML'
 description = "gpu_check: 2 variants x 4 seeds through the scheduler on the GPU"
 design = "add-one"

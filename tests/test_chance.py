@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.core.chance import (AT_CHANCE_Z, D_CHANCE_SHARE, D_CHANCE_TOL, KEEPS_D_LOSS,
-                               LOSS_TRICKS, TARGET_TRICKS, at_chance, d_at_chance, d_chance_value)
+from bench.core.chance import (AT_CHANCE_Z, D_CHANCE_SHARE, D_CHANCE_TOL, HOLDS_D_AT_CHANCE,
+                               KEEPS_D_LOSS, LOSS_TRICKS, TARGET_TRICKS, at_chance, d_at_chance,
+                               d_chance_value, d_check)
 from bench.core.metric_directions import METRIC_DIRECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,14 +98,16 @@ def test_share_threshold():
 
 
 def _flag(rec: dict):
-    value, how = d_chance_value(tricks_of(rec))
+    value, how = d_check(tricks_of(rec))
     return None if value is None else d_at_chance(rec["curves"].get("d_adv", []), value, how)
 
 
 def test_committed_paper_2d_records_flag():
     """The review: every BCE cell of paper-2d sits at 2 ln 2 for 25,000 steps, dual_discriminator
     at its constant optimum; wgan_gp has no chance value."""
-    recs = [r for r in records("results/paper-2d/records.jsonl") if r["status"] == "done"]
+    old = "results/paper-2d-glr1e-3/records.jsonl"  # the first paper-2d run, at G lr 1e-3
+    recs = [r for r in records(old) if r["status"] == "done"]
+    assert all(r["config"]["train"]["g_optim"]["lr"] == 1e-3 for r in recs)
     by_label: dict[str, list] = {}
     for r in recs:
         by_label.setdefault(r["label"], []).append(_flag(r))
@@ -149,3 +152,52 @@ def test_beating_chance_beyond_seed_noise_on_one_metric_is_enough():
     assert at_chance({"modes": 8}, CHANCE, HEAD, METRIC_DIRECTIONS) is not None
     # metrics the reference lacks are not compared
     assert at_chance({"fid": 1.0}, CHANCE, HEAD + ["fid"], METRIC_DIRECTIONS) is None
+
+
+def test_r1_holds_d_at_chance_by_design_so_only_the_metrics_judge_it():
+    """R1 pulls D's gradient on the real data to 0: its D loss sits at 2 ln 2 while G learns, so
+    the D-loss check is skipped for its cells (with the reason) and at_chance alone applies."""
+    assert set(HOLDS_D_AT_CHANCE) <= KEEPS_D_LOSS  # the loss is still BCE; only the check differs
+    value, why = d_check({"gradient_penalty": {}})
+    assert value is None and "R1" in why and "at_chance" in why
+    assert d_check({"unrolled": {}, "gradient_penalty": {"variant": "r1", "weight": 10.0}})[0] is None
+    # DRAGAN pulls the norm to 1, and weight 0 is no penalty: both keep the D-loss check
+    assert d_check({"gradient_penalty": {"variant": "dragan"}})[0] == pytest.approx(2 * LN2)
+    assert d_check({"gradient_penalty": {"weight": 0.0}})[0] == pytest.approx(2 * LN2)
+    assert d_check({})[0] == d_chance_value({})[0]
+    assert d_check({"wgan_gp": {}})[0] is None
+
+
+def test_report_flags_r1_cells_by_metrics_only():
+    """On synthetic cells (bench.report.validity.cell_flags): the same flat D-loss curve at 2 ln 2
+    flags a baseline cell, not an R1 cell; an R1 cell whose metrics are at chance is still
+    flagged at_chance."""
+    from bench.report.validity import cell_flags
+
+    def row(tricks, metrics):
+        return {"status": "done", "tricks": tricks, "trick_params": {}, "step": 2000,
+                "curves": {"d_adv": flat(2 * LN2)}, **metrics}
+    learned = {"modes": 8, "high_quality": 0.15, "reverse_kl": 0.05}
+    chance = {"modes": 5, "high_quality": 0.02, "reverse_kl": 0.73}
+    names = lambda r: [f["flag"] for f in cell_flags(r, CHANCE, HEAD)]  # noqa: E731
+    assert names(row(["gradient_penalty"], learned)) == []
+    assert names(row(["gradient_penalty"], chance)) == ["at_chance"]
+    assert names(row([], learned)) == ["d_at_chance"]
+    assert names(row([], chance)) == ["d_at_chance", "at_chance"]
+
+
+def test_committed_r1_cells_no_longer_flag_while_the_rest_do_not_change():
+    """The stored runs behind the rule: every R1 ring8 cell of cpu-default and previous-default
+    that the D-loss check used to flag is now unflagged, and no other cell changes."""
+    for path in ("results/cpu-default/records.jsonl", "results/previous-default/records.jsonl"):
+        recs = [r for r in records(path) if r["status"] == "done"]
+        was = [r for r in recs if "gradient_penalty" in tricks_of(r)
+               and d_chance_value(tricks_of(r))[0] is not None
+               and d_at_chance(r["curves"].get("d_adv", []), d_chance_value(tricks_of(r))[0])]
+        assert len(was) >= 5, path
+        assert not any(_flag(r) for r in was)
+        for r in recs:
+            if "gradient_penalty" not in tricks_of(r):
+                value, how = d_chance_value(tricks_of(r))
+                old = None if value is None else d_at_chance(r["curves"].get("d_adv", []), value, how)
+                assert (old is None) == (_flag(r) is None), r["label"]

@@ -85,9 +85,9 @@ def test_train_builds_the_same_cell_as_a_grid_with_the_same_settings():
                   if c.data.name == "ring8" and c.label == "unrolled" and c.seed == 3)
     args = make_parser().parse_args(
         ["train", "--dataset", "ring8", "--tricks", "unrolled", "--seed", "3", "--steps", "25000",
-         "--batch-size", "512", "--g-lr", "1e-3", "--d-lr", "1e-4", "--z-dim", "256", "--width",
+         "--batch-size", "512", "--g-lr", "1e-4", "--d-lr", "1e-4", "--z-dim", "256", "--width",
          "128", "--depth", "2", "--activation", "tanh", "--init", "orthogonal", "--log-every",
-         "250", "--checkpoint-every", "2500"])
+         "250", "--checkpoint-every", "2500", "--param", "unrolled.g_objective=value"])
     assert build_cell(args).cell_id == wanted.cell_id
     args.stop_on = "hard"
     assert build_cell(args).train.stop_on == "hard"

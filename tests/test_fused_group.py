@@ -11,7 +11,8 @@ from bench.metrics import EvalSpec
 from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.train import CHECKPOINT
-from bench.schedule.fused_group import plan_groups, run_fused_group
+from bench.schedule.fused_group import run_fused_group
+from bench.schedule.fused_plan import plan_groups
 from tests.tiny import tiny_cell
 
 SPEC = EvalSpec(metrics=("modes",), num_samples=500)

@@ -141,6 +141,7 @@ def test_bad_top_level_values_are_one_line_errors_naming_file_key_value(
     ('steps = "100"', "[[data]] #1 steps = '100': expected an integer >= 1"),
     ('lr = "fast"', "[[data]] #1 lr = 'fast': expected a positive number"),
     ("batch_size = [16, 1]", "[[data]] #1 batch_size = [16, 1]: expected a non-empty list"),
+    ('primary = "fidd"', "[[data]] #1 primary = 'fidd': expected a metric with a direction"),
 ])
 def test_bad_data_values_name_the_table(tmp_path, capsys, line, shown):
     text = DATA.replace("steps = 5", line) if line.startswith("steps") else DATA + line + "\n"

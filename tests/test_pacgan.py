@@ -145,3 +145,38 @@ def test_every_preset_variant_trains_and_is_scored(key, tmp_path):
     assert record.status == "done", record.reason
     assert {"modes", "high_quality", "reverse_kl"} <= set(record.metrics)
     assert record.optim["G"] == {"lr": 1e-4, "beta1": 0.8, "beta2": 0.999}
+
+
+def test_g_normalization_tricks_conflict_with_pacgan_nets_as_data(tmp_path):
+    """PacGAN's G has batch norm in every hidden layer: a trick that adds G norms is a declared
+    conflict with `arch = "pacgan"` (ARCH_SLOTS), stored as `conflict` with one line of reason,
+    not a failure when the nets are built; D-only batch norm still runs."""
+    import dataclasses
+
+    from bench.core.config import ARCH_SLOTS, ARCHS
+    from bench.schedule.grid import full_spec
+    from bench.schedule.runner import disallowed_record, run_cell
+    from bench.store import Store
+    from bench.trickapi.registry import conflict_reasons, create_trick
+    from bench.trickapi.trick import SLOTS
+
+    assert set(ARCH_SLOTS) <= set(ARCHS) and all(set(s) <= set(SLOTS) for s in ARCH_SLOTS.values())
+    for name in ("batch_norm", "virtual_batch_norm"):
+        (reason,) = conflict_reasons([create_trick(name)], "2d", frozenset(), "pacgan")
+        assert "arch 'pacgan'" in reason and "g_normalization" in reason and "\n" not in reason
+        assert conflict_reasons([create_trick(name)], "2d", frozenset()) == []  # the MLP: fine
+    assert conflict_reasons([create_trick("batch_norm", on_g=False)], "2d", frozenset(),
+                            "pacgan") == []
+    path = tmp_path / "g.toml"
+    path.write_text('seeds = [0]\ntricks = ["batch_norm"]\n[[data]]\nname = "ring8-pacgan"\n'
+                    'arch = "pacgan"\nz_dim = 2\nsteps = 2\nbatch_size = 8\n')
+    grid = load_grid(str(path))
+    bn = [c for c in grid.cells if c.trick_names == ("batch_norm",)]
+    assert len(bn) == 1
+    record = disallowed_record(bn[0])
+    assert record.status == "conflict" and "arch 'pacgan'" in record.reason
+    assert "\n" not in record.reason
+    with Store(tmp_path / "store") as store:
+        assert run_cell(bn[0], store, progress=False).status == "conflict"
+    d_only = dataclasses.replace(bn[0], tricks=(full_spec("batch_norm", {"on_g": False}),))
+    assert scored_in_two_steps(d_only, tmp_path / "d_only").status == "done"

@@ -83,7 +83,7 @@ def test_without_the_package_the_option_is_one_line_exit_2(tmp_path, monkeypatch
 
 def test_live_curves_train_cells_alone_not_fused(monkeypatch):
     """The fused engine has no mirror: with TensorBoard on, a grid's cells are not fused."""
-    from bench.schedule.fused_group import fusing_enabled
+    from bench.schedule.fused_plan import fusing_enabled
 
     monkeypatch.delenv("GANBENCH_NO_FUSE", raising=False)
     monkeypatch.delenv(tb.ENV, raising=False)

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # The loop and everything that drives it (the registry is the one place that imports tricks).
 LOOP_FILES = sorted([str(p.relative_to(ROOT)) for p in (ROOT / "bench" / "train").glob("*.py")]
                     + ["bench/trickapi/trickset.py", "bench/trickapi/losses.py",
-                       "bench/schedule/runner.py", "bench/schedule/executor.py"])
+                       "bench/schedule/runner.py", "bench/schedule/executor.py",
+                       "bench/schedule/units.py"])
 
 
 def test_training_loop_source_names_no_trick():

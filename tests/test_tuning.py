@@ -272,6 +272,11 @@ def test_held_out_report_pairs_each_variant_with_the_baseline_at_its_own_chosen_
     # 3 evaluation seeds: the exact sign-flip test cannot go below p = 0.25 (issue 19, Must 3)
     assert lines[0].startswith("ring8  label_flip: no detectable effect: Δ reverse_kl -0.3")
     assert "sign-flip p 0.25" in lines[0] and "smallest possible 0.25" in lines[0]
+    # a grid that pre-registers a primary metric: the line tests that one, Holm per dataset
+    lines = verdict_lines(load_records(tmp_path / "s", grid="held", memberships=True),
+                          ["label_flip"], specs={"held": {"primary": {"ring8": "high_quality"}}})
+    assert lines[0].startswith("ring8  label_flip: no detectable effect: Δ high_quality +0")
+    assert "within each dataset" in lines[-1]
 
 
 def test_verdict_follows_the_metric_direction():

@@ -39,6 +39,9 @@ class BatchNorm(Trick):
     source = "Radford et al. 2016"
     slots = ("g_normalization",)  # virtual_batch_norm claims it too (and says why it excludes BN)
 
+    def claimed_slots(self) -> tuple[str, ...]:
+        return self.slots if self.p.on_g else ()  # D-only batch norm leaves G's norms alone
+
     @dataclass(frozen=True)
     class Params:
         on_g: bool = True

@@ -222,7 +222,8 @@ def run_held_out(args, template, tricks: list[str], name: str, retry) -> int:
     from bench.report.tuned import verdict_lines
 
     print()
-    for line in verdict_lines(report.df, tricks, bootstrap=args.bootstrap):
+    for line in verdict_lines(report.df, tricks, bootstrap=args.bootstrap,
+                              specs=report.catalog.grids):
         print(line)
     return table.exit_code(args.store)
 

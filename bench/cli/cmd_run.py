@@ -31,7 +31,7 @@ def register(sub) -> None:
                    help="train stored cells with these statuses again, e.g. failed,diverged "
                         "(the old record is kept in the new one's history)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
-                   help="local: a pool of worker processes; ray: each cell a Ray task "
+                   help="local: a pool of worker processes; ray: each cell or fused group a Ray task "
                         "(pip install 'ganbench[ray]'; the store must be on a shared path)")
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--only", metavar="VARIANTS",
@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--no-fuse", action="store_true",
                    help="train every cell in its own worker (default: cells that differ only in "
                         "seed and learning rates, with tricks the fused engine supports, train "
-                        "as one vectorised step per worker; docs/fused.md). Same as "
+                        "as one vectorised step per worker or Ray task; docs/fused.md). Same as "
                         "GANBENCH_NO_FUSE=1")
     p.add_argument("--dry-run", action="store_true",
                    help="list the cells by design, dataset and stored status; train nothing")
@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         from bench.schedule.dry_run import print_dry_run
 
         print_dry_run(grid, Path(args.store), workers=args.workers or 1, device=args.device,
-                      retry=retry, fuse=False if args.no_fuse else None)
+                      retry=retry, fuse=False if args.no_fuse else None,
+                      executor=args.executor, address=args.address)
         return 0
     write_memberships(whole, Path(args.store))
     from bench.schedule.staged import run_staged

@@ -157,6 +157,13 @@ INITS = ("normal", "orthogonal")
 # NetConfig.arch values: "" = chosen by the data kind (MLP for 2-D, DCGAN for images); "pacgan" =
 # PacGAN's 2-D nets (bench/nets/pacgan.py: Lin et al. 2018's synthetic-data code)
 ARCHS = ("", "pacgan")
+# Trick slots (bench.trickapi.trick.SLOTS) that a named architecture's nets already fill, with why:
+# a trick claiming one of them conflicts with the arch (bench.trickapi.registry), so a grid stores
+# such a cell as `conflict` with this reason instead of failing it when the nets are built.
+ARCH_SLOTS: dict[str, dict[str, str]] = {
+    "pacgan": {"g_normalization": "PacGAN's G has batch norm in each of its 4 hidden layers "
+                                  "(the authors' pacgan_task.py), so its norm slots are taken"},
+}
 
 
 @dataclass(frozen=True)

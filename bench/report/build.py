@@ -12,8 +12,8 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
 from collections import Counter
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -75,14 +75,16 @@ class _Stems:
 
 
 def held_out_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
-                    metrics: list[str], headline: list[str], bootstrap: bool) -> list[Table]:
+                    metrics: list[str], headline: list[str], bootstrap: bool,
+                    primary: str | None = None) -> list[Table]:
     """A grid with held-out tuning (bench/report/tuned.py): the design table on the evaluation
     seeds (Δ against the baseline at its own chosen setting), then how each setting was chosen
     with the optimistic same-seed Δ beside it."""
     evals = tuned.held_out_rows(part)
     main = views.delta_table(stem, f"{title}: held out", evals, pool, metrics, headline,
                              reference=tuned.held_out_baseline, bootstrap=bootstrap,
-                             notes=[tuned.held_out_note(evals)] if len(evals) else [])
+                             notes=[tuned.held_out_note(evals)] if len(evals) else [],
+                             primary=primary)
     choice = tuned.tuning_table(f"{stem}-tuning", f"{title}: settings chosen on the tuning "
                                 f"seeds, and the optimistic same-seed view", part, headline,
                                 bootstrap=bootstrap)
@@ -93,8 +95,9 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                   metrics: list[str], headline: list[str], spec: dict,
                   bootstrap: bool, refs: references.References | None = None) -> list[Table]:
     design = part["design"].iloc[0]
+    primary = views.primary_of(spec, part["dataset"].iloc[0])  # None: every headline a claim
     if tuned.is_held_out(part):
-        out = held_out_tables(stem, title, part, pool, metrics, headline, bootstrap)
+        out = held_out_tables(stem, title, part, pool, metrics, headline, bootstrap, primary)
         if refs is not None:  # chance and true-data rows under the variants
             references.append_rows(out[0], refs)
         return out
@@ -109,11 +112,13 @@ def design_tables(stem: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                                      notes=["Δ(all − row): what the missing trick adds on top "
                                             "of the others (positive = the metric is higher "
                                             "with it)."] + ([f"Conflict resolution: "
-                                            f"{json.dumps(resolution)}"] if resolution else [])))
+                                            f"{json.dumps(resolution)}"] if resolution else []),
+                                     primary=primary))
     else:
         out.append(views.delta_table(stem, title, part, pool, metrics, headline,
                                      reference=tuned.budget_baseline if evals_budget
-                                     else views.baseline_of, bootstrap=bootstrap))
+                                     else views.baseline_of, bootstrap=bootstrap,
+                                     primary=primary))
     if refs is not None:  # chance and true-data rows under the variants
         references.append_rows(out[0], refs)
     if design == "pairs":
@@ -298,7 +303,8 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
             spec = specs.get(grid_name, {})
             headline = headline_metrics(pool)
             where = data + (f" (grid {grid_name})" if grid_name else "")
-            primary = TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
+            primary = views.primary_of(spec, pool["dataset"].iloc[0]) or \
+                TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
             primary = primary if primary in headline else (headline or [None])[0]
             for design, part in pool.groupby("design", sort=False):
                 stem = stem_of(grid_name or "store", data, design)

@@ -85,11 +85,19 @@ def test_line(deltas, n_metrics: int = 1, family: str | None = None,
             f"**seeds:** {seeds} paired (smallest attainable p {num(floor)}{reach}).")
 
 
-def delta_text(d: stats.Delta) -> str:
+def delta_text(d: stats.Delta, tested: bool = True) -> str:
+    """Δ [lo, hi] with * where the test rejects; `tested` False: a secondary Δ (described, not a
+    claim), never starred."""
     if d.n == 0:
         return "–"
     text = num(d.delta, signed=True)
     if math.isfinite(d.lo):
         return text + f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]" + (
-            " *" if d.significant else "")
+            " *" if d.significant and tested else "")
     return text + f" (n={d.n})"
+
+def primary_of(spec: dict, dataset: str) -> str | None:
+    """The grid's pre-registered primary metric for `dataset` (`primary` in its [[data]] table:
+    the only metric whose Δs are claims in the verdict and the design tables), or None."""
+    value = (spec or {}).get("primary")
+    return value.get(dataset) if isinstance(value, dict) else None

@@ -19,11 +19,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench.report import aggregate, budget, power, stats, tuned, validity
 from bench.report.pairing import baseline_of
-from bench.report.rows import by_seed, labels, light
+from bench.report.rows import by_seed, labels, light, primary_of
 from bench.report.tables import Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of
 
@@ -44,6 +45,7 @@ class Unit:
     metric: str
     groups: list = field(default_factory=list)  # single-trick variants' rows
     baselines: list = field(default_factory=list)  # every baseline group (one per setup)
+    pre_registered: bool = False  # `metric` is the grid's primary for this dataset
 
 
 def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
@@ -76,10 +78,12 @@ def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
         bases = [g for g in groups if g["tricks"].iloc[0] == ()]
         if not singles or not bases:
             continue
-        metric = TUNE_METRIC[kind_of(pool)]
+        primary = primary_of(specs.get(grid, {}), pool["dataset"].iloc[0])
+        metric = primary or TUNE_METRIC[kind_of(pool)]
         if metric not in pool or not pool[metric].notna().any():
             continue
-        out.append(Unit(grid, data, pool, part, ref, held, metric, singles, bases))
+        out.append(Unit(grid, data, pool, part, ref, held, metric, singles, bases,
+                        pre_registered=primary is not None))
     return out
 
 
@@ -107,14 +111,17 @@ def verdict_of(d: stats.Delta, p_holm: float, metric: str, fragile: bool) -> str
 
 def verdict_records(df: pd.DataFrame, bootstrap: bool = False,
                     specs: dict | None = None) -> list[dict]:
-    """One record per trick × (grid, dataset); Holm over every tested claim together."""
+    """One record per trick × (grid, dataset). Holm over every tested claim together; where a
+    grid pre-registers a primary metric per dataset (`primary` in its [[data]] tables), each of
+    its datasets is its own family: the primary claims of that dataset's tricks (`family`)."""
     recs = []
     for u in units(df, specs):
         sign = 1 if direction(u.metric) == "up" else -1
+        family = f"{u.grid}/{u.data}" if u.pre_registered else ""
         for rows in u.groups:
             rec = {"grid": u.grid, "data": u.data, "trick": _label(rows), "metric": u.metric,
                    "setting": "held out" if u.held_out else "common", "verdict": "",
-                   "reason": ""}
+                   "reason": "", "family": family}
             blocked = _blocked(rows)
             if blocked is not None:
                 rec.update(verdict="not applicable", reason=blocked, n=0)
@@ -137,11 +144,17 @@ def verdict_records(df: pd.DataFrame, bootstrap: bool = False,
                         "poi_hi": poi.hi, "withheld": withheld,
                         "seeds": sorted({int(s) for s in rows["seed"]}),
                         "tune": rows["tune"].iloc[0] if "tune" in rows else {}})
-            if withheld:
+            if withheld:  # the seeds it has, not the 0 pairs of a withheld Δ
                 rec["verdict"] = "degenerate: no effect reported"
+                rec["n"] = _paired_seeds(rows, ref, u.metric)
             recs.append(rec)
-    adjusted = stats.holm([r.get("p_perm", math.nan) if not r.get("withheld") else math.nan
-                           for r in recs])
+    adjusted = np.full(len(recs), math.nan)
+    for fam in dict.fromkeys(r["family"] for r in recs):
+        idx = [i for i, r in enumerate(recs) if r["family"] == fam]
+        adjusted[idx] = stats.holm([recs[i].get("p_perm", math.nan)
+                                    if not recs[i].get("withheld") else math.nan for i in idx])
+    size = {f: int(sum(np.isfinite(adjusted[i]) for i, r in enumerate(recs) if r["family"] == f))
+            for f in dict.fromkeys(r["family"] for r in recs)}
     for r, ph in zip(recs, adjusted):
         r["p_holm"] = float(ph)
         if not r["verdict"]:
@@ -150,7 +163,19 @@ def verdict_records(df: pd.DataFrame, bootstrap: bool = False,
             r["verdict"] = verdict_of(d, ph, r["metric"], r["fragile"])
             if r["verdict"] == "no detectable effect" and r["p_floor"] >= 1 - stats.LEVEL:
                 r["reason"] = f"{r['n']} seeds cannot reach p < 0.05"
+            elif r["verdict"] == "no detectable effect" and \
+                    r["p_floor"] * size[r["family"]] >= 1 - stats.LEVEL:  # Holm's first step
+                r["reason"] = (f"{r['n']} seeds cannot reach p_H < 0.05 over "
+                               f"{size[r['family']]} claims")
     return recs
+
+
+def _paired_seeds(rows: pd.DataFrame, ref: pd.DataFrame | None, metric: str) -> int:
+    """Seeds scored on `metric` in both `rows` and `ref`."""
+    if ref is None:
+        return 0
+    both = pd.concat([by_seed(rows, metric), by_seed(ref, metric)], axis=1, join="inner")
+    return int(both.notna().all(axis=1).sum())
 
 
 def _interval(v, lo, hi, signed=True) -> str:
@@ -191,17 +216,32 @@ def verdict_table(df: pd.DataFrame, bootstrap: bool = False,
     held = any(r["setting"] == "held out" for r in recs)
     tested = sum(1 for r in recs if r.get("p_perm") == r.get("p_perm")
                  and not r.get("withheld") and r["verdict"] != "not applicable")
-    ns = sorted({r["n"] for r in recs if r.get("n")})
+    ns = sorted({r["n"] for r in recs if r.get("n") and not r.get("withheld")})
+    families = [f for f in dict.fromkeys(r["family"] for r in recs) if f]
+    if families:  # pre-registered primary metrics: one family per dataset
+        fam_n = {f: sum(1 for r in recs if r["family"] == f and r.get("p_perm") == r.get("p_perm")
+                        and not r.get("withheld") and r["verdict"] != "not applicable")
+                 for f in dict.fromkeys(r["family"] for r in recs)}
+        correction = ("Holm within each dataset over its tricks' claims on the grid's "
+                      "pre-registered primary metric (" + "; ".join(
+                          f"{f.split('/', 1)[-1] or 'the rest'}: "
+                          f"{next(r['metric'] for r in recs if r['family'] == f)}, {k} claims"
+                          for f, k in fam_n.items()) + "); the design tables' other metrics "
+                      "are secondary: described with intervals, not tested")
+    else:
+        correction = f"Holm over the {tested} claims of this table"
     notes = [
-        f"**Test:** exact paired sign-flip test of Δ = 0, two-sided; **correction:** Holm over "
-        f"the {tested} claims of this table; **seeds:** "
+        f"**Test:** exact paired sign-flip test of Δ = 0, two-sided; **correction:** "
+        f"{correction}; **seeds:** "
         f"{'–'.join(str(x) for x in (ns[0], ns[-1])) if len(ns) > 1 else (ns or ['–'])[0]} "
         "paired evaluation seeds per claim.",
         "helps / hurts: the Holm-adjusted sign-flip p (p_H) < 0.05, in the metric's better / "
         "worse direction; fragile: the sign, or the unadjusted decision at 0.05, differs at half "
         "the budget (from the stored eval curves); no detectable effect otherwise (with the "
-        "reason where the seeds cannot reach p < 0.05 at all: the smallest p of an exact "
-        "sign-flip test is 2 / 2^n). Δ = trick − baseline on the dataset's tuning metric with "
+        "reason where the seeds cannot reach p < 0.05 at all, or p_H < 0.05 over the family's m "
+        "claims: the smallest p of an exact sign-flip test is 2 / 2^n, and Holm's first step "
+        "multiplies it by m). Δ = trick − baseline on the dataset's primary metric (the grid's "
+        "pre-registered one, else its tuning metric) with "
         "the paired 95% interval (t); P(better than baseline): the probability that a run of the "
         "trick beats a run of the baseline (Mann-Whitney, ties ½) with a stratified-bootstrap "
         "95% interval (2,000 resamples).",
@@ -221,8 +261,12 @@ def aggregate_scores(df: pd.DataFrame, specs: dict | None = None) -> dict[str, d
     "baseline": {metric: {label: {data: baseline runs it is compared with}}}}}."""
     out: dict[str, dict] = {}
     for u in units(df, specs):
-        g = out.setdefault(u.grid, {"tasks": [], "scores": {}, "baseline": {}})
+        g = out.setdefault(u.grid, {"tasks": [], "scores": {}, "baseline": {},
+                                    "degenerate": {}})
         g["tasks"].append(u.data)
+        for rows in [*u.baselines, *u.groups]:  # rows most of whose seeds are at chance
+            if _blocked(rows) is None and validity.degenerate(rows):
+                g["degenerate"].setdefault(_label(rows), []).append(u.data)
         for name in aggregate.NORMALISED:
             bases = {_label(b): aggregate.normalised_scores(b, name) for b in u.baselines}
             if not any(r.size for r in bases.values()):
@@ -257,9 +301,11 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
     for n in names:
         columns += [f"IQM {n} [95% CI]", f"P(> baseline) {n} [95% CI]"]
     rows, recs = [], []
+    degenerate = scores.get("degenerate", {})
     for lbl in labels:
-        rec = {"trick": lbl}
-        cells = [Cell(lbl)]
+        rec = {"trick": lbl, "degenerate_on": ", ".join(degenerate.get(lbl, []))}
+        cells = [Cell(lbl + (f"{validity.MARK} ({rec['degenerate_on']})"
+                             if rec["degenerate_on"] else ""))]
         data_seen = []
         for n in names:
             mine = scores["scores"][n].get(lbl, {})
@@ -292,6 +338,11 @@ def aggregate_table(df: pd.DataFrame, grid: str, scores: dict) -> Table | None:
         "P(> baseline) interval excludes ½. No multiplicity correction: these are estimates "
         "with intervals, not tests; the verdict table holds the tests.",
         f"Datasets in this grid: {', '.join(scores['tasks'])}."]
+    if any(r["degenerate_on"] for r in recs):
+        notes.append(f"{validity.MARK.strip()} (datasets): the row is degenerate on those "
+                     "datasets (more than half of its scored seeds flagged d_at_chance or "
+                     "at_chance, the README's \"Failure flags\"); its runs there are pooled like "
+                     "any other's, so its aggregate describes runs at chance there.")
     where = f"grid {grid}" if grid else "records no grid asked for"
     return Table(f"aggregate-{_stem(grid)}", f"Aggregate statistics per trick ({where})",
                  columns, rows, pd.DataFrame(recs), notes)

@@ -12,7 +12,8 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import budget, stats, validity
-from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
+from bench.report.rows import (by_seed, ci_note, delta_text, labels, light, primary_of,
+                               test_line)
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
 
@@ -264,10 +265,14 @@ def verdict(d: stats.Delta, metric: str, p: float | None = None) -> str:
     return "helps" if better else "hurts"
 
 
-def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) -> list[str]:
-    """One line per trick and dataset of a held-out grid: the verdict on the tuning metric, its
-    Δ against the baseline with the interval, the sign-flip p (Holm-adjusted over the lines), the
-    evaluation seeds and how the setting was chosen."""
+def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False,
+                  specs: dict | None = None) -> list[str]:
+    """One line per trick and dataset of a held-out grid: the verdict on the tuning metric (the
+    grid's pre-registered primary metric where it sets one: `specs` {grid: spec}), its Δ against
+    the baseline with the interval, the sign-flip p (Holm-adjusted over the lines, or over each
+    dataset's lines where the grid pre-registers primary metrics), the evaluation seeds and how
+    the setting was chosen."""
+
     out = []
     if df is None or df.empty or not is_held_out(df):
         return out
@@ -284,19 +289,25 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
             if status <= {"not-applicable", "conflict"}:
                 found.append((f"{data}  {trick}: not applicable ({rows['reason'].iloc[0]})",))
                 continue
-            metric = rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
+            spec = (specs or {}).get(rows["grid"].iloc[0] if "grid" in rows else "", {})
+            primary = primary_of(spec, rows["dataset"].iloc[0])
+            metric = primary or rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
             base = held_out_baseline(rows, pool)
             d = stats.NO_DELTA if base is None else verdict_delta(
                 by_seed(rows, metric), by_seed(base, metric), bootstrap)
             fragile = budget.sensitivity(d, rows, base, metric).fragile
-            found.append((data, trick, metric, d, rows, fragile))
-    adjusted = iter(stats.holm([f[3].p_perm for f in found if len(f) > 1]))
+            found.append((data, trick, metric, d, rows, fragile, data if primary else ""))
+    tested = [f for f in found if len(f) > 1]
+    holm_of = {}
+    for fam in dict.fromkeys(f[6] for f in tested):  # one family, or one per dataset
+        mine = [f for f in tested if f[6] == fam]
+        holm_of.update(zip(map(id, mine), stats.holm([f[3].p_perm for f in mine])))
     for f in found:
         if len(f) == 1:
             out.append(f[0])
             continue
-        data, trick, metric, d, rows, fragile = f
-        ph = next(adjusted)
+        data, trick, metric, d, rows, fragile, _ = f
+        ph = holm_of[id(f)]
         r = rows.iloc[0]
         ci = (f" [{num(d.lo, signed=True)}, {num(d.hi, signed=True)}]"
               if math.isfinite(d.lo) else "")
@@ -310,9 +321,12 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False) 
                    f"seeds {_seeds(rows)}" + (f"; {setting} chosen on tuning seeds "
                                               f"{list(r['tuned_on'])}" if setting else ""))
     if out:
+        per_data = any(len(f) > 1 and f[6] for f in found)
         out.append("verdict: helps / hurts where the exact paired sign-flip test, Holm-adjusted "
-                   "over these lines, gives p < 0.05, else no detectable effect (it cannot go "
-                   "below 2 / 2^n with n seeds); fragile where its decision differs at half the "
-                   "budget (stored curves); interval: " + ci_note(bootstrap).split(" (")[0]
+                   + ("within each dataset over these lines (its pre-registered primary metric)"
+                      if per_data else "over these lines")
+                   + ", gives p < 0.05, else no detectable effect (it cannot go below 2 / 2^n "
+                   "with n seeds); fragile where its decision differs at half the budget "
+                   "(stored curves); interval: " + ci_note(bootstrap).split(" (")[0]
                    + ".")
     return out

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from bench.core.chance import VALIDITY_FLAGS, at_chance, d_at_chance, d_chance_value
+from bench.core.chance import VALIDITY_FLAGS, at_chance, d_at_chance, d_check
 from bench.core.metric_directions import METRIC_DIRECTIONS
 
 WITHHELD_TEXT = "—, degenerate"
@@ -32,7 +32,7 @@ def cell_flags(row: Mapping, chance_rows: list, headline: list[str]) -> list[dic
     tricks = dict(row.get("trick_params") or {})
     for name in row.get("tricks") or ():
         tricks.setdefault(name, {})
-    chance, how = d_chance_value(tricks)
+    chance, how = d_check(tricks)  # None: not checked (a trick owns the loss, or holds D at chance)
     curve = (row.get("curves") or {}).get("d_adv")
     if chance is not None and curve:
         found.append(d_at_chance(curve, chance, how))

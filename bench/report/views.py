@@ -20,7 +20,8 @@ import pandas as pd
 from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import by_seed, ci_note, delta_text, labels, light, test_line
+from bench.report.rows import (by_seed, ci_note, delta_text, labels, light,  # noqa: F401
+                               primary_of, test_line)
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -84,13 +85,20 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
                 metrics: list[str], headline: list[str], *,
                 reference: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame | None],
                 reverse: bool = False, delta_label: str = "Δ", row_name=None,
-                bootstrap: bool = False, notes: list[str] | None = None) -> Table:
+                bootstrap: bool = False, notes: list[str] | None = None,
+                primary: str | None = None) -> Table:
     """Mean ± std (n) per metric, paired Δ with CI per headline metric, Holm across rows.
     `reference(variant_rows, pool)` gives the rows Δ is taken against (None: the row is itself
-    a reference). `reverse`: Δ = reference − variant (leave-one-out)."""
+    a reference). `reverse`: Δ = reference − variant (leave-one-out). `primary`: the grid's
+    pre-registered metric for this dataset (`primary` in a [[data]] table): only its Δs are
+    claims (tested, Holm over the rows); the other headline Δs are secondary, printed with their
+    intervals but no test. Without it every headline Δ is a claim."""
     part, pool = light(part), light(pool)  # fast selections (rows.light)
     shown = shown_metrics(part, metrics)
     heads = [m for m in headline if m in shown]
+    if primary is not None and primary in shown and primary not in heads:
+        heads.insert(0, primary)
+    claims = [primary] if primary in heads else heads  # the Holm family's metrics
     groups = variants(part)
     names = labels(groups, row_name)
     records, deltas = [], []
@@ -127,10 +135,12 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
         records.append(rec)
         deltas.append(row_deltas)
     numbers = pd.DataFrame(records)
-    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p)
-    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in heads])
+    # Holm over every claim the table makes: all rows x all headline metrics (sign-flip p), or
+    # all rows x the primary metric where the grid pre-registers one (the rest: secondary)
+    family = stats.holm_columns(numbers, [f"d_{m}_p_perm" for m in claims])
     for m in heads:
-        numbers[f"d_{m}_p_holm"] = family[f"d_{m}_p_perm"] if len(numbers) else []
+        numbers[f"d_{m}_p_holm"] = (family[f"d_{m}_p_perm"] if m in claims else math.nan) \
+            if len(numbers) else []
     best = {}
     for m in shown:
         col = numbers[f"{m}_mean"] if len(numbers) else pd.Series(dtype=float)
@@ -138,7 +148,8 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             best[m] = col.max() if direction(m) == "up" else col.min()
     columns = (["variant", "status", "n", "G / D params", "lr G/D", compute.COLUMN]
                + [f"{m} {ARROWS.get(direction(m), '')}".rstrip() for m in shown]
-               + [f"{delta_label} {m} [95% CI]" for m in heads] + ["flags"])
+               + [f"{delta_label} {m} [95% CI]" + ("" if m in claims else " (secondary)")
+                  for m in heads] + ["flags"])
     rows_out = []
     for i, rec in numbers.iterrows():
         cells = [Cell(rec["variant"]), Cell(rec["status"]), Cell(f"{rec['n_done']}/{rec['n_seeds']}"),
@@ -149,7 +160,7 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             text = "–" if n == 0 else (f"{num(mean)} ± {num(sd)} ({n})" if n > 1 else f"{num(mean)} (1)")
             cells.append(Cell(text, bold=m in best and n > 0 and mean == best[m]))
         for m in heads:
-            d, text = deltas[i][m], delta_text(deltas[i][m])
+            d, text = deltas[i][m], delta_text(deltas[i][m], tested=m in claims)
             text = validity.WITHHELD_TEXT if rec["delta_withheld"] else text
             ph = rec.get(f"d_{m}_p_holm", math.nan)
             if math.isfinite(ph) and not rec["delta_withheld"]:
@@ -159,8 +170,13 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
             cells.append(Cell(text))
         cells.append(Cell(rec["flags"]))
         rows_out.append(cells)
+    secondary = [m for m in heads if m not in claims]
     base_notes = [
-        test_line([d for row in deltas for d in row.values()], len(heads)),
+        test_line([row[m] for row in deltas for m in claims if m in row], len(claims),
+                  family=f"the pre-registered primary metric {primary} × rows"
+                  if secondary else None)
+        + (f" Secondary (described with intervals, not tested or counted as claims): "
+           f"{', '.join(secondary)}." if secondary else ""),
         f"Cells: mean ± std over seeds (n done). {delta_label}: paired over matched seeds, "
         f"against the reference of the same setup (config but tricks and seed); "
         f"{ci_note(bootstrap)} p_H = the sign-flip p Holm-adjusted over every claim of this "

@@ -111,22 +111,26 @@ def check_store_path(store_root: Path) -> None:
 
 
 def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
-                fuse: bool | None) -> list[str]:
+                fuse: bool | None, executor: str = "local") -> list[str]:
     """What `--dry-run` says about fused training of `cells` (those to train): the groups the
     executors would hand out (sizes, dataset, variant) and, counted by reason, why the other
-    cells train alone. The same `work_units` the run uses, so it says what the run does."""
-    from bench.schedule.fused_group import FusedGroup, fusing_enabled, work_units
+    cells train alone. The same `work_units` the run uses, so it says what the run does (for
+    `executor="ray"`, `workers` is the Ray cluster's CPUs and `gpus` its GPUs)."""
+    from bench.schedule.fused_plan import FusedGroup, fusing_enabled, work_units
 
     if not cells:
         return []
+    per = "Ray task" if executor == "ray" else "worker"
     if not fusing_enabled(fuse):
         return ["", f"fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); "
-                    f"{len(cells)} cells train one per worker"]
+                    f"{len(cells)} cells train one per {per}"]
     units, plan = work_units(cells, workers=workers, device=device, gpus=gpus, fuse=fuse)
     groups = [u for u in units if isinstance(u, FusedGroup)]
     fused = sum(map(len, groups))
     where = "on the GPU" if gpus and (device in (None, "auto") or str(device).startswith(
-        "cuda")) else f"on the CPU, split over {workers} worker(s)"
+        "cuda")) else (f"on the CPU, split over the Ray cluster's {workers} CPU(s), one Ray task "
+                       f"per group" if executor == "ray" else
+                       f"on the CPU, split over {workers} worker(s)")
     lines = ["", f"fused training (docs/fused.md; --no-fuse turns it off): {fused} of "
                  f"{len(cells)} cells to train in {len(groups)} group(s) {where}"
                  + (f", sizes {', '.join(str(len(g)) for g in groups)}" if groups else "")]
@@ -141,7 +145,7 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
         if not isinstance(u, FusedGroup):
             reasons.setdefault(plan.alone.get(u.cell_id, "?"), []).append(u.label)
     if reasons:
-        lines.append(f"one cell per worker: {sum(map(len, reasons.values()))} cells")
+        lines.append(f"one cell per {per}: {sum(map(len, reasons.values()))} cells")
         for why, labels in sorted(reasons.items(), key=lambda kv: -len(kv[1])):
             names = ", ".join(dict.fromkeys(labels))
             lines.append(f"  {len(labels):>4} cells ({names[:60]}): {why}")
@@ -149,9 +153,11 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
 
 
 def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | None,
-                  retry: tuple[str, ...] = (), fuse: bool | None = None) -> None:
+                  retry: tuple[str, ...] = (), fuse: bool | None = None,
+                  executor: str = "local", address: str | None = None) -> None:
     """`retry`: stored statuses `run --retry` would train again (counted as to train);
-    `fuse`: None unless GANBENCH_NO_FUSE=1 (as `run_cells`)."""
+    `fuse`: None unless GANBENCH_NO_FUSE=1 (as `run_cells`); `executor="ray"`: as Ray would
+    run it, on the cluster at `address` (connected to and left) or a local Ray's CPUs."""
     from bench.schedule.executor import visible_gpus
     from bench.schedule.placement import plan
     from bench.schedule.runner import disallowed_record
@@ -214,10 +220,14 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
              if (c.cell_id not in stored or stored[c.cell_id] in retry)
              and c.cell_id not in eval_blocked and c.cell_id not in blocked}
     gpus = visible_gpus()
+    if executor == "ray":  # Ray's units: the cluster's CPUs are its workers
+        from bench.schedule.ray_executor import expected_cluster_size
+
+        workers, gpus = expected_cluster_size(address)
     from bench.schedule.staged import longest_first  # the order run_staged hands cells out
 
     lines = fused_lines(longest_first([c for c in grid.cells if c.cell_id in todo]),
-                        workers=workers, device=device, gpus=gpus, fuse=fuse)
+                        workers=workers, device=device, gpus=gpus, fuse=fuse, executor=executor)
     if lines and grid.plans:
         lines[1] += " (stage 1; stage 2's cells are grouped the same way when it runs)"
     for line in lines:

@@ -11,26 +11,26 @@ Fault behaviour (see the README, "When things go wrong"):
 - workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
   kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
 
-Fused groups (bench/schedule/fused_group.py, docs/fused.md): cells equal but for seed and
+Fused groups (bench/schedule/fused_plan.py, docs/fused.md): cells equal but for seed and
 learning rates, with tricks the fused engine supports, are handed to one worker as a
 `FusedGroup` and trained as one vectorised step; each still has its own lease, checkpoint and
 record, so every rule above holds per cell (a killed worker's group is retried once; cells a
 group leaves, e.g. leased elsewhere or resumed at another step, run alone). `fuse=False`
-(`run --no-fuse`, GANBENCH_NO_FUSE=1) trains every cell alone. The Ray executor runs one cell
-per task.
+(`run --no-fuse`, GANBENCH_NO_FUSE=1) trains every cell alone. The Ray executor
+(bench/schedule/ray_executor.py) hands out the same units, one Ray task each.
+
+What a worker does with a unit and how its reply (or death) is read is shared with Ray
+(bench/schedule/units.py); stop signals and worker lifetimes are in bench/schedule/signals.py.
 """
 from __future__ import annotations
 
-import ctypes
 import multiprocessing as mp
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections import Counter, deque
-from contextlib import contextmanager
 from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Collection, Iterable, Iterator
@@ -38,76 +38,29 @@ from typing import Collection, Iterable, Iterator
 from bench.core.config import CellConfig
 from bench.core.record import Record
 from bench.data import dataset_kind
-from bench.schedule.fused_group import FusedGroup, group_device, run_fused_group, work_units
-from bench.schedule.placement import choose_device, default_cells_per_gpu, gpu_index
-from bench.schedule.runner import (STOP, CellBusy, failed_record, holders_record, run_cell,
-                                   store_failed)
+from bench.schedule.fused_group import run_fused_group
+from bench.schedule.fused_plan import FusedGroup, group_device, work_units
+from bench.schedule.placement import (choose_device, default_cells_per_gpu, gpu_index,
+                                      visible_gpus)
+from bench.schedule.runner import STOP, CellBusy, run_cell
+from bench.schedule.signals import (STOP_SIGNALS, Stopped, die_with_parent,
+                                    ignoring_stop_signals, stop_on_signals, stopped_error)
+from bench.schedule.units import (BUSY_POLL_S, DEATHS_RETRIED, Death, collect_deferred,
+                                  payload, run_unit, settle_cell, settle_group, stopped)
 from bench.store import Store
 from bench.trickapi.registry import quiet_plugin_warnings
 
-WORKER_DEATHS_RETRIED = 1  # a cell whose worker was killed is retried this many times
-BUSY_POLL_S = 2.0  # how often a cell leased by another process is looked at again
+__all__ = ["run_cells", "Stopped", "visible_gpus", "default_workers"]
+
+WORKER_DEATHS_RETRIED = DEATHS_RETRIED  # a cell whose worker was killed is retried this often
 STOP_GRACE_S = 30.0  # after Ctrl-C, how long running cells get to checkpoint
-
-
-def visible_gpus() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # a broken driver is no GPU
-        return 0
+_collect_deferred = collect_deferred  # the name tests/test_scheduler_leases.py imports
 
 
 def default_workers() -> int:
     from bench.schedule.placement import default_workers as for_machine
 
     return for_machine(visible_gpus())
-
-
-class Stopped(KeyboardInterrupt):
-    """run_cells stopped by a signal: SIGINT (Ctrl-C) or SIGTERM (timeout, docker stop, Slurm).
-    A KeyboardInterrupt, so callers that handle Ctrl-C handle both; `signum` sets the exit code."""
-
-    def __init__(self, signum: int = signal.SIGINT):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_stopped_by: list[int] = []  # the first stop signal of the current run_cells
-
-
-@contextmanager
-def _ctrl_c_stops():
-    """First Ctrl-C or SIGTERM: set STOP (cells checkpoint and stop); a second one interrupts at
-    once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if STOP.is_set():
-            raise Stopped(signum)
-        STOP.set()
-        _stopped_by.append(signum)
-        again = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"\nganbench: {signal.Signals(signum).name}: stopping: running cells write a "
-              f"checkpoint ({again} again to quit now)", file=sys.stderr, flush=True)
-
-    before = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    STOP.clear()
-    _stopped_by.clear()
-    try:
-        yield
-    finally:
-        for sig, old in before.items():
-            signal.signal(sig, old)
-        STOP.clear()
-
-
-def _stopped() -> Stopped:
-    return Stopped(_stopped_by[0] if _stopped_by else signal.SIGINT)
 
 
 def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1,
@@ -119,10 +72,10 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
     Records whose status is in `retry` (e.g. {"failed", "diverged"}) are trained again.
     Raises Stopped (a KeyboardInterrupt) after Ctrl-C or SIGTERM once running cells have
     checkpointed.
-    `executor="ray"` runs each cell as a Ray task (bench/schedule/ray_executor.py; `address` of a
-    cluster, or None for a local Ray).
-    `fuse`: train fusable cells as fused groups (None: unless GANBENCH_NO_FUSE=1; local
-    executors only)."""
+    `executor="ray"` runs each unit (a cell or a fused group) as a Ray task
+    (bench/schedule/ray_executor.py; `address` of a cluster, or None for a local Ray).
+    `fuse`: train fusable cells as fused groups (None: unless GANBENCH_NO_FUSE=1; on a CPU
+    only the nets that measured a win, docs/fused.md)."""
     cells = list({c.cell_id: c for c in cells}.values())  # a cell listed twice runs once
     retry = tuple(retry)
     # `seen`: when each retried record was stored, as seen now; only that record is redone, so
@@ -147,12 +100,12 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
                disable=None if progress else True)
     opts = dict(eval_spec=eval_spec, curve_every=curve_every, retry=retry, seen=seen)
     try:
-        with _ctrl_c_stops():
+        with stop_on_signals():
             if executor == "ray":
                 from bench.schedule.ray_executor import run_ray
 
                 run = run_ray(todo, Path(store_root), address=address, device=device,
-                              cells_per_gpu=cells_per_gpu, opts=opts)
+                              cells_per_gpu=cells_per_gpu, opts=opts, fuse=fuse)
             else:
                 units, _ = work_units(todo, workers=max(1, workers), device=device,
                                       gpus=visible_gpus(), fuse=fuse)
@@ -165,7 +118,7 @@ def run_cells(cells: Iterable[CellConfig], store_root: Path, *, workers: int = 1
                 bar.update(1)
                 yield record
             if STOP.is_set():
-                raise _stopped()
+                raise stopped_error()
     finally:
         bar.close()
 
@@ -178,7 +131,7 @@ def _run_here(todo: list, root: Path, device, progress, opts) -> Iterator[Record
         deferred: dict[str, tuple[CellConfig, float]] = {}
         while (queue or deferred) and not STOP.is_set():
             if not queue:
-                yield from _collect_deferred(store, deferred, queue, opts["seen"])
+                yield from collect_deferred(store, deferred, queue, opts["seen"])
                 continue
             cell = queue.popleft()
             if isinstance(cell, FusedGroup):
@@ -203,48 +156,9 @@ def _run_here(todo: list, root: Path, device, progress, opts) -> Iterator[Record
                 yield record
 
 
-def _collect_deferred(store: Store, deferred: dict, queue: deque,
-                      seen: dict[str, float]) -> Iterator[Record]:
-    """Cells leased by another process: yield the ones it stored; requeue the rest when their
-    poll time comes (the lease is taken over if its owner died). A retried cell's old record
-    (`seen`) is not its result."""
-    now = time.monotonic()
-    for cid, (cell, due) in list(deferred.items()):
-        record = holders_record(store, cid, seen)
-        if record is not None:  # stored by the process that held the lease: final for this run
-            del deferred[cid]
-            yield record
-        elif due <= now:
-            del deferred[cid]
-            queue.append(cell)
-    if not queue and deferred:
-        time.sleep(0.2)
-
-
 # -- the worker pool ------------------------------------------------------------------------------
-def _die_with_parent(parent_pid: int) -> None:
-    """The kernel kills us when the parent dies (Linux); elsewhere, and as a backstop (the
-    signal follows the parent *thread* that started us), a watchdog checks the parent pid."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-    def watch():
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
-
-
 def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event) -> None:
-    _die_with_parent(parent_pid)
+    die_with_parent(parent_pid)
     quiet_plugin_warnings()
     # A terminal Ctrl-C (or Slurm's SIGTERM) reaches the whole process group; the parent also
     # sets `stop_event` (a signal sent while we were still booting would be lost). Either way:
@@ -261,42 +175,14 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
                 return
             if msg is None:
                 return
-            cell_json, device = msg
+            unit_json, device = msg
             if STOP.is_set():  # queued before the stop: leave it for the next run
                 conn.send({"state": "stopped"})
                 return
-            if "group" in cell_json:
-                reply = _run_group_here(cell_json["group"], store, device, opts)
-                conn.send(reply)
-                if reply.get("stopped"):
-                    return
-                continue
-            cell = CellConfig.from_dict(cell_json)
-            try:
-                record = run_cell(cell, store, device=device, progress=False, wait=False, **opts)
-                reply = {"state": "stored" if record is not None else "stopped"}
-            except CellBusy as exc:
-                reply = {"state": "busy", "owner": exc.lease.owner}
-            except Exception as exc:  # e.g. the store itself cannot be written
-                reply = {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
-                         "error": traceback.format_exc()}
+            reply = run_unit(unit_json, store, device, opts)
             conn.send(reply)
-            if reply["state"] == "stopped":  # the parent's stop, or a signal to us alone: the
-                return  # parent replaces us (and resumes the cell) unless it is stopping too
-
-
-def _run_group_here(cells_json: list[dict], store: Store, device: str, opts: dict) -> dict:
-    """A worker's fused group: which cells it stored, which it left to run alone (and why),
-    and whether it stopped (Ctrl-C / SIGTERM: its cells checkpointed)."""
-    cells = [CellConfig.from_dict(c) for c in cells_json]
-    try:
-        out = run_fused_group(cells, store, device=device, **opts)
-    except Exception as exc:  # e.g. the store itself cannot be written
-        return {"state": "error", "reason": f"{type(exc).__name__}: {exc}",
-                "error": traceback.format_exc()}
-    return {"state": "group", "stored": [c for c, r in out.records.items() if r is not None],
-            "left": dict(out.left),
-            "stopped": any(r is None for r in out.records.values())}
+            if stopped(reply):  # the parent's stop, or a signal to us alone: the parent
+                return  # replaces us (and resumes the cell) unless it is stopping too
 
 
 class _Worker:
@@ -304,27 +190,18 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, daemon=True,
                                    args=(child, str(store_root), os.getpid(), opts, stop_event))
-        # Start it with SIGINT/SIGTERM ignored (inherited across exec) so a stop signal while it
-        # boots neither kills it nor prints a traceback; _worker_main installs the real handlers.
-        try:
-            before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-        except ValueError:  # not the main thread: leave signals alone
-            before = {}
-        try:
+        # Started with SIGINT/SIGTERM ignored (inherited across exec); _worker_main installs
+        # the real handlers.
+        with ignoring_stop_signals():
             self.process.start()
-        finally:
-            for sig, old in before.items():
-                signal.signal(sig, old)
         child.close()
         self.cell: CellConfig | FusedGroup | None = None  # what it trains now
         self.device: str | None = None
 
     def send(self, cell: CellConfig | FusedGroup, device: str) -> None:
         self.cell, self.device = cell, device
-        payload = ({"group": [c.to_dict() for c in cell.cells]} if isinstance(cell, FusedGroup)
-                   else cell.to_dict())
         try:
-            self.conn.send((payload, device))
+            self.conn.send((payload(cell), device))
         except OSError:
             pass  # it died just now: its sentinel fires and the cell is retried
 
@@ -369,7 +246,7 @@ def _run_pool(todo: list, root: Path, workers: int, device, cells_per_gpu,
                     if time.monotonic() > stop_deadline:
                         break
                 if not queue and deferred:
-                    yield from _collect_deferred(store, deferred, queue, opts["seen"])
+                    yield from collect_deferred(store, deferred, queue, opts["seen"])
                 for i, w in enumerate(pool):  # an idle worker killed meanwhile is replaced
                     if w.cell is None and not w.process.is_alive() and not STOP.is_set():
                         pool[i] = _Worker(ctx, root, opts, stop_event)
@@ -423,85 +300,24 @@ def _dispatch(pool: list[_Worker], queue: deque, gpus: int, device, per_gpu: int
 
 def _finish(w: _Worker, store: Store, deferred: dict, deaths: Counter,
             queue: deque, seen: dict[str, float]) -> list[Record]:
-    """Handle a worker's reply or death; the records to yield."""
-    cell, w.cell = w.cell, None
+    """Handle a worker's reply or death (bench/schedule/units.py); the records to yield."""
+    unit, w.cell = w.cell, None
     reply = None
     try:
         if w.conn.poll():
             reply = w.conn.recv()
     except (EOFError, OSError):
         reply = None
-    if isinstance(cell, FusedGroup):
-        return _finish_group(w, cell, reply, store, deaths, queue, seen)
-    record = _finish_cell(w, cell, reply, store, deferred, deaths, queue)
+    death = None
+    if reply is None:  # the worker died mid-unit (OOM killer, kill -9, segfault)
+        w.process.join(timeout=5)
+        why = _exit_reason(w.process.exitcode)
+        death = Death(f"worker {why}", f"worker process {why}")
+    elif stopped(reply) and not STOP.is_set():  # a signal to it alone: it checkpointed and
+        w.process.join(timeout=5)  # exits; a fresh worker resumes its cells
+    if isinstance(unit, FusedGroup):
+        return settle_group(unit, reply, store, death=death, deaths=deaths, queue=queue,
+                            seen=seen)
+    record = settle_cell(unit, reply, store, death=death, deferred=deferred, deaths=deaths,
+                         queue=queue)
     return [record] if record is not None else []
-
-
-def _finish_group(w: _Worker, group: FusedGroup, reply: dict | None, store: Store,
-                  deaths: Counter, queue: deque, seen: dict[str, float]) -> list[Record]:
-    """A fused group's reply, read per cell as `_finish_cell` reads a cell's: stored cells are
-    yielded; cells it left run alone; a killed worker's group is retried once (each cell
-    resumes from its checkpoint), then its unstored cells are stored `failed`; a worker stopped
-    alone (a signal to it, not to the run) is replaced and the group resumes."""
-    if reply is None:  # the worker died mid-group (OOM killer, kill -9, segfault)
-        w.process.join(timeout=5)
-        why = _exit_reason(w.process.exitcode)
-        done = {c.cell_id: holders_record(store, c.cell_id, seen) for c in group.cells}
-        todo = [c for c in group.cells if done[c.cell_id] is None]
-        for c in todo:
-            deaths[c.cell_id] += 1
-        if todo and max(deaths[c.cell_id] for c in todo) <= WORKER_DEATHS_RETRIED:
-            print(f"ganbench: warning: worker {why} while running a fused group of "
-                  f"{len(group)} cells ({group.cells[0].data.name} {group.cells[0].label}, "
-                  f"...); retrying them", file=sys.stderr, flush=True)
-            queue.appendleft(FusedGroup(tuple(todo)) if len(todo) > 1 else todo[0])
-            return []
-        stored = [r for r in done.values() if r is not None]
-        return stored + [store_failed(store, failed_record(
-            c, f"worker process {why} ({deaths[c.cell_id]} times)")) for c in todo]
-    if reply["state"] == "error":
-        return [store_failed(store, failed_record(c, reply["reason"], reply["error"]))
-                for c in group.cells]
-    if reply["state"] == "stopped":  # stopped before it began
-        rest = list(group.cells)
-        records = []
-    else:
-        stored = set(reply["stored"])
-        records = [store.get(cid) for cid in group.cell_ids if cid in stored]
-        records = [r for r in records if r is not None]
-        left = [c for c in group.cells if c.cell_id in reply["left"]]
-        queue.extendleft(reversed(left))  # each alone, first
-        rest = [c for c in group.cells if c.cell_id not in stored
-                and c.cell_id not in reply["left"]]
-    if rest and not STOP.is_set():  # the worker alone was signalled: it checkpointed and exits;
-        w.process.join(timeout=5)  # a fresh worker resumes the group
-        queue.appendleft(FusedGroup(tuple(rest)) if len(rest) > 1 else rest[0])
-    return records
-
-
-def _finish_cell(w: _Worker, cell: CellConfig, reply: dict | None, store: Store,
-                 deferred: dict, deaths: Counter, queue: deque) -> Record | None:
-    if reply is None:  # the worker died mid-cell (OOM killer, kill -9, segfault)
-        w.process.join(timeout=5)
-        why = _exit_reason(w.process.exitcode)
-        deaths[cell.cell_id] += 1
-        if deaths[cell.cell_id] <= WORKER_DEATHS_RETRIED:
-            print(f"ganbench: warning: worker {why} while running cell {cell.cell_id} "
-                  f"({cell.data.name} {cell.label} seed {cell.seed}); retrying it",
-                  file=sys.stderr, flush=True)
-            queue.appendleft(cell)
-            return None
-        record = failed_record(cell, f"worker process {why} ({deaths[cell.cell_id]} times)")
-        return store_failed(store, record)
-    state = reply["state"]
-    if state == "stored":
-        return store.get(cell.cell_id)
-    if state == "busy":
-        deferred[cell.cell_id] = (cell, time.monotonic() + BUSY_POLL_S)
-        return None
-    if state == "error":
-        return store_failed(store, failed_record(cell, reply["reason"], reply["error"]))
-    if not STOP.is_set():  # the worker alone was signalled: it checkpointed and exits; a fresh
-        w.process.join(timeout=5)  # worker resumes the cell
-        queue.appendleft(cell)
-    return None  # stopped by Ctrl-C / SIGTERM: its checkpoint is on disk

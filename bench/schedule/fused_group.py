@@ -1,18 +1,14 @@
 """Training a group of cells fused (bench/train/fused), stored exactly as cells run one at a time:
-one lease, one checkpoint and one record per cell. The entry beside `run_cell` that the local
-executors (bench/schedule/executor.py, in-process and pool) call; see docs/fused.md.
+one lease, one checkpoint and one record per cell. The entry beside `run_cell` that the
+executors (bench/schedule/units.py: the in-process loop, the pool, Ray) call; see
+docs/fused.md. Which cells form a group is bench/schedule/fused_plan.py's.
 
-`plan_groups(cells)` says which cells could be fused and why the others not;
-`work_units(cells, workers=..., device=...)` turns a plan into what the executors hand out (a
-`FusedGroup` per worker, split so every worker has work; a cell alone otherwise), and `--dry-run`
-prints the same; `run_fused_group(cells, store, ...)` trains one group and returns what it
-stored, and the cells it left to `run_cell` (busy elsewhere, refused once built, or at another
-step). `run --no-fuse`, GANBENCH_NO_FUSE=1 or `fuse=False` leave every cell to `run_cell`.
+`run_fused_group(cells, store, ...)` trains one group and returns what it stored, and the cells
+it left to `run_cell` (busy elsewhere, refused once built, or at another step).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 import traceback
@@ -23,10 +19,9 @@ import torch
 
 from bench.train.checkpoint import CheckpointError
 from bench.core.config import CellConfig
-from bench.data import dataset_kind, load_dataset
+from bench.data import load_dataset
 from bench.schedule.leases import Heartbeat, Leases, my_owner
 from bench.core.record import Record
-from bench.trickapi.registry import create_trick
 from bench.train.runtime import pick_device
 from bench.schedule.runner import (STOP, _put_once, _restart_from_scratch, cell_threads,
                                    curve_interval, curve_probe, disallowed_record, evaluate,
@@ -34,198 +29,6 @@ from bench.schedule.runner import (STOP, _put_once, _restart_from_scratch, cell_
 from bench.store import Store
 from bench.train import Trainer
 from bench.train.fused import CellStreams, FusedTrainer, NotFusable, group_refusal
-from bench.train.fused.tricks import refusal
-
-NO_FUSE_ENV = "GANBENCH_NO_FUSE"
-
-
-def fusing_enabled(fuse: bool | None = None) -> bool:
-    if fuse is not None:
-        return fuse
-    if os.environ.get("GANBENCH_TENSORBOARD"):  # live curves come from cells run one at a time
-        return False
-    return os.environ.get(NO_FUSE_ENV, "") in ("", "0")
-
-
-def group_key(cell: CellConfig) -> str:
-    """Cells with one key may share a fused step: everything but the seed and the optimizers'
-    settings (which the engine keeps per cell) and the trick params (read per cell)."""
-    d = cell.to_dict()
-    d.pop("seed", None)
-    train = dict(d.get("train", {}))
-    train.pop("g_optim", None)
-    train.pop("d_optim", None)
-    d["train"] = train
-    d["tricks"] = [t["name"] for t in d.get("tricks", [])]
-    import json
-
-    return json.dumps(d, sort_keys=True)
-
-
-def cell_refusal(cell: CellConfig) -> str | None:
-    """Why a cell cannot be fused, from its config alone (layers are checked when built)."""
-    if dataset_kind(cell.data.name) != "2d":
-        return "only 2-D cells are fused"
-    for spec in cell.tricks:
-        why = refusal(create_trick(spec.name, **spec.param_dict))
-        if why:
-            return why
-    return None
-
-
-@dataclass
-class Plan:
-    groups: list[list[CellConfig]] = field(default_factory=list)
-    alone: dict[str, str] = field(default_factory=dict)  # cell id -> why it runs alone
-
-
-def plan_groups(cells: list[CellConfig], fuse: bool | None = None,
-                min_group: int = 2) -> Plan:
-    plan = Plan()
-    if not fusing_enabled(fuse):
-        plan.alone = {c.cell_id: "fusing is off" for c in cells}
-        return plan
-    by_key: dict[str, list[CellConfig]] = {}
-    for cell in cells:
-        why = cell_refusal(cell)
-        if why:
-            plan.alone[cell.cell_id] = why
-        else:
-            by_key.setdefault(group_key(cell), []).append(cell)
-    for group in by_key.values():
-        why = None if len(group) < min_group else layer_refusal(group[0])
-        if len(group) < min_group:
-            plan.alone[group[0].cell_id] = "no other cell of its shape and budget"
-        elif why:
-            plan.alone.update({c.cell_id: why for c in group})
-        else:
-            plan.groups.append(group)
-    return plan
-
-
-def layer_refusal(cell: CellConfig) -> str | None:
-    """Why the cell's nets, as its tricks build them, have no fused form (built on the CPU with
-    a throwaway seed state: only the layers' types matter)."""
-    from bench.trickapi.trick import TrickError
-    from bench.train.fused.nets import NotFusable, check_fusable
-    from bench.train.parts import make_nets, make_tricks
-
-    data = load_dataset(cell.data.name, resolution=cell.data.resolution)
-    state = torch.get_rng_state()
-    try:
-        tricks = make_tricks(cell, data.kind)
-        nets = make_nets(cell, data, tricks, torch.device("cpu"),
-                         lambda n: data.train[:n])
-        for name in ("G", "D"):
-            check_fusable(getattr(nets, name), name)
-    except NotFusable as exc:
-        return str(exc)
-    except TrickError as exc:  # not applicable / a conflict: run_cell stores it with the reason
-        return f"not trainable: {exc}"
-    finally:
-        torch.set_rng_state(state)
-    return None
-
-
-# the most cells one fused step trains: on a CPU the rate per cell is flat or falls beyond K = 8
-# (benchmarks/engine.py: ring8 1.2-1.5x alone at K = 8..64, 0.94x at K = 512) while memory grows
-# with K; a GPU keeps gaining up to hundreds
-MAX_GROUP = {"cpu": 64, "cuda": 512}
-# nets (NetConfig.arch) that by default fuse on a CPU: those whose fused step measured faster per
-# core than one cell per worker (docs/fused.md: the 2-D MLP, ring8 3x128, 1.2-1.5x); PacGAN's
-# nets measured 0.7-1.0x there, so on a CPU they train alone unless fusing is asked for
-# (`fuse=True`); on a GPU every fusable group fuses
-CPU_FUSE_ARCHS = frozenset({""})
-
-
-@dataclass(frozen=True)
-class FusedGroup:
-    """Cells the executors hand to one worker, trained by `run_fused_group`."""
-    cells: tuple[CellConfig, ...]
-
-    @property
-    def cell_ids(self) -> list[str]:
-        return [c.cell_id for c in self.cells]
-
-    def __len__(self) -> int:
-        return len(self.cells)
-
-
-def _device_kind(device: str | None, gpus: int) -> str:
-    """Where fused groups train: 'cuda' when a GPU is visible and --device is auto or cuda*
-    (a fused group is no longer launch-bound, so it goes where image cells go), else 'cpu'."""
-    if gpus and (device in (None, "auto") or str(device).startswith("cuda")):
-        return "cuda"
-    return "cpu"
-
-
-def group_device(*, gpus: int, device: str | None, gpu_load: list[int],
-                 cells_per_gpu: int) -> str | None:
-    """The device for a fused group now (None: every GPU is full; try again later)."""
-    from bench.schedule.placement import choose_device
-
-    if _device_kind(device, gpus) == "cuda":
-        return choose_device("image", gpus=gpus, device="cuda" if device in (None, "auto")
-                             else device, gpu_load=gpu_load, cells_per_gpu=cells_per_gpu)
-    return "cpu" if device in (None, "auto") else device
-
-
-def split_groups(groups: list[list[CellConfig]], singles: int, workers: int,
-                 max_group: int) -> list[list[CellConfig]]:
-    """Groups cut to at most `max_group` cells, then halved (largest first) while there are
-    fewer units of work (groups + cells alone) than workers, so no worker idles while one
-    trains a group: K separate processes on K cores beat one fused group on one core. A part
-    of one cell runs alone."""
-    parts: list[list[CellConfig]] = []
-    for g in groups:
-        n = -(-len(g) // max_group)
-        size = -(-len(g) // n)
-        parts += [g[i:i + size] for i in range(0, len(g), size)]
-    while len(parts) + singles < workers:
-        parts.sort(key=len, reverse=True)
-        if not parts or len(parts[0]) < 2:
-            break
-        big = parts.pop(0)
-        half = -(-len(big) // 2)
-        parts += [big[:half], big[half:]]
-    return parts
-
-
-def work_units(cells: list[CellConfig], *, workers: int, device: str | None = None,
-               gpus: int = 0, fuse: bool | None = None) -> tuple[list, Plan]:
-    """What the executors hand out, in the order of `cells`: a FusedGroup for each part of a
-    planned group of two or more cells, each other cell as itself; and the plan (its `alone`
-    says why each other cell is not fused). On the CPU a group is split so every worker has
-    work (`split_groups`); on a GPU it is only cut to MAX_GROUP."""
-    plan = plan_groups(cells, fuse=fuse)
-    kind = _device_kind(device, gpus)
-    if kind == "cpu" and fuse is None:  # the default: fuse on a CPU only where it measured a win
-        slow = [g for g in plan.groups if g[0].net.arch not in CPU_FUSE_ARCHS]
-        for g in slow:
-            plan.groups.remove(g)
-            plan.alone.update({c.cell_id: f"on a CPU, {g[0].net.arch} nets fused measured no "
-                                          f"faster than one cell per worker (docs/fused.md); "
-                                          f"fused on a GPU" for c in g})
-    singles = len(cells) - sum(map(len, plan.groups))
-    parts = split_groups(plan.groups, singles, workers if kind == "cpu" else 1,
-                         MAX_GROUP[kind])
-    first: dict[str, FusedGroup] = {}
-    in_part: set[str] = set()
-    for part in parts:
-        ids = [c.cell_id for c in part]
-        in_part.update(ids)
-        if len(part) > 1:
-            first[ids[0]] = FusedGroup(tuple(part))
-        else:
-            plan.alone[ids[0]] = "split off its group so that every worker has work"
-    units: list = []
-    for cell in cells:
-        if cell.cell_id in first:
-            units.append(first[cell.cell_id])
-        elif cell.cell_id not in in_part or cell.cell_id in plan.alone:
-            units.append(cell)
-    return units, plan
-
 
 @dataclass
 class GroupResult:
@@ -380,83 +183,3 @@ def _store(store: Store, record: Record, history: tuple[list, bool], out: GroupR
         out.records[record.cell_id] = record
     else:
         out.records[record.cell_id] = _put_once(store, record)
-
-
-# -- which tricks fuse (docs/fused.md's table is this, checked by tests/test_fused_scheduler.py) --
-# param settings whose fused form differs from the default's (refused, or refused at default)
-PARAM_CASES: dict[str, list[dict]] = {
-    "gradient_penalty": [{"variant": "dragan"}, {"interval": 4}],
-    "unrolled": [{"g_objective": "value"}, {"first_order": True}],
-}
-
-
-def _probe_cell(name: str, params: dict) -> CellConfig:
-    from bench.core.config import DataConfig, NetConfig, OptimConfig, TrainConfig
-    from bench.schedule.grid import full_spec
-
-    opt = OptimConfig(lr=1e-3)
-    return CellConfig(data=DataConfig("ring8"), net=NetConfig(z_dim=8, width=16, depth=2),
-                      train=TrainConfig(steps=10, batch_size=16, g_optim=opt, d_optim=opt),
-                      tricks=(full_spec(name, params),), seed=0)
-
-
-def trick_support(name: str, params: dict | None = None) -> str | None:
-    """Why a 2-D cell with this trick (at `params`) trains alone (None: it fuses): its data
-    kind, a hook without a fused form, or a layer its `build` makes that has none."""
-    from bench.trickapi.registry import get_trick_class
-
-    params = params or {}
-    if "2d" not in get_trick_class(name).applies_to:
-        return "applies to image cells only; only 2-D cells are fused"
-    why = refusal(create_trick(name, **params))
-    if why:
-        return why
-    cell = _probe_cell(name, params)
-    blocked = disallowed_record(cell)
-    if blocked is not None:  # e.g. it needs a partner trick: judged with it, in its grid
-        return f"not judged alone ({blocked.reason})"
-    return layer_refusal(cell)
-
-
-def support_table() -> str:
-    """The Markdown table of docs/fused.md: every built-in trick, whether its cells fuse, and
-    the reason when they do not (plus the param settings of PARAM_CASES)."""
-    from bench.trickapi.registry import get_trick_class, list_tricks
-
-    rows = ["| trick | fused | why not |", "|---|---|---|"]
-    for name in list_tricks():
-        if not get_trick_class(name).__module__.startswith("tricks."):
-            continue  # a plugin's: judged when it is installed (`trick_support`)
-        for params in [{}] + PARAM_CASES.get(name, []):
-            why = trick_support(name, params)
-            shown = name + (" (" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
-                            if params else "")
-            rows.append(f"| `{shown}` | {'yes' if why is None else 'no: alone'} | "
-                        f"{(why or '').replace('|', '/')} |")
-    return "\n".join(rows) + "\n"
-
-
-DOC_START, DOC_END = "<!-- fused-tricks: start -->", "<!-- fused-tricks: end -->"
-
-
-def write_doc(path) -> bool:
-    """Put `support_table()` between the markers of `path`; True when it changed."""
-    from pathlib import Path
-
-    path = Path(path)
-    text = path.read_text()
-    head, rest = text.split(DOC_START, 1)
-    _, tail = rest.split(DOC_END, 1)
-    new = f"{head}{DOC_START}\n{support_table()}{DOC_END}{tail}"
-    if new != text:
-        path.write_text(new)
-    return new != text
-
-
-if __name__ == "__main__":  # python -m bench.schedule.fused_group [docs/fused.md]
-    import sys
-
-    if len(sys.argv) > 1:
-        print("updated" if write_doc(sys.argv[1]) else "up to date", sys.argv[1])
-    else:
-        print(support_table(), end="")

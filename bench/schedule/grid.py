@@ -37,6 +37,8 @@ seeds = [0, 1, 2]           # optional per-dataset override (also tune_seeds)
 tune_metric = "reverse_kl"  # optional: what the tuning seeds choose on (default: reverse_kl on
                             # 2-D data, fid on images)
 tune_lr = [1e-4, 2e-4]      # optional: this table's [tune] lr
+primary = "reverse_kl"      # optional: the pre-registered metric of this dataset; the report
+                            #   tests only its Δs (Holm within the dataset), the rest secondary
 tricks = ["*"]              # optional per-dataset override
 params = { "wgan_gp.setting" = "toy" }  # optional: this dataset's trick params, over [params]
                             #   (a trick's authors' setting for this kind of data)
@@ -90,7 +92,7 @@ TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",
              "exclude", "activation", "init", "arch", "beta1",
              "z_dim", "width", "depth", "log_every", "checkpoint_every", "stop_on", "g_loss",
-             "tune_seeds", "tune_metric", "tune_lr", "params"}
+             "tune_seeds", "tune_metric", "tune_lr", "params", "primary"}
 SWEEPABLE = ("lr", "steps", "batch_size")  # data keys that may be lists (sweep axes)
 TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
 BUDGETS = ("steps", "evals", "time")
@@ -395,6 +397,13 @@ def _load_grid(path: Path, edit=None) -> Grid:
             raise check.fail(where, "tune_metric", tune_metric,
                              "a metric with a direction: "
                              + ", ".join(m for m, d in METRIC_DIRECTIONS.items() if d))
+        if "primary" in table:  # the pre-registered metric of the verdict (bench/report/study)
+            primary = check.str_(table["primary"], where, "primary")
+            if METRIC_DIRECTIONS.get(primary) is None:
+                raise check.fail(where, "primary", primary,
+                                 "a metric with a direction: "
+                                 + ", ".join(m for m, d in METRIC_DIRECTIONS.items() if d))
+            spec.setdefault("primary", {})[name] = primary
         tricks = _expand(check.strs(table["tricks"], where, "tricks") if "tricks" in table
                          else top_tricks, where, path, include_plugins)
         excluded = set(_expand(check.strs(table["exclude"], where, "exclude"), where, path, True)
@@ -440,9 +449,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
         data = DataConfig(name, resolution)
         first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table_params.items()}
 
-        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name)) -> list[str]:
+        def conflicts(names: list[str], kind=kind, traits=dataset_traits(name),
+                      arch=net.arch) -> list[str]:
             return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
-                                    traits)
+                                    traits, arch)
 
         options = DesignOptions(kind=kind, conflicts=conflicts, cells=tuple(explicit),
                                 fraction_resolution=fraction_res)

@@ -12,6 +12,16 @@ from __future__ import annotations
 import os
 
 
+def visible_gpus() -> int:
+    """GPUs torch sees here (0 without CUDA, or with a broken driver)."""
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver is no GPU
+        return 0
+
+
 def default_workers(gpus: int, cores: int | None = None) -> int:
     """About one worker per core, at most 8. With GPUs the same: several cells share a GPU, and
     2-D cells keep the CPU cores busy meanwhile."""

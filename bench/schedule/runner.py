@@ -102,7 +102,7 @@ def disallowed_record(cell: CellConfig) -> Record | None:
     Bad trick names or params raise TrickError: those are input errors, not grid results."""
     kind, traits = dataset_kind(cell.data.name), dataset_traits(cell.data.name)
     tricks = [create_trick(t.name, **t.param_dict) for t in cell.tricks]
-    reasons = typed_conflict_reasons(tricks, kind, traits)
+    reasons = typed_conflict_reasons(tricks, kind, traits, cell.net.arch)
     if not reasons:
         return None
     only_data = all(why == "data" for why, _ in reasons)

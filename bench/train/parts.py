@@ -21,7 +21,8 @@ def adam(params, spec: OptimConfig) -> torch.optim.Adam:
 
 def make_tricks(cell: CellConfig, kind: str) -> TrickSet:
     """The cell's tricks; a disallowed set or a version other than the installed one raises."""
-    tricks = TrickSet(build_tricks(((t.name, t.param_dict) for t in cell.tricks), kind))
+    tricks = TrickSet(build_tricks(((t.name, t.param_dict) for t in cell.tricks), kind,
+                                    arch=cell.net.arch))
     for spec, trick in zip(cell.tricks, tricks):
         if spec.version != trick.version:
             raise TrickError(f"cell {cell.cell_id} was made with {spec.name} version "

@@ -12,7 +12,7 @@ while it trains through torch's `SummaryWriter` (needs the `tensorboard` package
 The writer only mirrors what the trainer stores in its curves, so a cell trains and scores the
 same with it or without it. A resumed cell continues its run: TensorBoard drops the events an
 interrupted attempt wrote past the step it resumes from (`purge_step`). With it set, cells are not
-fused (bench/schedule/fused_group.fusing_enabled): the fused engine has no mirror, so every cell
+fused (bench/schedule/fused_plan.fusing_enabled): the fused engine has no mirror, so every cell
 trains alone, as `run --no-fuse` does (its cell id is the same either way)."""
 from __future__ import annotations
 

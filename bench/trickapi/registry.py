@@ -18,6 +18,7 @@ import typing
 from importlib.metadata import entry_points
 from typing import Any, Iterable, Sequence
 
+from bench.core.config import ARCH_SLOTS
 from bench.trickapi.trick import HOOKS, SLOTS, TRAITS, Trick, TrickError, slots_of
 
 ENTRY_POINT_GROUP = "ganbench.tricks"
@@ -221,18 +222,22 @@ def create_trick(name: str, **params: Any) -> Trick:
 
 
 def conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
-                     traits: frozenset[str] | None = None) -> list[str]:
+                     traits: frozenset[str] | None = None, arch: str = "") -> list[str]:
     """Why this set of tricks may not run together (on data of `kind` offering `traits`, see
-    `bench.data.dataset_traits`; None: not checked); empty when allowed."""
-    return [text for _, text in typed_conflict_reasons(tricks, kind, traits)]
+    `bench.data.dataset_traits`; None: not checked; with the nets of `arch`, see
+    `bench.core.config.ARCH_SLOTS`); empty when allowed."""
+    return [text for _, text in typed_conflict_reasons(tricks, kind, traits, arch)]
 
 
 def typed_conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
-                           traits: frozenset[str] | None = None) -> list[tuple[str, str]]:
+                           traits: frozenset[str] | None = None,
+                           arch: str = "") -> list[tuple[str, str]]:
     """`conflict_reasons` with each reason's type: "data" (a trick does not apply to this data:
-    the cell is `not-applicable`) or "tricks" (the set itself may not run: `conflict`)."""
+    the cell is `not-applicable`) or "tricks" (the set itself may not run, alone or with the
+    named architecture's nets: `conflict`)."""
     reasons: list[tuple[str, str]] = []
     names = {t.name for t in tricks}
+    arch_slots = ARCH_SLOTS.get(arch, {})
     claimed: dict[str, str] = {}
     excluded_pairs: set[frozenset[str]] = set()  # a conflict declared on both sides is said once
     for t in sorted(tricks, key=lambda t: t.name):
@@ -243,7 +248,10 @@ def typed_conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
             missing = ", ".join(TRAITS[n] for n in sorted(set(t.needs) - traits))
             reasons.append(("data", f"{t.name} does not apply to data without {missing}"))
         for slot in slots_of(t):
-            if slot in claimed:
+            if slot in arch_slots:
+                reasons.append(("tricks", f"{t.name} claims the '{slot}' slot (it {SLOTS[slot]}), "
+                                          f"which arch '{arch}' fills: {arch_slots[slot]}"))
+            elif slot in claimed:
                 reasons.append(("tricks", f"{claimed[slot]} and {t.name} both claim the "
                                           f"'{slot}' slot (it {SLOTS[slot]})"))
             else:
@@ -260,11 +268,11 @@ def typed_conflict_reasons(tricks: Sequence[Trick], kind: str | None = None,
 
 
 def build_tricks(specs: Iterable[tuple[str, dict[str, Any]]], kind: str | None = None,
-                 traits: frozenset[str] | None = None) -> list[Trick]:
+                 traits: frozenset[str] | None = None, arch: str = "") -> list[Trick]:
     """Create tricks from (name, params) pairs and refuse a set that may not run together
     (TrickError listing every reason)."""
     tricks = [create_trick(n, **p) for n, p in specs]
-    reasons = conflict_reasons(tricks, kind, traits)
+    reasons = conflict_reasons(tricks, kind, traits, arch)
     if reasons:
         raise TrickError("these tricks cannot run together: " + "; ".join(reasons))
     return tricks

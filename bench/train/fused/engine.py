@@ -1,7 +1,6 @@
 """FusedTrainer: K cells' Trainers trained as one vectorised step (the design is in __init__.py)."""
 from __future__ import annotations
 
-import math
 import time
 from types import SimpleNamespace
 from typing import Callable, Sequence
@@ -13,19 +12,15 @@ from bench.core.flags import hard_flags
 from bench.train.runtime import watch_nondeterminism
 
 from . import tricks as fused_tricks
-from .adam import StackedAdam, per_model
+from .adam import StackedAdam
 from .nets import NotFusable, StackedNet, check_fusable, structure
 from .streams import CellStreams
+from .unrolled import unrolled_critic
 
 ENGINE = "fused"
-
-
-def _safe_sqrt(v: torch.Tensor) -> torch.Tensor:
-    """sqrt with a finite derivative at 0, as tricks/unrolled.py's (Adam's v is 0 where the
-    step is 0 anyway)."""
-    pos = v > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, v, torch.ones_like(v))),
-                       torch.zeros_like(v))
+# data kinds whose nets have fused forms: the 2-D MLPs (and PacGAN's), and the DCGAN-style conv
+# nets of image cells (nets.py: a conv layer of K models is one grouped convolution)
+FUSED_KINDS = frozenset({"2d", "image"})
 
 
 def group_refusal(trainers: Sequence) -> str | None:
@@ -33,8 +28,8 @@ def group_refusal(trainers: Sequence) -> str | None:
     if not trainers:
         return "no cells"
     t0 = trainers[0]
-    if t0.data.kind != "2d":
-        return f"{t0.cell.data.name}: only 2-D cells are fused"
+    if t0.data.kind not in FUSED_KINDS:
+        return f"{t0.cell.data.name}: only 2-D and image cells are fused"
     for t in trainers:
         for trick in t.tricks:
             why = fused_tricks.refusal(trick)
@@ -114,6 +109,11 @@ class FusedTrainer:
             else None
         self.critic_name = ts.using("g_critic")[0].name if ts.using("g_critic") else None
         self.scheduled = bool(ts.using("lr_scale"))
+        # unrolled's G objective "value" (equal within a group: a param fused_plan.group_key keys on)
+        objectives = {t.p.g_objective for t in self.by_name.get("unrolled", [])}
+        if len(objectives) > 1:
+            raise NotFusable("unrolled's g_objective differs within a fused group")
+        self.g_value = objectives == {"value"}
         self._targets = self._fixed_targets() if ts.using("targets") else None
 
         self.alive = [True] * self.K
@@ -222,8 +222,14 @@ class FusedTrainer:
         return self.streams.draw("randn", (self.draws, self.z_dim), torch.get_default_dtype())
 
     def _terms(self, phase: str, c) -> dict[str, torch.Tensor]:
+        if phase == "g" and self.g_value:
+            # the Trainer skips G's adversarial term at weight 0 and adds unrolled's penalty
+            # `value`; D(x) is scored at the unrolled D, real_in drawn after fake_in as there
+            d_real = c.critic(self._d_input(c.real, True))
+            return {"g_value": fused_tricks.game_value(d_real, c.d_fake)}
         terms = {f"{phase}_adv": fused_tricks.adversarial_loss(
-            self.loss_name, self.cell0.train.g_loss, phase, c)}
+            self.loss_name, self.cell0.train.g_loss, phase, c,
+            self.by_name.get(self.loss_name) if self.loss_name else None)}
         if phase == "d":
             for name in self.penalty_tricks:
                 if name == "wgan_gp":
@@ -287,9 +293,9 @@ class FusedTrainer:
         fake = self.G(z)
         critic = self.D
         if self.critic_name == "unrolled":
-            critic = self._unrolled(real, z, fake, d_lrs)
+            critic = unrolled_critic(self, real, z, fake, d_lrs)
         fake_in = self._d_input(fake, False)
-        c = SimpleNamespace(critic=critic, fake_in=fake_in, d_fake=critic(fake_in))
+        c = SimpleNamespace(critic=critic, fake_in=fake_in, d_fake=critic(fake_in), real=real)
         terms = self._terms("g", c)
         self._update(self.G, self.g_opt, sum(terms.values()), terms, g_lrs)
         logged = self._log_end_step()
@@ -308,76 +314,6 @@ class FusedTrainer:
                 self.alive[k] = False
                 self.results[k] = ("diverged", f"stopped on failure flag {f['flag']} at step "
                                                f"{f['step']}: {f['detail']}")
-
-    # -- unrolled GAN (tricks/unrolled.py), per model --
-    def _unrolled(self, real, z, fake, d_lrs):
-        tricks = self.by_name["unrolled"]
-        ks = {t.p.k for t in tricks}
-        orders = {t.p.first_order for t in tricks}
-        if len(ks) != 1 or len(orders) != 1:
-            raise NotFusable("unrolled's k or order differs within a fused group")
-        k, first_order = ks.pop(), orders.pop()
-        lrs = d_lrs if d_lrs is not None else self.d_opt.lrs
-        with self.streams.forked():
-            if first_order:
-                return self._unrolled_first_order(real, z, k, lrs)
-            return self._unrolled_second_order(real, fake, k, lrs)
-
-    def _functional_critic(self, params, buffers):
-        D = self.D
-
-        def critic(x):
-            return D(x, params, buffers)
-        critic.features = lambda x: D.features(x, params, buffers)  # type: ignore[attr-defined]
-        return critic
-
-    def _unrolled_first_order(self, real, z, k, lrs):
-        params = {n: p.detach().clone().requires_grad_(True) for n, p in self.D.params.items()}
-        buffers = {n: b.clone() for n, b in self.D.buffers.items()}
-        opt = StackedAdam([params[n] for n in self.D.names], lrs, self.d_opt.beta1s,
-                          self.d_opt.beta2s, self.d_opt.eps)
-        opt.step_count = self.d_opt.step_count
-        opt.exp_avg = [m.clone() for m in self.d_opt.exp_avg]
-        opt.exp_avg_sq = [v.clone() for v in self.d_opt.exp_avg_sq]
-        critic = self._functional_critic(params, buffers)
-        for _ in range(k):
-            with torch.no_grad():
-                fake = self.G(z)
-            loss, _ = self.d_loss(critic, real, fake)
-            grads = torch.autograd.grad(loss.sum(), [params[n] for n in self.D.names])
-            opt.step(list(grads))
-        return self._functional_critic({n: p.detach() for n, p in params.items()}, buffers)
-
-    def _unrolled_second_order(self, real, fake, k, lrs):
-        """k differentiable Adam steps of every model's D (tricks/unrolled.py adam_steps with
-        per-model lr and betas): G's gradient flows through the updates."""
-        opt = self.d_opt
-        names = self.D.names
-        params = {n: self.D.params[n].detach().requires_grad_(True) for n in names}
-        buffers = {n: b.detach().clone() for n, b in self.D.buffers.items()}
-        state = {n: (float(opt.step_count), m.detach(), v.detach())
-                 for n, m, v in zip(names, opt.exp_avg, opt.exp_avg_sq)}
-        b1s, b2s, eps = opt.beta1s, opt.beta2s, opt.eps
-        for _ in range(k):
-            loss, _ = self.d_loss(self._functional_critic(params, buffers), real, fake)
-            grads = torch.autograd.grad(loss.sum(), [params[n] for n in names],
-                                        create_graph=True, allow_unused=True)
-            new = {}
-            for n, g in zip(names, grads):
-                p = params[n]
-                if g is None:
-                    new[n] = p
-                    continue
-                step, m, v = state[n]
-                step = step + 1
-                m = per_model(b1s, p) * m + per_model([1 - b for b in b1s], p) * g
-                v = per_model(b2s, p) * v + per_model([1 - b for b in b2s], p) * g * g
-                denom = _safe_sqrt(v) / per_model([(1 - b ** step) ** 0.5 for b in b2s], p) + eps
-                new[n] = p - per_model([lr / (1 - b ** step) for lr, b in zip(lrs, b1s)], p) \
-                    * m / denom
-                state[n] = (step, m, v)
-            params = new
-        return self._functional_critic(params, buffers)
 
     # -- the run --
     def train(self, stop_after: int | None = None) -> list[tuple[str, str]]:

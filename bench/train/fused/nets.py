@@ -134,35 +134,98 @@ def _batch_norm(m, prefix, x, st):
     (momentum average, unbiased variance, a step counter), and read in eval mode."""
     if x.dim() != 3:
         raise NotFusable("batch norm is fused for MLP features [K, B, C] only")
+    return _batch_norm_over(m, prefix, x, st, dims=(1,))
+
+
+@fused_layer(nn.BatchNorm2d)
+def _batch_norm_2d(m, prefix, x, st):
+    """nn.BatchNorm2d per model on feature maps [K, B, C, H, W]: statistics over each model's
+    batch and pixels (dims 1, 3, 4), running statistics as `_batch_norm`'s."""
+    if x.dim() != 5:
+        raise NotFusable("2-D batch norm is fused for feature maps [K, B, C, H, W] only")
+    return _batch_norm_over(m, prefix, x, st, dims=(1, 3, 4))
+
+
+def _batch_norm_over(m, prefix, x, st, dims: tuple[int, ...]):
     track = m.track_running_stats
     use_batch = st.training or not track
-    w = st.p(prefix + "weight").unsqueeze(1) if m.affine else None
-    b = st.p(prefix + "bias").unsqueeze(1) if m.affine else None
+    shape = [x.shape[0]] + [1] * (x.dim() - 1)  # [K, 1, C, 1, 1]: C at dim 2
+    shape[2] = x.shape[2]
+    w = st.p(prefix + "weight").view(shape) if m.affine else None
+    b = st.p(prefix + "bias").view(shape) if m.affine else None
     if use_batch:
-        mean = x.mean(dim=1, keepdim=True)
-        var = x.var(dim=1, unbiased=False, keepdim=True)
+        mean = x.mean(dim=dims, keepdim=True)
+        var = x.var(dim=dims, unbiased=False, keepdim=True)
         if st.training and track:
-            n = x.shape[1]
+            n = 1
+            for d in dims:
+                n *= x.shape[d]
             with torch.no_grad():
                 rm, rv = st.b(prefix + "running_mean"), st.b(prefix + "running_var")
                 nbt = st.b(prefix + "num_batches_tracked")
                 nbt.add_(1)
+                mean_kc = mean.detach().reshape(x.shape[0], x.shape[2])
+                var_kc = var.detach().reshape(x.shape[0], x.shape[2])
                 mom = m.momentum if m.momentum is not None else None
                 if mom is None:  # cumulative average, as nn.BatchNorm with momentum=None
                     mom_t = (1.0 / nbt.to(x.dtype)).unsqueeze(1)
-                    rm.mul_(1 - mom_t).add_(mom_t * mean.squeeze(1).detach())
-                    rv.mul_(1 - mom_t).add_(mom_t * var.squeeze(1).detach() * n / max(n - 1, 1))
+                    rm.mul_(1 - mom_t).add_(mom_t * mean_kc)
+                    rv.mul_(1 - mom_t).add_(mom_t * var_kc * n / max(n - 1, 1))
                 else:
-                    rm.mul_(1 - mom).add_(mean.squeeze(1).detach(), alpha=mom)
-                    rv.mul_(1 - mom).add_(var.squeeze(1).detach() * (n / max(n - 1, 1)),
-                                          alpha=mom)
+                    rm.mul_(1 - mom).add_(mean_kc, alpha=mom)
+                    rv.mul_(1 - mom).add_(var_kc * (n / max(n - 1, 1)), alpha=mom)
     else:
-        mean = st.b(prefix + "running_mean").unsqueeze(1)
-        var = st.b(prefix + "running_var").unsqueeze(1)
+        mean = st.b(prefix + "running_mean").view(shape)
+        var = st.b(prefix + "running_var").view(shape)
     y = (x - mean) * torch.rsqrt(var + m.eps)
     if w is not None:
         y = y * w + b
     return y
+
+
+# -- conv layers: the K models as one grouped convolution ---------------------------------------
+def _plain_conv(m, transposed: bool) -> None:
+    if m.groups != 1 or m.padding_mode != "zeros" or (transposed and any(m.output_padding)) \
+            or isinstance(m.padding, str):
+        raise NotFusable(f"{type(m).__name__}({m.extra_repr()}) has no fused form (groups, "
+                         f"padding mode or output padding)")
+
+
+def _models_as_channels(x: torch.Tensor) -> torch.Tensor:
+    """[K, B, C, H, W] -> [B, K*C, H, W] (model k's channels are the k-th block)."""
+    k, b = x.shape[:2]
+    return x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:])
+
+
+def _channels_as_models(y: torch.Tensor, k: int) -> torch.Tensor:
+    """[B, K*C, H, W] -> [K, B, C, H, W]."""
+    b = y.shape[0]
+    return y.reshape(b, k, y.shape[1] // k, *y.shape[2:]).transpose(0, 1)
+
+
+@fused_layer(nn.Conv2d)
+def _conv2d(m, prefix, x, st):
+    """K models' Conv2d as one convolution with groups = K: model k's input channels only meet
+    model k's filters."""
+    _plain_conv(m, False)
+    k = x.shape[0]
+    w = st.p(prefix + "weight")  # [K, O, C, kh, kw]
+    bias = st.p(prefix + "bias").reshape(-1) if m.bias is not None else None
+    y = F.conv2d(_models_as_channels(x), w.reshape(-1, *w.shape[2:]), bias, m.stride,
+                 m.padding, m.dilation, groups=k)
+    return _channels_as_models(y, k)
+
+
+@fused_layer(nn.ConvTranspose2d)
+def _conv_transpose2d(m, prefix, x, st):
+    """K models' ConvTranspose2d as one with groups = K (weight [K*C_in, C_out, kh, kw])."""
+    _plain_conv(m, True)
+    k = x.shape[0]
+    w = st.p(prefix + "weight")  # [K, C, O, kh, kw]
+    bias = st.p(prefix + "bias").reshape(-1) if m.bias is not None else None
+    y = F.conv_transpose2d(_models_as_channels(x), w.reshape(-1, *w.shape[2:]), bias, m.stride,
+                           m.padding, m.output_padding, k, m.dilation)
+    return _channels_as_models(y, k)
 
 
 def _group_for(batch: int, group_size: int) -> int:
@@ -198,12 +261,67 @@ def _pack(m, prefix, x, st):
                                                       *x.shape[3:]), st)
 
 
+def _dual_discriminator(m, prefix, x, st):
+    """tricks/dual_discriminator.py's D2GAN pair per model: [K, B, 2] raw outputs of D1, D2."""
+    a = run(m.d1, f"{prefix}d1.", x, st)
+    b = run(m.d2, f"{prefix}d2.", x, st)
+    if a.dim() != 2 or b.dim() != 2:
+        raise NotFusable("dual_discriminator needs a D with one output per sample")
+    return torch.stack([a, b], dim=2)
+
+
+def _minibatch_discrimination(m, prefix, x, st):
+    """tricks/minibatch_discrimination.py's layer (version 3) per model: the features and
+    kernels of the K models in one product, the closeness sums through the trick's own
+    `pair_closeness` model by model. The data-dependent init on the first batch in training
+    mode is the layer's `_calibrate`, per model whose `calibrated` is still False."""
+    import importlib
+
+    lib = importlib.import_module(type(m).__module__)  # the trick's kernels (no static import)
+    k, b = x.shape[:2]
+    f = x.mean(dim=tuple(range(3, x.dim()))) if x.dim() > 3 else x      # pooled: [K, B, A]
+    if f.shape[2] != m.in_features:
+        raise NotFusable(f"minibatch discrimination expects {m.in_features} features")
+    theta, log_scale = st.p(prefix + "theta"), st.p(prefix + "log_scale")  # [K, A, n, c], [K, n, c]
+    calibrated = st.b(prefix + "calibrated")  # [K]
+
+    def kernels() -> torch.Tensor:  # W = theta * exp(log_scale) / ||theta||, [K, A, n, c]
+        return theta * (log_scale.exp() / theta.norm(dim=1)).unsqueeze(1)
+
+    if st.training and b > 1 and not bool(calibrated.all()):
+        with torch.no_grad():
+            for i in range(k):
+                if bool(calibrated[i]):
+                    continue
+                fi = f[i].detach()
+                mi = torch.einsum("na,akc->nkc", fi, kernels()[i])
+                dist = lib.l1_distances(mi) + 1e6 * torch.eye(b, device=x.device,
+                                                               dtype=x.dtype)[..., None]
+                mean_min = 0.5 * dist.min(dim=1).values.mean(dim=0)
+                log_scale[i].sub_(mean_min.clamp_min(1e-12).log()[:, None])
+                bias = st.p(prefix + "bias")
+                bias[i].zero_()
+                mi = torch.einsum("na,akc->nkc", fi, kernels()[i])
+                bias[i].copy_(-(lib.pair_closeness(mi) - 1.0 + bias[i]).mean(dim=0))
+                calibrated[i] = True
+    mm = torch.einsum("kba,kanc->kbnc", f, kernels())                     # M: [K, B, n, c]
+    # one call per model: the trick's tiles and saved pairs are sized for one model's kernels
+    # (all K side by side measured ~10x slower per cell at K = 5, batch 512)
+    o = torch.stack([lib.pair_closeness(mm[i]) for i in range(k)]) - 1.0 \
+        + st.p(prefix + "bias").unsqueeze(1)                               # [K, B, n]
+    if x.dim() > 3:  # broadcast over positions as extra channels
+        o = o.view(*o.shape, *([1] * (x.dim() - 3))).expand(-1, -1, -1, *x.shape[3:])
+    return torch.cat([x, o], dim=2)
+
+
 # Layers of plug-in tricks, by qualified class name: `bench/train` may not import `tricks`
 # (tests/test_architecture.py), and a fused form is written for one version of a layer: the
 # equivalence tests (tests/test_fused_engine.py) check each against the layer itself.
 _PLUGIN_LAYERS: dict[str, LayerFn] = {
     "tricks.minibatch_stddev.MinibatchStdDev": _minibatch_stddev,
     "tricks.packing.Pack": _pack,
+    "tricks.dual_discriminator.DualDiscriminator": _dual_discriminator,
+    "tricks.minibatch_discrimination.MinibatchDiscrimination": _minibatch_discrimination,
 }
 _builtins_loaded = False
 
@@ -256,7 +374,7 @@ def check_fusable(module: nn.Module, what: str) -> None:
             raise NotFusable(f"{where}: layer {type(m).__name__} has no fused form")
         if m._forward_hooks or m._forward_pre_hooks:
             raise NotFusable(f"{where}: {type(m).__name__} has forward hooks")
-        if type(m) is nn.BatchNorm1d and m.momentum is None:
+        if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d) and m.momentum is None:
             raise NotFusable(f"{where}: batch norm with a cumulative average")
 
 
@@ -306,6 +424,8 @@ class StackedNet:
                  buffers: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         st = RunState(self.params if params is None else params,
                       self.buffers if buffers is None else buffers, self.training)
+        if _layer_fn(self.template) is _dual_discriminator:  # its features are D1's
+            return discriminator_features(self.template.d1, "d1.", x, st)
         return discriminator_features(self.template, "", x, st)
 
     def parameters(self) -> list[torch.Tensor]:

@@ -32,20 +32,42 @@ FUSED_HOOKS: dict[str, frozenset[str]] = {
     "instance_noise": frozenset({"d_input"}),
     "wgan_gp": frozenset({"adversarial_loss", "penalty"}),
     "gradient_penalty": frozenset({"penalty", "lazy_penalty"}),
-    "unrolled": frozenset({"g_critic"}),
+    # g_critic: the unrolled D; adversarial_weight and penalty: G's objective "value" (Metz et
+    # al.'s game value at the unrolled D replaces G's loss; the engine's `_terms`)
+    "unrolled": frozenset({"g_critic", "adversarial_weight", "penalty"}),
+    "dual_discriminator": frozenset({"adversarial_loss"}),
 }
 # tricks whose fused form (above, or a layer's in nets.py) depends on what they compute
 FUSED_VERSIONS: dict[str, int] = {
     "label_smoothing": 1, "one_sided_label_smoothing": 1, "instance_noise": 1, "wgan_gp": 1,
     "gradient_penalty": 2, "unrolled": 2, "minibatch_stddev": 1, "packing": 1,
+    "dual_discriminator": 1, "minibatch_discrimination": 3,
 }
 # hooks a trick overrides but that, at the given params, do what the default does (so the engine
-# may skip them): unrolled's G-value objective lives in adversarial_weight/penalty, which are the
-# identity with the default g_objective "cell"
-NEUTRAL_HOOKS = {
-    "unrolled": lambda t: (frozenset({"adversarial_weight", "penalty"})
-                           if t.p.g_objective == "cell" else frozenset()),
+# may skip them); none at present (unrolled's G objective has a fused form)
+NEUTRAL_HOOKS: dict = {}
+# trick params the engine reads per cell (fused forms above, lr schedules and optimizer settings
+# through each cell's TrickSet), so the cells of one group may differ in them ("*": every param).
+# Any other param (packing's m, unrolled's k, wgan_gp's n_critic, a layer's settings, and every
+# param of a trick not listed) shapes the nets or the loop and must be equal within a group.
+PER_CELL_PARAMS: dict[str, frozenset[str]] = {
+    "label_smoothing": frozenset({"*"}), "one_sided_label_smoothing": frozenset({"*"}),
+    "instance_noise": frozenset({"*"}), "ttur": frozenset({"*"}), "lr_warmup": frozenset({"*"}),
+    "lr_step_decay": frozenset({"*"}), "lr_cyclic": frozenset({"*"}),
+    "wgan_gp": frozenset({"gp_weight", "lr", "beta1", "beta2"}),
+    "gradient_penalty": frozenset({"weight", "perturb"}),
+    "dual_discriminator": frozenset({"alpha", "beta"}),
 }
+
+
+def shared_params(name: str, params: dict) -> dict:
+    """The params of trick `name` that must be equal across a fused group (PER_CELL_PARAMS)."""
+    free = PER_CELL_PARAMS.get(name, frozenset())
+    if "*" in free:
+        return {}
+    return {k: v for k, v in params.items() if k not in free}
+
+
 # targets hooks that are deterministic and independent of the step: computed once per cell
 STEP_INDEPENDENT_TARGETS = frozenset({"label_smoothing", "one_sided_label_smoothing"})
 
@@ -89,8 +111,41 @@ def _mean(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
 
 
-def adversarial_loss(name: str, g_loss: str, phase: str, c) -> torch.Tensor:
-    """The adversarial loss per model, [K]: bench/losses.py, or the slot holder's."""
+def game_value(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """tricks/unrolled.py's G objective "value" per model, [K]: E log D(x) + E log(1 - D(G(z)))
+    at the unrolled D, the negative of D's BCE loss with plain 0/1 labels."""
+    return -(_bce(d_real, torch.ones_like(d_real)) + _bce(d_fake, torch.zeros_like(d_fake)))
+
+
+_LOG_SP_SWITCH = -15.0  # tricks/dual_discriminator.py's
+
+
+def _log_softplus(t: torch.Tensor) -> torch.Tensor:
+    """tricks/dual_discriminator.py's log(softplus(t)), finite with a finite gradient."""
+    low = t < _LOG_SP_SWITCH
+    safe = torch.where(low, torch.zeros_like(t), t)
+    return torch.where(low, t, torch.log(F.softplus(safe)))
+
+
+def d2gan_loss(tricks: list, phase: str, c) -> torch.Tensor:
+    """tricks/dual_discriminator.py's D2GAN losses per model, [K], on outputs [K, B, 2], with
+    each cell's alpha and beta."""
+    a = per_model([t.p.alpha for t in tricks], c.d_fake[:, 0, 0])
+    b = per_model([t.p.beta for t in tricks], c.d_fake[:, 0, 0])
+    d1_fake, d2_fake = c.d_fake[..., 0], c.d_fake[..., 1]
+    if phase == "d":
+        d1_real, d2_real = c.d_real[..., 0], c.d_real[..., 1]
+        return (-a * _mean(_log_softplus(d1_real)) + _mean(F.softplus(d1_fake))
+                + _mean(F.softplus(d2_real)) - b * _mean(_log_softplus(d2_fake)))
+    return -_mean(F.softplus(d1_fake)) + b * _mean(_log_softplus(d2_fake))
+
+
+def adversarial_loss(name: str, g_loss: str, phase: str, c, tricks: list | None = None
+                     ) -> torch.Tensor:
+    """The adversarial loss per model, [K]: bench/losses.py, or the slot holder's (`tricks`:
+    the holder's trick object of each cell)."""
+    if name == "dual_discriminator":
+        return d2gan_loss(tricks, phase, c)
     if name == "wgan_gp":
         if phase == "d":
             return _mean(c.d_fake) - _mean(c.d_real)
