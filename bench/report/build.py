@@ -10,6 +10,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import sys
 import time
 from collections import Counter
@@ -210,7 +211,10 @@ class Renderer:
         workers = default_workers() if workers is None else workers
         self.pool = None
         if workers > 1 and not figures.ON_SAVE:
-            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            # Ctrl-C reaches the report's process, which cancels what has not started
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=signal.signal,
+                                            initargs=(signal.SIGINT, signal.SIG_IGN))
 
     def submit(self, fn: Callable, *args, **kw) -> Future:
         if self.pool is not None:
@@ -269,19 +273,23 @@ def _sheets_done(jobs: list[tuple[Future, str]]) -> list[tuple[Path, str]]:
     return sheets
 
 
-def sample_sheets(df: pd.DataFrame, folder: Path, stem_of,
-                  renderer: Renderer | None = None) -> list[tuple[Path, str]]:
-    """The sample sheets (`_sample_sheet_jobs`), drawn and listed: (png, what) each."""
-    return _sheets_done(_sample_sheet_jobs(df, folder, stem_of, renderer or Renderer(1)))
-
-
 def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: bool = False,
                  command: str = "", samples: bool = True, image_references: bool = False,
                  pdf: bool = True, workers: int | None = None) -> Report:
     """pdf: a PDF beside every figure's PNG (vector figures; sample sheets hold their pixels);
     workers: figure-rendering processes (default_workers(); 1 = in this process)."""
     started = time.perf_counter()
-    figures.PDF = pdf  # before the workers fork
+    was, figures.PDF = figures.PDF, pdf  # before the workers fork
+    try:
+        return _write_report(store, out, grid=grid, bootstrap=bootstrap, command=command,
+                             samples=samples, image_references=image_references,
+                             workers=workers, started=started)
+    finally:
+        figures.PDF = was
+
+
+def _write_report(store, out, *, grid, bootstrap, command, samples, image_references, workers,
+                  started) -> Report:
     df, catalog = load_table(store, grid=grid)
     LOG.debug(f"report: {df['cell_id'].nunique()} current cells, {len(df)} grid memberships "
               f"read in {time.perf_counter() - started:.1f} s")
