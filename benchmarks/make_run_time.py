@@ -72,7 +72,7 @@ def fresh(args) -> int:
     run = ganbench() + ["run", "--grid", args.grid, "--store", str(store)] + (
         ["--workers", str(args.workers)] if args.workers_given else [])
     report = ganbench() + ["report", "--store", str(store), "--grid", args.grid, "--out",
-                           args.out]
+                           args.out] + args.report_args
     print(f"load average before: {uptime()}; {os.cpu_count()} CPUs", flush=True)
     t0 = time.time()
     status = subprocess.call(run)
@@ -107,7 +107,9 @@ def existing(args) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="Other arguments (e.g. --image-references) are passed to "
+                                        "`ganbench report` with --fresh.")
     ap.add_argument("--store", required=True)
     ap.add_argument("--grid", default="cpu-default")
     ap.add_argument("--workers", type=int, default=None,
@@ -117,7 +119,9 @@ def main() -> int:
                     help="train and report from nothing, timed (the store must not exist)")
     ap.add_argument("--out", default=None, help="with --fresh: the report folder "
                                                 "(default results/GRID, as make run)")
-    args = ap.parse_args()
+    args, args.report_args = ap.parse_known_args()  # the rest go to `ganbench report`, as make run's
+    if args.report_args and not args.fresh:
+        ap.error(f"unrecognized arguments: {' '.join(args.report_args)} (report arguments need --fresh)")
     args.workers_given = args.workers is not None
     args.workers = args.workers or os.cpu_count() or 1
     args.out = args.out or f"results/{args.grid}"
