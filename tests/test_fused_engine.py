@@ -74,6 +74,15 @@ def assert_same_params(ref, fused, rtol=1e-5, skip=()):
             assert err <= rtol, f"{net}.{name}: relative difference {err:.3g}"
 
 
+def assert_fused_equals_alone(cells, data, trainers, states):
+    """Train `trainers` fused to the end; each then equals its cell trained alone."""
+    assert FusedTrainer(trainers, states).train() == [("done", "")] * len(cells)
+    for cell, fused in zip(cells, trainers):
+        ref, _ = alone(cell, data)
+        assert_same_params(ref, fused)
+        assert_same_curves(ref, fused)
+
+
 def assert_same_curves(ref, fused, rtol=1e-9):
     assert ref.curves.keys() == fused.curves.keys()
     for name, points in ref.curves.items():
@@ -149,11 +158,7 @@ def test_params_read_per_cell_may_differ_within_a_group(trick, key, values, floa
     cells = [tiny_cell("ring8", [(trick, {key: v, **extra})], steps=20, seed=s, lr=lr,
                        log_every=5) for s, v, lr in zip((0, 1), values, LRS)]
     trainers, states = build(cells, data)
-    assert FusedTrainer(trainers, states).train() == [("done", "")] * 2
-    for cell, fused in zip(cells, trainers):
-        ref, _ = alone(cell, data)
-        assert_same_params(ref, fused)
-        assert_same_curves(ref, fused)
+    assert_fused_equals_alone(cells, data, trainers, states)
 
 
 def digits(dtype=None):
@@ -359,11 +364,7 @@ def test_checkpoints_resume_across_engines(float64, tmp_path):
         alone(cell, data, stop_after=20, workdir=d)
     trainers, states = build(cells, data, alone_dirs)
     assert trainers[0].step == 20
-    assert FusedTrainer(trainers, states).train() == [("done", "")] * 2
-    for cell, fused in zip(cells, trainers):
-        ref, _ = alone(cell, data)
-        assert_same_params(ref, fused)
-        assert_same_curves(ref, fused)
+    assert_fused_equals_alone(cells, data, trainers, states)
 
 
 def test_records_are_single_cell_records_with_the_engine_named(float64):
@@ -427,11 +428,7 @@ def test_pacgan_nets_with_packing_fuse(float64):
                                           log_every=5, checkpoint_every=0),
                         tricks=(full_spec("packing"),), seed=s) for s in (0, 1)]
     trainers, states = build(cells, data)
-    assert FusedTrainer(trainers, states).train() == [("done", "")] * 2
-    for cell, fused in zip(cells, trainers):
-        ref, _ = alone(cell, data)
-        assert_same_params(ref, fused)
-        assert_same_curves(ref, fused)
+    assert_fused_equals_alone(cells, data, trainers, states)
 
 
 @pytest.mark.cuda

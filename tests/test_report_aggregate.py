@@ -214,7 +214,7 @@ def test_power_from_the_committed_records_and_bad_input(tmp_path, capsys):
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    assert power.main([str(root / "results" / "paper-2d" / "records.jsonl")]) == 0
+    assert power.main([str(root / "results" / "paper-2d-glr1e-3" / "records.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "ring8 25000 steps" in out and "seeds for 1 mode: 22" in out
     bad = tmp_path / "bad.jsonl"

@@ -48,8 +48,13 @@ def text_problems(fig) -> list[str]:
 
 
 def _short(label: str, width: int = 34) -> str:
-    """A row label cut to `width` characters (the full label is in the verdict table)."""
-    return label if len(label) <= width else label[:width - 1] + "…"
+    """A row label within `width` characters a line: a tuned label's setting ("packing [lr=0.001,
+    steps=2017]") goes on a second line rather than being cut; a line still too long is cut (the
+    full label is in the verdict table)."""
+    def cut(text: str) -> str:
+        return text if len(text) <= width else text[:width - 1] + "…"
+    name, bracket, setting = label.partition(" [")
+    return cut(name) + ("\n" + cut(bracket.strip() + setting) if bracket else "")
 
 
 def _save(fig, stem: Path) -> list[Path]:
@@ -112,10 +117,11 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
     if not by_data:
         return [] if not keep_open else None
     tallest = max(len(v) for v in by_data.values())
+    row_h = 0.36 if any("\n" in _short(r["trick"]) for v in by_data.values() for r in v) else 0.22
     n = len(by_data)
     cols = min(3, n)
     nrows = -(-n // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.9 * cols, (0.22 * tallest + 1.2) * nrows),
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.9 * cols, (row_h * tallest + 1.2) * nrows),
                              squeeze=False, layout="constrained")
     # tick labels of two panels apart, and room for the last one at the right edge
     fig.get_layout_engine().set(w_pad=0.12, wspace=0.06, rect=(0, 0, 0.97, 1))
@@ -130,7 +136,7 @@ def verdict_figure(recs: list[dict], stem: Path, *, keep_open: bool = False):
             filled = r["verdict"] in ("helps", "hurts")
             ax.plot([r["delta"]], [yi], "o", color=c, ms=4.5, mfc=c if filled else "white")
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [_short(r["trick"]) for r in rows], fontsize=8)
+        ax.set_yticks(y, [_short(r["trick"]) for r in rows], fontsize=8, linespacing=1.0)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         metric = rows[0]["metric"]
         ax.set_xlabel(f"Δ {metric} ({'↑' if direction(metric) == 'up' else '↓'} better)",
