@@ -83,6 +83,21 @@ def assert_fused_equals_alone(cells, data, trainers, states):
         assert_same_curves(ref, fused)
 
 
+def assert_stacked_forward_equals_each(stacked, mods, x, where):
+    """In train mode (batch statistics) and eval mode (running ones) the stacked net's output k
+    equals module k's on x[k], and every running statistic moved alike."""
+    for training in (True, False):
+        stacked.training = training
+        for m in mods:
+            m.train(training)
+        got = stacked(x)
+        for k, m in enumerate(mods):
+            assert torch.allclose(got[k], m(x[k]), rtol=1e-10, atol=1e-12), (where, training)
+    for k, m in enumerate(mods):
+        for bname, buf in m.named_buffers():
+            assert torch.allclose(stacked.buffers[bname][k].to(buf.dtype), buf), bname
+
+
 def assert_same_curves(ref, fused, rtol=1e-9):
     assert ref.curves.keys() == fused.curves.keys()
     for name, points in ref.curves.items():
@@ -497,17 +512,7 @@ def test_stacked_forward_equals_each_modules_forward(float64):
             stacked = StackedNet(mods, net, torch.device("cpu"))
             n_in = batch * (2 if name.startswith("pacgan") and net == "D" else 1)
             x = torch.randn(len(mods), n_in, width)
-            for training in (True, False):
-                stacked.training = training
-                for m in mods:
-                    m.train(training)
-                got = stacked(x)
-                for k, m in enumerate(mods):
-                    want = m(x[k])
-                    assert torch.allclose(got[k], want, rtol=1e-10, atol=1e-12), (name, net)
-            for k, m in enumerate(mods):  # running statistics moved alike
-                for bname, buf in m.named_buffers():
-                    assert torch.allclose(stacked.buffers[bname][k].to(buf.dtype), buf), bname
+            assert_stacked_forward_equals_each(stacked, mods, x, (name, net))
 
 
 def test_stacked_conv_nets_with_batch_norm_equal_each_modules_forward(float64):
@@ -522,13 +527,4 @@ def test_stacked_conv_nets_with_batch_norm_equal_each_modules_forward(float64):
         assert any(isinstance(m, torch.nn.BatchNorm2d) for m in mods[0].modules())
         stacked = StackedNet(mods, net, torch.device("cpu"))
         x = torch.randn(len(mods), 16, *shape)
-        for training in (True, False):
-            stacked.training = training
-            for m in mods:
-                m.train(training)
-            got = stacked(x)
-            for k, m in enumerate(mods):
-                assert torch.allclose(got[k], m(x[k]), rtol=1e-10, atol=1e-12), (net, training)
-        for k, m in enumerate(mods):
-            for bname, buf in m.named_buffers():
-                assert torch.allclose(stacked.buffers[bname][k].to(buf.dtype), buf), bname
+        assert_stacked_forward_equals_each(stacked, mods, x, net)
