@@ -9,6 +9,7 @@ import pandas as pd
 from bench.core import setups
 from bench.report import stats
 from bench.report.tables import num
+from bench.store.results import TUNE_METRIC, kind_of
 
 
 def light(frame: pd.DataFrame, keep: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -101,3 +102,11 @@ def primary_of(spec: dict, dataset: str) -> str | None:
     the only metric whose Δs are claims in the verdict and the design tables), or None."""
     value = (spec or {}).get("primary")
     return value.get(dataset) if isinstance(value, dict) else None
+
+
+def claim_metric(spec: dict, rows: pd.DataFrame, pool: pd.DataFrame) -> str:
+    """The metric a verdict tests for `rows` (one dataset's cells of a grid): the grid's
+    pre-registered primary, else the metric their learning rate was tuned on, else the data
+    kind's tuning default. The report's verdict table and `compare`'s verdict lines both use it."""
+    tuned = next((m for m in rows.get("tune_metric", pd.Series(dtype=object)).dropna() if m), "")
+    return primary_of(spec, rows["dataset"].iloc[0]) or tuned or TUNE_METRIC[kind_of(pool)]

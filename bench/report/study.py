@@ -24,9 +24,9 @@ import pandas as pd
 
 from bench.report import aggregate, budget, power, stats, tuned, validity
 from bench.report.pairing import baseline_of
-from bench.report.rows import by_seed, labels, light, primary_of
+from bench.report.rows import by_seed, claim_metric, labels, light, primary_of
 from bench.report.tables import Cell, Table, num
-from bench.store.results import TUNE_METRIC, direction, kind_of
+from bench.store.results import direction
 
 SINGLE = ("add-one", "baseline", "cells")
 PROFILE_PANELS = 25  # panels per performance-profile figure (5 x 5 stays readable)
@@ -79,7 +79,7 @@ def units(df: pd.DataFrame, specs: dict | None = None) -> list[Unit]:
         if not singles or not bases:
             continue
         primary = primary_of(specs.get(grid, {}), pool["dataset"].iloc[0])
-        metric = primary or TUNE_METRIC[kind_of(pool)]
+        metric = claim_metric(specs.get(grid, {}), part, pool)
         if metric not in pool or not pool[metric].notna().any():
             continue
         out.append(Unit(grid, data, pool, part, ref, held, metric, singles, bases,

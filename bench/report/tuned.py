@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.core import setups
 from bench.report import budget, stats, validity
-from bench.report.rows import (by_seed, ci_note, delta_text, labels, light, primary_of,
+from bench.report.rows import (by_seed, ci_note, claim_metric, delta_text, labels, light, primary_of,
                                test_line)
 from bench.report.tables import ARROWS, Cell, Table, num
 from bench.store.results import TUNE_METRIC, direction, kind_of, row_label_of
@@ -291,7 +291,7 @@ def verdict_lines(df: pd.DataFrame, tricks: list[str], bootstrap: bool = False,
                 continue
             spec = (specs or {}).get(rows["grid"].iloc[0] if "grid" in rows else "", {})
             primary = primary_of(spec, rows["dataset"].iloc[0])
-            metric = primary or rows["tune_metric"].iloc[0] or TUNE_METRIC[kind_of(pool)]
+            metric = claim_metric(spec, rows, pool)
             base = held_out_baseline(rows, pool)
             d = stats.NO_DELTA if base is None else verdict_delta(
                 by_seed(rows, metric), by_seed(base, metric), bootstrap)
