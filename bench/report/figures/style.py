@@ -1,0 +1,50 @@
+"""What every report figure shares: the Agg backend and the seaborn theme (set on import), the
+resolution, text wrapped to the inches it has, and saving (`_save`: PNG, the PDF beside it, the
+`ON_SAVE` hooks first). The switches a caller sets, `PDF` and `ON_SAVE`, live on the package
+(`bench.report.figures`), so `figures.PDF = False` reaches every figure module."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+DPI = 200
+sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
+
+
+def _subplots(nrows: int, ncols: int, figsize: tuple[float, float], **kw):
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained", **kw)
+
+
+def _wrap(text: str, width_in: float, fontsize: float) -> str:
+    """`text` wrapped to lines that fit `width_in` inches at `fontsize` points (an average
+    glyph is about 0.55 em wide); each line of a multi-line text wrapped on its own."""
+    chars = max(8, int(width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars, break_long_words=True) or line
+                     for line in text.split("\n"))
+
+
+def _suptitle(fig, text: str, fontsize: float = 8) -> None:
+    fig.suptitle(_wrap(text, fig.get_figwidth() - 0.1, fontsize), fontsize=fontsize)
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    from bench.report import figures  # the package's switches, read at each save
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for hook in figures.ON_SAVE:
+        hook(fig, stem)
+    paths = [stem.with_name(stem.name + ".png")]  # a stem may hold a dot (lr=0.0005)
+    fig.savefig(paths[0], dpi=DPI)
+    if figures.PDF:
+        # the layout the PNG got (the constrained engine is most of a save's time): kept
+        fig.set_layout_engine("none")
+        paths.append(stem.with_name(stem.name + ".pdf"))
+        fig.savefig(paths[1], dpi=DPI)  # the dpi a sample sheet's pixels are placed at
+    plt.close(fig)
+    return paths
