@@ -182,3 +182,14 @@ def test_a_real_local_ray_gives_a_gpu_task_its_gpu_as_cuda_visible_devices():
         assert len(ids) == 1 and visible == str(ids[0]) and dev == "cuda:0"
     assert {str(ids[0]) for ids, _, _ in got} <= {"0", "1"}
     assert alone[0] == [] and alone[2] is None
+
+
+def test_the_dry_run_with_ray_does_not_name_gpu_indices(tmp_path, monkeypatch, capsys):
+    """Ray, not the driver, picks each task's GPU: the dry run's placement says so."""
+    monkeypatch.setattr(ray_executor, "_import_ray", lambda: FakeRay(cpus=2, gpus=2))
+    path = tmp_path / "g.toml"
+    path.write_text(TINY_GRID.format(steps=20))
+    assert main(["run", "--grid", str(path), "--store", str(tmp_path / "s"), "--executor", "ray",
+                 "--device", "cuda:1", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "placement: 4 on a GPU Ray picks" in out and "cuda:" not in out

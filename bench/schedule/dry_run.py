@@ -235,6 +235,11 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
     if gpus:
         places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,
                               device=device, cells_per_gpu=1))
+        if executor == "ray":  # Ray picks each task's GPU (bench/schedule/ray_executor.py)
+            merged: Counter = Counter()
+            for d, n in places.items():
+                merged["a GPU Ray picks" if str(d).startswith("cuda") else d] += n
+            places = merged
         print("\nplacement: " + ", ".join(f"{n} on {d}" for d, n in sorted(places.items())))
     seconds, calibrated, borrowed = estimate_seconds(grid, todo, store_root, eval_cells)
     workers = max(1, workers)
