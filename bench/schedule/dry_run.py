@@ -122,7 +122,7 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
         return []
     per = "Ray task" if executor == "ray" else "worker"
     if not fusing_enabled(fuse):
-        return ["", f"fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); "
+        return ["", f"fused training: off (--no-fuse or GANBENCH_NO_FUSE=1); "
                     f"{len(cells)} cells train one per {per}"]
     units, plan = work_units(cells, workers=workers, device=device, gpus=gpus, fuse=fuse)
     groups = [u for u in units if isinstance(u, FusedGroup)]

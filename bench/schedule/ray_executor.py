@@ -183,7 +183,7 @@ def run_ray(todo: list[CellConfig], root: Path, *, address: str | None, device: 
         env = {"PYTHONPATH": os.pathsep.join(
             p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}
         for key in ("GANBENCH_DATA", "GANBENCH_CACHE", "GANBENCH_CELL_THREADS",
-                    "GANBENCH_LEASE_TIMEOUT"):
+                    "GANBENCH_LEASE_TIMEOUT", "GANBENCH_TENSORBOARD"):
             if key in os.environ:
                 env[key] = os.environ[key]
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
