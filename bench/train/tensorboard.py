@@ -15,7 +15,8 @@ interrupted attempt wrote past the step it resumes from (`purge_step`). Fused ce
 trained as one step, bench/train/fused) write the same runs: each cell's Trainer holds its writer,
 the engine syncs every cell's curves after each log point and probe
 (`FusedTrainer._sync_boards`), and bench/schedule/fused_group.py writes each cell's final metrics
-and closes its run, so TensorBoard does not turn fusion off."""
+and closes its run, so TensorBoard does not turn fusion off. A group of K cells holds K runs open
+at once (one SummaryWriter, with its writer thread, per cell)."""
 from __future__ import annotations
 
 import importlib.util
