@@ -94,7 +94,7 @@ def gpu_ray(monkeypatch):
 
 
 def test_run_ray_on_a_gpu_cluster_asks_for_shares_and_trains_on_rays_gpu(
-        tmp_path, gpu_ray, monkeypatch, cells):  # noqa: F811
+        tmp_path, gpu_ray, monkeypatch, capsys, cells):  # noqa: F811
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # as Ray sets it for a task given GPU 7
     opts = dict(progress=False, curve_every=0)
     recs = list(run_cells(cells, tmp_path / "a", executor="ray", cells_per_gpu=2, **opts))
@@ -118,6 +118,8 @@ def test_run_ray_on_a_gpu_cluster_asks_for_shares_and_trains_on_rays_gpu(
     list(run_cells(cells, tmp_path / "c", executor="ray", fuse=False, device="cuda:3", **opts))
     assert [(d, o["num_gpus"]) for _, d, o in gpu_ray.submitted] == [("cuda", 0.25)] * 4
     assert gpu_ray.devices == ["cuda:2"] * 4
+    assert "ganbench: note: --device cuda:3 with --executor ray: Ray gives each task its GPU" \
+        in capsys.readouterr().err
 
 
 def test_cuda_on_a_cluster_without_gpus_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
