@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections import Counter, deque
 from pathlib import Path
 from typing import Iterator
