@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.layout_engine import PlaceHolderLayoutEngine  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 DPI = 200
@@ -39,11 +40,19 @@ def _save(fig, stem: Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     for hook in figures.ON_SAVE:
         hook(fig, stem)
+    engine = fig.get_layout_engine()
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        # the layout the PNG's save would compute (the renderer at its dpi), once, here: a
+        # figure with a layout engine (even "none") costs each save a whole extra draw first
+        was, fig.dpi = fig.dpi, DPI
+        try:
+            engine.execute(fig)
+        finally:
+            fig.dpi = was
+    fig.set_layout_engine(None)  # the layout kept for the PNG and the PDF
     paths = [stem.with_name(stem.name + ".png")]  # a stem may hold a dot (lr=0.0005)
     fig.savefig(paths[0], dpi=DPI)
     if figures.PDF:
-        # the layout the PNG got (the constrained engine is most of a save's time): kept
-        fig.set_layout_engine("none")
         paths.append(stem.with_name(stem.name + ".pdf"))
         fig.savefig(paths[1], dpi=DPI)  # the dpi a sample sheet's pixels are placed at
     plt.close(fig)
