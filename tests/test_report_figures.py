@@ -99,11 +99,11 @@ def test_pdf_by_default_and_png_only_on_request(tmp_path):
     paths = figures.forest(numbers, ["modes"], tmp_path / "f", "t")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.exists() for p in paths)
     assert np.isfinite(png_dpi(paths[0]))
-    figures.PDF = False  # write_report(pdf=False), `ganbench report --no-pdf`
+    figures.style.PDF = False  # write_report(pdf=False), `ganbench report --no-pdf`
     try:
         assert [p.suffix for p in figures.forest(numbers, ["modes"], tmp_path / "g", "t")] == [".png"]
     finally:
-        figures.PDF = True
+        figures.style.PDF = True
 
 
 def test_a_sample_sheet_holds_its_pixels_unresampled(tmp_path):

@@ -279,13 +279,13 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     """pdf: a PDF beside every figure's PNG (vector figures; sample sheets hold their pixels);
     workers: figure-rendering processes (default_workers(); 1 = in this process)."""
     started = time.perf_counter()
-    was, figures.PDF = figures.PDF, pdf  # before the workers fork
+    was, figures.style.PDF = figures.style.PDF, pdf  # before the workers fork
     try:
         return _write_report(store, out, grid=grid, bootstrap=bootstrap, command=command,
                              samples=samples, image_references=image_references,
                              workers=workers, started=started)
     finally:
-        figures.PDF = was
+        figures.style.PDF = was
 
 
 def _write_report(store, out, *, grid, bootstrap, command, samples, image_references, workers,
@@ -429,7 +429,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
     lines += ["## Figures", ""]
-    pdf = " (+ .pdf)" if figures.PDF else ""
+    pdf = " (+ .pdf)" if figures.style.PDF else ""
     for png, what in report.figures:
         rel = png.relative_to(out)
         lines.append(f"- [{rel}]({rel}){pdf}: {what}.")

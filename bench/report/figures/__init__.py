@@ -12,16 +12,12 @@ wrote, or [] when the data has nothing to plot.
 The figures live in one module per family, all re-exported here: `style` (backend, theme, DPI,
 wrapping, `_save`), `layout` (`layout_problems`), `effects` (forest, summary, interaction
 heatmap), `panels` (the fixed panel grid), `curves` (metric and loss curves), `samples` (sample
-sheets). `PDF` and `ON_SAVE` are set here and read by `style._save` at each save."""
+sheets). The save switches live in `style` (`style.PDF`, `style.ON_SAVE`, read by `_save` at
+each save); `ON_SAVE` is re-exported here as the same list, so appending a hook works either way."""
 from __future__ import annotations
 
-from typing import Callable
-
-PDF = True  # a PDF beside every PNG (off: write_report(pdf=False), `ganbench report --no-pdf`)
-# called with each figure before it is saved (the layout test's hook)
-ON_SAVE: list[Callable] = []
-
-from bench.report.figures.style import DPI, _save, _subplots, _suptitle, _wrap, plt  # noqa: E402
+from bench.report.figures.style import (DPI, ON_SAVE, _save, _subplots, _suptitle,  # noqa: E402
+                                        _wrap, plt)
 from bench.report.figures.layout import _drawn_texts, layout_problems  # noqa: E402
 from bench.report.figures.panels import _TICKS, _lim, _PanelGrid  # noqa: E402
 from bench.report.figures.effects import (_significant, _with_primary, claims_of,  # noqa: E402
@@ -30,6 +26,6 @@ from bench.report.figures.curves import (REFERENCE_COLOURS, _long_curves,  # noq
                                          loss_curves, metric_curves)
 from bench.report.figures.samples import _Pixels, _rgb8, sample_pixels, sample_sheet  # noqa: E402
 
-__all__ = ["DPI", "ON_SAVE", "PDF", "REFERENCE_COLOURS", "claims_of", "forest",
+__all__ = ["DPI", "ON_SAVE", "REFERENCE_COLOURS", "claims_of", "forest",
            "interaction_heatmap", "layout_problems", "loss_curves", "metric_curves", "plt",
            "sample_pixels", "sample_sheet", "summary"]

@@ -1,11 +1,13 @@
 """What every report figure shares: the Agg backend and the seaborn theme (set on import), the
 resolution, text wrapped to the inches it has, and saving (`_save`: PNG, the PDF beside it, the
-`ON_SAVE` hooks first). The switches a caller sets, `PDF` and `ON_SAVE`, live on the package
-(`bench.report.figures`), so `figures.PDF = False` reaches every figure module."""
+`ON_SAVE` hooks first). The switches a caller sets live here, so every figure module's save
+reads the same ones: `PDF` (set it as `figures.style.PDF`) and `ON_SAVE` (the package
+re-exports the same list)."""
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -15,6 +17,8 @@ from matplotlib.layout_engine import PlaceHolderLayoutEngine  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 DPI = 200
+PDF = True  # a PDF beside every PNG (off: write_report(pdf=False), `ganbench report --no-pdf`)
+ON_SAVE: list[Callable] = []  # called with each figure before it is saved (the layout tests' hook)
 sns.set_theme(style="whitegrid", context="paper", font_scale=0.9)
 
 
@@ -35,10 +39,8 @@ def _suptitle(fig, text: str, fontsize: float = 8) -> None:
 
 
 def _save(fig, stem: Path) -> list[Path]:
-    from bench.report import figures  # the package's switches, read at each save
-
     stem.parent.mkdir(parents=True, exist_ok=True)
-    for hook in figures.ON_SAVE:
+    for hook in ON_SAVE:
         hook(fig, stem)
     engine = fig.get_layout_engine()
     if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
@@ -52,7 +54,7 @@ def _save(fig, stem: Path) -> list[Path]:
     fig.set_layout_engine(None)  # the layout kept for the PNG and the PDF
     paths = [stem.with_name(stem.name + ".png")]  # a stem may hold a dot (lr=0.0005)
     fig.savefig(paths[0], dpi=DPI)
-    if figures.PDF:
+    if PDF:
         paths.append(stem.with_name(stem.name + ".pdf"))
         fig.savefig(paths[1], dpi=DPI)  # the dpi a sample sheet's pixels are placed at
     plt.close(fig)
