@@ -1,5 +1,5 @@
 """`ganbench check`: is a store sound (SQLite integrity, records, file digests, temporaries,
-leases); `--repair` fixes what it safely can (`bench/schedule/store_check.py` says what and
+leases); `--repair` fixes what it safely can (`bench/schedule/store_check/` says what and
 how).
 
 Exit codes: 0 when the store is sound (or everything found was repaired); 1 when problems are

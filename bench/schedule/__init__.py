@@ -2,4 +2,4 @@
 (`grid_select.py`), placed (`placement.py`), leased (`leases.py`) and run (`runner.py`) by the
 process pool (`executor.py`) or Ray (`ray_executor.py`); `run_output.py` prints their rows,
 `dry_run.py` plans without running, `rescore.py` re-scores stored checkpoints,
-`store_check.py` checks and repairs a store (`ganbench check`)."""
+`store_check/` checks and repairs a store (`ganbench check`)."""
