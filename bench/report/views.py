@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import budget, compute, power, stats, validity
-# all_of, baseline_of and tuned_table stay importable from here (build.py uses them so)
+# all_of, baseline_of and tuned_table stay importable from here (build/design_tables uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
 from bench.report.rows import (by_seed, ci_note, delta_text, labels, light,  # noqa: F401
                                primary_of, test_line)
