@@ -70,7 +70,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,13 +78,9 @@ from bench.core.config import (CellConfig, ConfigError, DataConfig, NetConfig, O
                                TrainConfig, TrickSpec, check_limit, env_threads, limit)
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (re-exported)
 from bench.core.metric_directions import METRIC_DIRECTIONS
+from bench.schedule.grid_checks import Checker, read_toml, show
 from bench.schedule.tuning import DEFAULT_TUNE_METRIC, Candidate, TuningPlan
 from bench.trickapi.registry import create_trick, get_trick_class, list_tricks
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution", "tune_seeds", "budget"}
@@ -117,88 +112,7 @@ def full_spec(name: str, params: dict[str, Any] | None = None) -> TrickSpec:
     return TrickSpec.of(name, trick.params, trick.version)
 
 
-# -- strict types ---------------------------------------------------------------------------------
-class _Checker:
-    """One-line errors naming the file, the key, the value and what is allowed."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def fail(self, where: str, key: str, value: Any, allowed: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {where}{key} = {_show(value)}: expected {allowed}")
-
-    def keys(self, table: dict, allowed: set[str], where: str) -> None:
-        unknown = sorted(set(table) - allowed)
-        if unknown:
-            raise ConfigError(f"{self.path}: {where}unknown key(s) {', '.join(unknown)} "
-                              f"(allowed: {', '.join(sorted(allowed))})")
-
-    def int_(self, value: Any, where: str, key: str, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(where, key, value, f"an integer >= {minimum}")
-        return value
-
-    def number(self, value: Any, where: str, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-                or value == float("inf"):
-            raise self.fail(where, key, value, "a positive number")
-        return float(value)
-
-    def bool_(self, value: Any, where: str, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(where, key, value, "true or false")
-        return value
-
-    def str_(self, value: Any, where: str, key: str) -> str:
-        if not isinstance(value, str):
-            raise self.fail(where, key, value, "a string")
-        return value
-
-    def list_(self, value: Any, where: str, key: str, item, what: str) -> list:
-        if not isinstance(value, list) or not value:
-            raise self.fail(where, key, value, f"a non-empty list of {what}")
-        try:
-            return [item(v) for v in value]
-        except ConfigError:
-            raise self.fail(where, key, value, f"a non-empty list of {what}") from None
-
-    def ints(self, value: Any, where: str, key: str, minimum: int) -> list[int]:
-        return self.list_(value, where, key, lambda v: self.int_(v, where, key, minimum),
-                          f"integers >= {minimum}")
-
-    def strs(self, value: Any, where: str, key: str) -> list[str]:
-        return self.list_(value, where, key, lambda v: self.str_(v, where, key), "strings")
-
-    def axis(self, value: Any, where: str, key: str) -> list:
-        """A sweepable data key: one value or a list of values (the sweep axis)."""
-        one = (lambda v: self.number(v, where, key)) if key == "lr" else \
-            (lambda v: self.int_(v, where, key, 2 if key == "batch_size" else 1))
-        if isinstance(value, list):
-            what = "positive numbers" if key == "lr" else "integers"
-            return self.list_(value, where, key, one, what)
-        return [one(value)]
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 # -- loading --------------------------------------------------------------------------------------
-def _read(path: Path) -> dict:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); save the "
-                          f"grid file as UTF-8") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-
-
 def _is_builtin(name: str) -> bool:
     return get_trick_class(name).__module__.split(".")[0] == "tricks"
 
@@ -218,7 +132,7 @@ def _expand(patterns: list[str], where: str, path: Path, include_plugins: bool) 
     return names
 
 
-def _params(doc: dict, check: _Checker, table: str = "[params]") -> dict[str, dict[str, list]]:
+def _params(doc: dict, check: Checker, table: str = "[params]") -> dict[str, dict[str, list]]:
     """[params] (or [tune]'s "trick.param" keys) -> {trick: {param: [(value, is_axis)]}} (a
     scalar is a one-point list)."""
     where = f"{table} "
@@ -239,7 +153,7 @@ def _params(doc: dict, check: _Checker, table: str = "[params]") -> dict[str, di
             try:
                 create_trick(trick, **{pname: v})
             except Exception as exc:
-                raise ConfigError(f"{check.path}: {where}\"{key}\" = {_show(value)}: "
+                raise ConfigError(f"{check.path}: {where}\"{key}\" = {show(value)}: "
                                   f"{exc}") from None
         out.setdefault(trick, {})[pname] = [(v, isinstance(value, list)) for v in values]
     return out
@@ -268,10 +182,10 @@ def _load_grid(path: Path, edit=None) -> Grid:
     from bench.designs import DesignOptions, get_design, with_baseline
     from bench.trickapi.registry import conflict_reasons
 
-    doc = _read(path)
+    doc = read_toml(path)
     if edit is not None:
         doc = edit(doc)
-    check = _Checker(path)
+    check = Checker(path)
     check.keys(doc, TOP_KEYS, "")
     description = check.str_(doc.get("description", ""), "", "description")
     designs = doc.get("design", "add-one")
@@ -280,7 +194,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
     try:
         design_fns = {d: get_design(d) for d in designs}
     except ConfigError as exc:
-        raise ConfigError(f"{path}: design = {_show(doc['design'])}: {exc}") from None
+        raise ConfigError(f"{path}: design = {show(doc['design'])}: {exc}") from None
     include_plugins = check.bool_(doc.get("include_plugins", False), "", "include_plugins")
     top_seeds = check.ints(doc["seeds"], "", "seeds", 0) if "seeds" in doc else [0]
     threads = env_threads()  # part of every cell (in its id when not 1)
@@ -294,7 +208,7 @@ def _load_grid(path: Path, edit=None) -> Grid:
     for key, design in (("cells", "cells"), ("fraction_resolution", "fractional-factorial")):
         if key in doc and design not in designs:  # a key nothing reads is a mistake
             raise ConfigError(f"{path}: {key} is only read by design '{design}', which this "
-                              f"grid does not use (design = {_show(doc.get('design', 'add-one'))})")
+                              f"grid does not use (design = {show(doc.get('design', 'add-one'))})")
     if "cells" in designs and not explicit:
         raise ConfigError(f"{path}: design 'cells' needs a `cells` list, e.g. "
                           f'cells = [["spectral_norm", "ttur"], ["wgan_gp"]]')
