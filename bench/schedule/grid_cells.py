@@ -52,9 +52,7 @@ class GridCells:
 
     def add_table(self, table: DataTable) -> None:
         """Every design's variants of `table`, at each sweep point, seed and tuned setting."""
-        from bench.data import dataset_traits
-        from bench.designs import DesignOptions, with_baseline
-        from bench.trickapi.registry import conflict_reasons
+        from bench.designs import with_baseline
 
         grid, name = self.grid, table.name
         if table.own_tune_lrs:
@@ -62,16 +60,7 @@ class GridCells:
         if table.primary is not None:
             self.spec.setdefault("primary", {})[name] = table.primary
         self.own_params.update(table.own_params)
-        # which tricks may run together is judged with each at its first sweep point
-        first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table.params.items()}
-
-        def conflicts(names: list[str], kind=table.kind, traits=dataset_traits(name),
-                      arch=table.net.arch) -> list[str]:
-            return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
-                                    traits, arch)
-
-        options = DesignOptions(kind=table.kind, conflicts=conflicts, cells=tuple(grid.explicit),
-                                fraction_resolution=grid.fraction_resolution)
+        options = _design_options(table, grid)
         lr_axis = self._lr_axis(table)
         self.spec["base_lr"][name] = lr_axis if "lr" in table.swept else lr_axis[0]
         self.spec["designs"][name] = grid.designs[0] if len(grid.designs) == 1 \
@@ -194,6 +183,25 @@ class GridCells:
         if plans:
             self.spec["tune_seeds"] = {p.dataset: list(p.tune_seeds) for p in plans}
         return tuple(self.cells.values()), tuple(self.members.values()), self.spec, plans
+
+
+def _design_options(table: DataTable, grid: GridSettings):
+    """What the designs need to know of the table: its data kind, which tricks may not run
+    together on it, and the grid's `cells` / `fraction_resolution`."""
+    from bench.data import dataset_traits
+    from bench.designs import DesignOptions
+    from bench.trickapi.registry import conflict_reasons
+
+    # which tricks may run together is judged with each at its first sweep point
+    first = {t: {p: vs[0][0] for p, vs in ps.items()} for t, ps in table.params.items()}
+
+    def conflicts(names: list[str], kind=table.kind, traits=dataset_traits(table.name),
+                  arch=table.net.arch) -> list[str]:
+        return conflict_reasons([create_trick(n, **first.get(n, {})) for n in names], kind,
+                                traits, arch)
+
+    return DesignOptions(kind=table.kind, conflicts=conflicts, cells=tuple(grid.explicit),
+                         fraction_resolution=grid.fraction_resolution)
 
 
 def _tuned_axes(tricks: tuple[str, ...], tune_lrs: list[float],

@@ -51,12 +51,7 @@ def parse_data_table(table: dict, i: int, grid: GridSettings, check: Checker,
     where = f"[[data]] #{i + 1} "
     name, kind = _dataset(table, where, i + 1, check, seen)
     seeds = check.ints(table["seeds"], where, "seeds", 0) if "seeds" in table else grid.seeds
-    own = trick_params(table, check, table=f"{where}params") if "params" in table else {}
-    for trick, ps in own.items():
-        tuned = sorted(set(ps) & set(grid.tune_params.get(trick, {})))
-        if tuned:
-            raise check.error(where, f"params: {trick}.{tuned[0]} is also in [tune]; use one")
-    params = {t: {**grid.params.get(t, {}), **own.get(t, {})} for t in {*grid.params, *own}}
+    own = _own_params(table, where, check, grid)
     tune_lrs = check.numbers(table["tune_lr"], where, "tune_lr") if "tune_lr" in table \
         else grid.tune_lrs
     tune_seeds = _tune_seeds(table, where, check, grid, seeds, tune_lrs)
@@ -65,10 +60,7 @@ def parse_data_table(table: dict, i: int, grid: GridSettings, check: Checker,
         else DEFAULT_TUNE_METRIC[kind], where, "tune_metric")
     primary = check.metric(check.str_(table["primary"], where, "primary"), where, "primary") \
         if "primary" in table else None
-    tricks = expand_tricks(check.strs(table["tricks"], where, "tricks") if "tricks" in table
-                           else grid.tricks, where, check.path, grid.include_plugins)
-    excluded = set(expand_tricks(check.strs(table["exclude"], where, "exclude"), where,
-                                 check.path, True)) if "exclude" in table else set()
+    tricks = _tricks(table, where, check, grid)
     axes = {k: check.axis(table[k], where, k) for k in SWEEPABLE if k in table}
     swept = [k for k in SWEEPABLE if isinstance(table.get(k), list)]
     net_lrs = _net_lrs(table, where, check, swept, tune_lrs)
@@ -88,11 +80,13 @@ def parse_data_table(table: dict, i: int, grid: GridSettings, check: Checker,
     with check.naming(where):
         net = NetConfig(**{k: ints[k] for k in NET_SIZES if k in ints}, **net_choice)
         net.check_kind(kind)
-    return DataTable(where, name, kind, seeds, tune_seeds, params, set(own), tune_lrs,
-                     "tune_lr" in table, tune_metric, primary,
-                     [t for t in tricks if t not in excluded], axes, swept, net_lrs,
-                     {k: ints[k] for k in TRAIN_EVERY if k in ints}, stop_on, g_loss, beta1,
-                     net, DataConfig(name, resolution))
+    return DataTable(
+        where=where, name=name, kind=kind, seeds=seeds, tune_seeds=tune_seeds,
+        params={t: {**grid.params.get(t, {}), **own.get(t, {})} for t in {*grid.params, *own}},
+        own_params=set(own), tune_lrs=tune_lrs, own_tune_lrs="tune_lr" in table,
+        tune_metric=tune_metric, primary=primary, tricks=tricks, axes=axes, swept=swept,
+        net_lrs=net_lrs, train_every={k: ints[k] for k in TRAIN_EVERY if k in ints},
+        stop_on=stop_on, g_loss=g_loss, beta1=beta1, net=net, data=DataConfig(name, resolution))
 
 
 def _dataset(table: dict, where: str, number: int, check: Checker,
@@ -115,6 +109,25 @@ def _dataset(table: dict, where: str, number: int, check: Checker,
                           f"grid file")
     seen[name] = number
     return name, kind
+
+
+def _own_params(table: dict, where: str, check: Checker, grid: GridSettings) -> TrickParams:
+    """The table's own "trick.param" values (over [params]); a tuned param is not also set."""
+    own = trick_params(table, check, table=f"{where}params") if "params" in table else {}
+    for trick, ps in own.items():
+        tuned = sorted(set(ps) & set(grid.tune_params.get(trick, {})))
+        if tuned:
+            raise check.error(where, f"params: {trick}.{tuned[0]} is also in [tune]; use one")
+    return own
+
+
+def _tricks(table: dict, where: str, check: Checker, grid: GridSettings) -> list[str]:
+    """The table's tricks (its own patterns, or the grid's) less its `exclude` patterns."""
+    tricks = expand_tricks(check.strs(table["tricks"], where, "tricks") if "tricks" in table
+                           else grid.tricks, where, check.path, grid.include_plugins)
+    excluded = set(expand_tricks(check.strs(table["exclude"], where, "exclude"), where,
+                                 check.path, True)) if "exclude" in table else set()
+    return [t for t in tricks if t not in excluded]
 
 
 def _tune_seeds(table: dict, where: str, check: Checker, grid: GridSettings, seeds: list[int],
