@@ -189,7 +189,7 @@ def test_the_dry_run_says_which_cells_are_fused_and_why_others_are_not(tmp_path,
     assert not store.exists()  # a dry run writes nothing
     assert main(["run", "--grid", str(path), "--store", str(store), "--workers", "2",
                  "--dry-run", "--no-fuse"]) == 0
-    assert "fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); 15 cells " \
+    assert "fused training: off (--no-fuse or GANBENCH_NO_FUSE=1); 15 cells " \
            "train one per worker" in capsys.readouterr().out
 
 

@@ -62,7 +62,10 @@ def test_every_reference_sampler_scores_as_pacgans_code(name):
         theirs = pacgan_metric(x.double().numpy(), means, sigma)
         assert ours["modes"] == theirs["modes"], (name, ref.name)
         assert ours["high_quality"] == pytest.approx(theirs["high_quality"], abs=1e-12)
-        assert ours["reverse_kl"] == pytest.approx(theirs["reverse_kl"], abs=1e-9)
+        # no high-quality sample (the collapsed sampler on a ring): PacGAN logs no entropy;
+        # the suite reports the worst value, log K (modes2d.py's docstring)
+        want = theirs.get("reverse_kl", math.log(len(means)))
+        assert ours["reverse_kl"] == pytest.approx(want, abs=1e-9)
 
 
 def test_the_3_sigma_rule_is_strict():

@@ -131,7 +131,22 @@ def test_pacgan_t1_cpu_is_the_same_setup_scaled():
     assert len(grid.cells) == 2 * 2 * len({c.seed for c in grid.cells})
     for c in grid.cells:
         assert _settings(c) == PAPER
-        assert c.train.steps == 2000  # the factor the preset states: 2 epochs, 1/200
+        assert c.train.steps == 25_000  # the factor the preset states: 25 epochs, 1/16
+        assert c.train.steps * 16 == 400 * 100_000 // 100
+
+
+def test_pacgan_t1_cpu_fits_its_three_hours_at_the_pessimistic_step_cost():
+    """The preset's comment sizes it for 3 hours on an idle 2-core machine with two workers at
+    35 ms a step for m = 1 (the pessimistic end of the measured 31-35 ms) and 1.17 x that for
+    m = 2 (benchmarks/calibration/pacgan-t1-cpu-budget.txt); the dry run's own model
+    (bench/schedule/step_costs.py) must agree that it fits, with room to spare."""
+    from bench.schedule.step_costs import estimate_cell_seconds
+
+    cells = load_grid("pacgan-t1-cpu").cells
+    per_cell = [c.train.steps * 0.035 * (1.17 if _m(c) == 2 else 1.0) for c in cells]
+    assert sum(per_cell) / 2 <= 3 * 3600  # 10.85 x 25,000 x 35 ms = 2.64 h a worker
+    assert sum(per_cell) / 2 > 2.5 * 3600  # and it is not far below: the largest round budget
+    assert sum(estimate_cell_seconds(c) for c in cells) / 2 <= 3 * 3600 * 0.75
 
 
 CELLS = {(c.data.name, _m(c)): c for g in ("pacgan-t1", "pacgan-t1-cpu")

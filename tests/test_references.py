@@ -61,7 +61,7 @@ def test_reference_rows_equal_hand_computed_scores():
 def test_structureless_samplers_cover_modes_but_not_strictly(name, chance):
     data = load_dataset(name)
     rows = {r["name"]: r for r in score_references(data, SPEC_2D, seeds=(0, 1, 2))["rows"]}
-    assert tuple(n for n, r in rows.items() if r["role"] == "chance") == chance
+    assert tuple(n for n, r in rows.items() if r["role"] == "chance") == chance + ("collapsed",)
     k = data.num_modes
     for n in chance:
         assert max(rows[n]["metrics"]["modes_strict"]) == 0, n
@@ -72,6 +72,18 @@ def test_structureless_samplers_cover_modes_but_not_strictly(name, chance):
     true = rows["true_data"]
     assert true["role"] == "ceiling"
     assert true["metrics"]["modes_strict"] == [k] * 3 and min(true["metrics"]["high_quality"]) > 0.98
+
+
+@pytest.mark.parametrize("name,modes", [("ring8", 0), ("grid25", 1)])
+def test_the_collapsed_sampler_covers_at_most_the_mode_at_the_mean(name, modes):
+    """A G stuck at its start puts everything near the data's mean: grid25's centre mode, none
+    of ring8's. A cell that scores like this has not learned, even with one strict mode."""
+    data = load_dataset(name)
+    row = next(r for r in score_references(data, SPEC_2D, seeds=(0, 1))["rows"]
+               if r["name"] == "collapsed")
+    assert row["role"] == "chance"
+    assert row["metrics"]["modes"] == [modes] * 2 and row["metrics"]["modes_strict"] == [modes] * 2
+    assert row["metrics"]["reverse_kl"][0] == pytest.approx(math.log(data.num_modes), abs=0.01)
 
 
 def test_strict_threshold_is_a_quarter_of_the_fair_share():
@@ -110,3 +122,22 @@ def test_cli_errors_are_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("references: ")
     assert main(["--dataset", "ring8", "--seeds", "1"]) == 2
+
+
+def test_a_g_stuck_at_grids_centre_is_at_chance_and_a_learning_one_is_not():
+    """smoke's grid25 baseline after 20 steps (the store's numbers): one mode, strictly, near
+    the data's mean. Only the `collapsed` row catches it: it beats the square and the Gaussian
+    on modes_strict (1 vs 0) and high quality."""
+    from bench.core.chance import at_chance
+    from bench.core.metric_directions import METRIC_DIRECTIONS
+
+    rows = score_references(load_dataset("grid25"), SPEC_2D, seeds=(0, 1, 2))["rows"]
+    chance = [r for r in rows if r["role"] == "chance"]
+    headline = ["modes", "high_quality", "reverse_kl", "modes_strict"]
+    stuck = {"modes": 1, "high_quality": 0.0156, "reverse_kl": 3.22, "modes_strict": 1}
+    flag = at_chance(stuck, chance, headline, METRIC_DIRECTIONS)
+    assert flag and "data's mean" in flag["detail"]
+    others = [r for r in chance if r["name"] != "collapsed"]
+    assert at_chance(stuck, others, headline, METRIC_DIRECTIONS) is None
+    learning = {"modes": 20, "high_quality": 0.3, "reverse_kl": 0.4, "modes_strict": 6}
+    assert at_chance(learning, chance, headline, METRIC_DIRECTIONS) is None

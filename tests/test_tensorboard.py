@@ -1,6 +1,7 @@
 """Live curves: `--tensorboard DIR` writes one TensorBoard run per cell (losses and eval curves
 while it trains, final metrics, result and samples at the end), identical training with it or
-without it, and one clear line when the package is missing. The writer tests read the event
+without it, one clear line when the package is missing, and the same runs from a fused group's
+cells as from the cells trained alone (TensorBoard leaves fusion on). The writer tests read the event
 files back with the `tensorboard` package (in the `test` extra, so `make install` has it; an
 install without it skips them, with the reason)."""
 import importlib.util
@@ -81,12 +82,49 @@ def test_without_the_package_the_option_is_one_line_exit_2(tmp_path, monkeypatch
     assert not (tmp_path / "s").exists() and not (tmp_path / "tb").exists()
 
 
-def test_live_curves_train_cells_alone_not_fused(monkeypatch):
-    """The fused engine has no mirror: with TensorBoard on, a grid's cells are not fused."""
+def test_tensorboard_leaves_fusion_on(monkeypatch):
+    """Fused cells write their own runs (below): TensorBoard does not turn fusion off."""
     from bench.schedule.fused_plan import fusing_enabled
 
     monkeypatch.delenv("GANBENCH_NO_FUSE", raising=False)
-    monkeypatch.delenv(tb.ENV, raising=False)
-    assert fusing_enabled()
     monkeypatch.setenv(tb.ENV, "/tmp/tb")
-    assert not fusing_enabled() and fusing_enabled(True)
+    assert fusing_enabled() and not fusing_enabled(False)
+
+
+@needs_tb
+def test_a_fused_groups_cells_write_the_runs_they_write_alone(tmp_path, monkeypatch):
+    """Each cell of a fused group gets its own run with the scalar tags, at the same steps, that
+    it gets trained alone; the values equal up to the fused engine's float reassociation (the
+    tolerance of tests/test_fused_scheduler.py's fused-vs-alone records)."""
+    from bench.schedule.executor import run_cells
+    from bench.schedule.grid import load_grid
+    from tests.scheduler_util import TINY_GRID
+    from tests.test_fused_scheduler import close
+
+    path = tmp_path / "g.toml"
+    path.write_text(TINY_GRID.format(steps=30))  # 2 variants x 2 seeds: 2 groups of 2
+    cells = load_grid(str(path)).cells
+    spec = EvalSpec(metrics=("modes",), num_samples=500)
+    records = {}
+    for how, fuse in (("fused", True), ("alone", False)):
+        monkeypatch.setenv(tb.ENV, str(tmp_path / how))
+        records[how] = {r.cell_id: r for r in run_cells(
+            cells, tmp_path / f"s-{how}", eval_spec=spec, progress=False, curve_every=10,
+            fuse=fuse)}
+    assert {r.runtime["engine"]["cells"] for r in records["fused"].values()} == {2}
+    assert all("engine" not in r.runtime for r in records["alone"].values())
+    names = sorted(p.name for p in (tmp_path / "alone").iterdir())
+    assert names == sorted(tb.run_name(c) for c in cells)
+    assert sorted(p.name for p in (tmp_path / "fused").iterdir()) == names
+    for name in names:
+        fused, alone = events(tmp_path / "fused" / name), events(tmp_path / "alone" / name)
+        tags = alone.Tags()
+        assert fused.Tags()["scalars"] == tags["scalars"]
+        assert {"loss/d_adv", "eval/modes", "final/modes"} <= set(tags["scalars"])
+        assert fused.Tags()["images"] == tags["images"] == ["final/samples"]
+        assert fused.Tags()["tensors"] == tags["tensors"]  # the texts: cell, result
+        for t in tags["scalars"]:
+            got, want = fused.Scalars(t), alone.Scalars(t)
+            assert [e.step for e in got] == [e.step for e in want], t
+            assert all(close(g.value, w.value) for g, w in zip(got, want)), (
+                t, [(g.value, w.value) for g, w in zip(got, want)])

@@ -93,6 +93,10 @@ def check_inputs(args: argparse.Namespace, cells: list, store: Path):
 
     for cell in {(c.data.name, c.data.resolution): c for c in cells}.values():
         load_data(args, cell)
+    if args.executor == "ray" and str(args.device).startswith("cuda"):  # the cluster's GPUs
+        from bench.schedule.ray_executor import check_cluster_device, expected_cluster_size
+
+        check_cluster_device(args.device, expected_cluster_size(args.address)[1], args.address)
     spec = eval_spec_from(args)
     check_store_path(store)
     return spec

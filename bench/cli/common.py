@@ -218,7 +218,8 @@ def check_common_options(args: argparse.Namespace) -> None:
     if getattr(args, "device", None) is not None:
         from bench.train.runtime import pick_device
 
-        pick_device(args.device)
+        # with --executor ray the cluster's GPUs count, not this machine's (cmd_run checks them)
+        pick_device(args.device, here=getattr(args, "executor", "local") != "ray")
     if (getattr(args, "curve_every", None) or 0) < 0:
         raise CliError(f"--curve-every must be >= 0, got {args.curve_every}")
     workers = getattr(args, "workers", None)

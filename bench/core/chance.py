@@ -65,7 +65,7 @@ VALIDITY_FLAGS = ("d_at_chance", "at_chance")
 
 # Reference rows (bench.metrics.references): bump REFERENCES_VERSION when a sampler changes, so
 # cached files are not reused.
-REFERENCES_VERSION = 1
+REFERENCES_VERSION = 2  # 2: the `collapsed` 2-D chance row
 REFERENCE_SEEDS = (0, 1, 2, 3, 4)
 
 LN2 = math.log(2.0)

@@ -8,7 +8,11 @@ each reference row has a mean and a standard deviation. Roles:
   2-D mixtures: `uniform_ring_3s` / `uniform_ring_5s` (ring sets: uniform angle, radius = the
   ring's radius + Gaussian noise of 3 or 5 sigma; ring8: sd 0.03, 0.05), `uniform_box` (other
   mixtures, e.g. grid25: uniform over the square the mode centres span), `gaussian` (an isotropic
-  Gaussian with the mixture's mean and per-axis standard deviation). Images: `shuffled_train`
+  Gaussian with the mixture's mean and per-axis standard deviation), `collapsed` (every sample exactly
+  at the mixture's mean: a G that has not left its start, as an untrained MLP G's near-zero
+  output has not; on grid25 the mean is the centre mode, so this point mass covers one mode,
+  strictly, with every sample high quality, and a cell collapsed there must not count as
+  having learned). Images: `shuffled_train`
   (train images with their pixels permuted, a fresh permutation per image: the right pixel
   histogram, no structure).
 - "degraded": images only, `blurred_train` (train images through a Gaussian blur, sigma 1 px).
@@ -100,6 +104,14 @@ def _gaussian(dataset) -> Sampler:
     return sample
 
 
+def _collapsed(dataset) -> Sampler:
+    mean = _centres(dataset).mean(0)
+
+    def sample(n: int, gen: torch.Generator) -> torch.Tensor:
+        return mean.expand(n, 2).float().clone()
+    return sample
+
+
 def _true_mixture(dataset) -> Sampler:
     c, sigma = _centres(dataset), float(dataset.sigma)
 
@@ -150,6 +162,9 @@ def references_for(dataset) -> list[Reference]:
                                  _uniform_box(dataset)))
         out.append(Reference("gaussian", "chance", "chance: Gaussian with the data's mean and sd",
                              _gaussian(dataset)))
+        out.append(Reference("collapsed", "chance",
+                             "chance: all samples at the data's mean (a G stuck at its start)",
+                             _collapsed(dataset)))
         out.append(Reference("true_data", "ceiling", "true data (fresh samples)",
                              _true_mixture(dataset)))
         return out

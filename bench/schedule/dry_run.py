@@ -122,7 +122,7 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
         return []
     per = "Ray task" if executor == "ray" else "worker"
     if not fusing_enabled(fuse):
-        return ["", f"fused training: off (--no-fuse, GANBENCH_NO_FUSE=1 or TensorBoard on); "
+        return ["", f"fused training: off (--no-fuse or GANBENCH_NO_FUSE=1); "
                     f"{len(cells)} cells train one per {per}"]
     units, plan = work_units(cells, workers=workers, device=device, gpus=gpus, fuse=fuse)
     groups = [u for u in units if isinstance(u, FusedGroup)]
@@ -235,6 +235,11 @@ def print_dry_run(grid: Grid, store_root: Path, *, workers: int, device: str | N
     if gpus:
         places = Counter(plan([dataset_kind(cells[c].data.name) for c in todo], gpus=gpus,
                               device=device, cells_per_gpu=1))
+        if executor == "ray":  # Ray picks each task's GPU (bench/schedule/ray_executor.py)
+            merged: Counter = Counter()
+            for d, n in places.items():
+                merged["a GPU Ray picks" if str(d).startswith("cuda") else d] += n
+            places = merged
         print("\nplacement: " + ", ".join(f"{n} on {d}" for d, n in sorted(places.items())))
     seconds, calibrated, borrowed = estimate_seconds(grid, todo, store_root, eval_cells)
     workers = max(1, workers)

@@ -151,6 +151,16 @@ def _train_part(trainers, states, store: Store, out: GroupResult, histories, eva
         return
     engine.should_stop = STOP.is_set
     try:
+        _train_and_store(engine, trainers, store, out, histories, eval_spec)
+    finally:  # each cell's TensorBoard run (closed before a cell left here trains alone)
+        for tr in trainers:
+            if tr.tensorboard is not None:
+                tr.tensorboard.close()
+
+
+def _train_and_store(engine, trainers, store: Store, out: GroupResult, histories,
+                     eval_spec) -> None:
+    try:
         results = engine.train()
     except Exception as exc:
         # the group raised: each cell trains alone from its last checkpoint (the caller runs
@@ -169,6 +179,8 @@ def _train_part(trainers, states, store: Store, out: GroupResult, histories, eva
             record = engine.make_record(k, status, reason)
             if status == "done":
                 evaluate(tr, eval_spec, record)
+            if tr.tensorboard is not None:  # live curves: the scored metrics and samples
+                tr.tensorboard.final(record, tr.workdir and tr.workdir / "samples.npz")
         except Exception as exc:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             record = failed_record(tr.cell, last, traceback.format_exc(), tr)

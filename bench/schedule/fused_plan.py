@@ -26,8 +26,6 @@ NO_FUSE_ENV = "GANBENCH_NO_FUSE"
 def fusing_enabled(fuse: bool | None = None) -> bool:
     if fuse is not None:
         return fuse
-    if os.environ.get("GANBENCH_TENSORBOARD"):  # live curves come from cells run one at a time
-        return False
     return os.environ.get(NO_FUSE_ENV, "") in ("", "0")
 
 

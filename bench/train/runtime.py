@@ -18,15 +18,16 @@ from bench.core.config import DEVICE_CHOICES, ConfigError
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
-def pick_device(name: str | None = None) -> torch.device:
+def pick_device(name: str | None = None, *, here: bool = True) -> torch.device:
     """CUDA when present (or when asked for), else CPU. An unknown device, or CUDA asked for
-    without one, is a ConfigError (one line)."""
+    without one, is a ConfigError (one line). `here=False`: check the name only (the device is
+    another machine's, e.g. a Ray cluster's)."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(name, str) or not re.fullmatch(r"cpu|cuda(:\d+)?", name):
         raise ConfigError(f"device {name!r} is not supported (choices: {', '.join(DEVICE_CHOICES)})")
     dev = torch.device(name)
-    if dev.type == "cuda":
+    if dev.type == "cuda" and here:
         if not torch.cuda.is_available():
             raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():

@@ -11,9 +11,12 @@ while it trains through torch's `SummaryWriter` (needs the `tensorboard` package
 
 The writer only mirrors what the trainer stores in its curves, so a cell trains and scores the
 same with it or without it. A resumed cell continues its run: TensorBoard drops the events an
-interrupted attempt wrote past the step it resumes from (`purge_step`). With it set, cells are not
-fused (bench/schedule/fused_plan.fusing_enabled): the fused engine has no mirror, so every cell
-trains alone, as `run --no-fuse` does (its cell id is the same either way)."""
+interrupted attempt wrote past the step it resumes from (`purge_step`). Fused cells (several cells
+trained as one step, bench/train/fused) write the same runs: each cell's Trainer holds its writer,
+the engine syncs every cell's curves after each log point and probe
+(`FusedTrainer._sync_boards`), and bench/schedule/fused_group.py writes each cell's final metrics
+and closes its run, so TensorBoard does not turn fusion off. A group of K cells holds K runs open
+at once (one SummaryWriter, with its writer thread, per cell)."""
 from __future__ import annotations
 
 import importlib.util

@@ -300,6 +300,8 @@ class FusedTrainer:
         self._update(self.G, self.g_opt, sum(terms.values()), terms, g_lrs)
         logged = self._log_end_step()
         self.step += 1
+        if logged:
+            self._sync_boards()
         if logged and self.cell0.train.stop_on == "hard":
             self._stop_on_hard_flags()
 
@@ -334,6 +336,9 @@ class FusedTrainer:
         t0 = self.trainers[0]
         every = t0.cell.train.checkpoint_every
         probe_every = t0.probe_every if t0.probe is not None else 0
+        for t in self.trainers:  # live curves: each cell's own TensorBoard run, as alone
+            if t.tensorboard is not None:
+                t.tensorboard.start(t.curves, t.step)
         started = time.perf_counter()
         try:
             while self.step < end and any(self.alive):
@@ -352,10 +357,13 @@ class FusedTrainer:
                             self.trainers[k]._run_probe()
                         if at_checkpoint:
                             self.save_checkpoint(k)
+                    if at_probe:
+                        self._sync_boards()
                     started = time.perf_counter()
         finally:
             self.train_seconds += time.perf_counter() - started
             self.streams.close()
+            self._sync_boards()
         status = ("done", "") if self.step >= self.steps else \
             ("interrupted", f"stopped at step {self.step}")
         for k in self._live():
@@ -363,6 +371,14 @@ class FusedTrainer:
             self.save_checkpoint(k)
             self.results[k] = status
         return [r if r is not None else status for r in self.results]
+
+    def _sync_boards(self) -> None:
+        """Each cell's new curve points (its log and probes) into its TensorBoard run, when
+        $GANBENCH_TENSORBOARD is set (bench/train/tensorboard.py); the caller writes the final
+        metrics and closes the runs (bench/schedule/fused_group.py)."""
+        for t in self.trainers:
+            if t.tensorboard is not None:
+                t.tensorboard.sync(t.curves)
 
     def _live(self) -> list[int]:
         return [k for k in range(self.K) if self.alive[k]]
