@@ -61,8 +61,7 @@ class GridCells:
             self.spec.setdefault("primary", {})[name] = table.primary
         self.own_params.update(table.own_params)
         options = _design_options(table, grid)
-        lr_axis = self._lr_axis(table)
-        self.spec["base_lr"][name] = lr_axis if "lr" in table.swept else lr_axis[0]
+        self.spec["base_lr"][name] = table.lr_axis if "lr" in table.swept else table.lr_axis[0]
         self.spec["designs"][name] = grid.designs[0] if len(grid.designs) == 1 \
             else list(grid.designs)
         for design, fn in grid.design_fns.items():
@@ -98,15 +97,21 @@ class GridCells:
 
     def _add_point(self, table: DataTable, design: str, variant: Variant, point: dict,
                    info: dict) -> None:
-        """One variant at one sweep point: its cells on the seeds, or (held-out tuning) its
-        stage-1 cells on the tuning seeds and the plan that picks its stage-2 setting."""
-        if not table.tune_seeds:  # untuned, or the same-seed [tune] lr view
-            for lr in table.tune_lrs or [None]:
-                setting = {} if lr is None else {"lr": lr}
-                for seed in table.seeds:
-                    self._add(self._cell(table, variant, point, setting, seed),
-                              {**info, "tune": setting}, design, table.name)
+        """One variant at one sweep point: its cells on the seeds (untuned, or the same-seed
+        [tune] lr view), or with held-out tuning its tuning-seed cells and plan."""
+        if table.tune_seeds:
+            self._add_held_out(table, design, variant, point, info)
             return
+        for lr in table.tune_lrs or [None]:
+            setting = {} if lr is None else {"lr": lr}
+            for seed in table.seeds:
+                self._add(self._cell(table, variant, point, setting, seed),
+                          {**info, "tune": setting}, design, table.name)
+
+    def _add_held_out(self, table: DataTable, design: str, variant: Variant, point: dict,
+                      info: dict) -> None:
+        """Stage 1 of held-out tuning (bench/schedule/tuning.py): each candidate setting on the
+        tuning seeds, and the plan that picks the setting stage 2 trains on the seeds."""
         tuned = _tuned_axes(variant.tricks, table.tune_lrs, self.grid.tune_params)
         settings = [dict(zip([k for k, _ in tuned], combo)) for combo in
                     itertools.product(*[vs for _, vs in tuned])]
@@ -131,15 +136,11 @@ class GridCells:
                           {**info, "tune": st, "seed_role": "tune",
                            "tune_metric": table.tune_metric}, design, table.name)
 
-    @staticmethod
-    def _lr_axis(table: DataTable) -> list[float]:
-        return table.axes.get("lr", [OptimConfig().lr])
-
     def _cell(self, table: DataTable, variant: Variant, point: dict, setting: dict,
               seed: int) -> CellConfig:
         """The cell of `variant` at sweep `point` with the tuned `setting` ({"lr": ...,
         "trick.param": ...}) on `seed`."""
-        lr = setting.get("lr", point["_data"].get("lr", self._lr_axis(table)[0]))
+        lr = setting.get("lr", point["_data"].get("lr", table.lr_axis[0]))
         tricked = {t: {**point.get(t, {}), **{k.split(".", 1)[1]: v for k, v in setting.items()
                                               if k.startswith(f"{t}.")}}
                    for t in variant.tricks}

@@ -43,6 +43,11 @@ class DataTable:
     net: NetConfig
     data: DataConfig
 
+    @property
+    def lr_axis(self) -> list[float]:
+        """The lrs the table trains at (the default lr when it sets none)."""
+        return self.axes.get("lr", [OptimConfig().lr])
+
 
 def parse_data_table(table: dict, i: int, grid: GridSettings, check: Checker,
                      seen: dict[str, int]) -> DataTable:
