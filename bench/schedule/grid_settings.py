@@ -61,9 +61,12 @@ def parse_settings(doc: dict, check: Checker) -> GridSettings:
     tables = doc.get("data")
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise check.error("", "no [[data]] table")
-    return GridSettings(description, designs, design_fns, include_plugins, seeds, threads,
-                        tricks, explicit, fraction_resolution, params, tune_params, tune_seeds,
-                        budget, tune_lrs, tables)
+    return GridSettings(
+        description=description, designs=designs, design_fns=design_fns,
+        include_plugins=include_plugins, seeds=seeds, threads=threads, tricks=tricks,
+        explicit=explicit, fraction_resolution=fraction_resolution, params=params,
+        tune_params=tune_params, tune_seeds=tune_seeds, budget=budget, tune_lrs=tune_lrs,
+        tables=tables)
 
 
 def _designs(doc: dict, check: Checker) -> tuple[list[str], dict[str, Callable]]:
