@@ -99,11 +99,11 @@ def test_pdf_by_default_and_png_only_on_request(tmp_path):
     paths = figures.forest(numbers, ["modes"], tmp_path / "f", "t")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.exists() for p in paths)
     assert np.isfinite(png_dpi(paths[0]))
-    figures.PDF = False  # write_report(pdf=False), `ganbench report --no-pdf`
+    figures.style.PDF = False  # write_report(pdf=False), `ganbench report --no-pdf`
     try:
         assert [p.suffix for p in figures.forest(numbers, ["modes"], tmp_path / "g", "t")] == [".png"]
     finally:
-        figures.PDF = True
+        figures.style.PDF = True
 
 
 def test_a_sample_sheet_holds_its_pixels_unresampled(tmp_path):
@@ -126,3 +126,32 @@ def test_a_sample_sheet_holds_its_pixels_unresampled(tmp_path):
                       png.shape[1] // 2 - big.shape[1] // 2]
             if (png[y:y + big.shape[0], x:x + big.shape[1]] == big).all()]
     assert hits
+
+
+def test_save_lays_out_once_as_the_png_save_would(tmp_path, monkeypatch):
+    """figures._save runs a constrained layout once, at the PNG's dpi, then saves without a
+    layout engine: the PNG is byte-identical to matplotlib's own constrained save, and the PNG
+    and the PDF cost one draw each (a figure with any layout engine, even "none", costs each
+    save an extra draw first)."""
+    import matplotlib.figure
+
+    def draw():
+        fig, axes = figures._subplots(1, 2, (3.2, 1.8))
+        for i, ax in enumerate(axes[0]):
+            ax.plot([0, 1, 2], [i, 2, 1])
+            ax.set_title(f"panel {i}", fontsize=8)
+            ax.set_ylabel("a y label", fontsize=7)
+        figures._suptitle(fig, "a figure title long enough to be wrapped onto two lines", 8)
+        return fig
+
+    fig = draw()
+    fig.savefig(tmp_path / "plain.png", dpi=figures.DPI)  # matplotlib's: layout in a pre-draw
+    figures.plt.close(fig)
+    calls = []
+    real = matplotlib.figure.Figure.draw
+    monkeypatch.setattr(matplotlib.figure.Figure, "draw",
+                        lambda self, renderer: calls.append(1) or real(self, renderer))
+    paths = figures._save(draw(), tmp_path / "saved")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert len(calls) == 2
+    assert paths[0].read_bytes() == (tmp_path / "plain.png").read_bytes()

@@ -157,11 +157,9 @@ def test_tuned_pairs_are_labelled_per_lr_and_paired_at_it(tmp_path):
 def test_interaction_heatmap_draws_each_lr_in_its_own_panel(tmp_path, monkeypatch):
     numbers = _tuned_pairs(tmp_path)
     drawn = {}
-
-    def keep(fig, stem, pdf=True):
-        drawn["fig"] = fig
-        return []
-    monkeypatch.setattr(figures, "_save", keep)
+    # the figure as saved (figures.style.ON_SAVE: the hooks every figure module's save calls)
+    monkeypatch.setattr(figures.style, "ON_SAVE", [lambda fig, stem: drawn.__setitem__("fig", fig)])
+    monkeypatch.setattr(figures.style, "PDF", False)
     figures.interaction_heatmap(numbers, "high_quality", tmp_path / "h", "t")
     panels = [ax for ax in drawn["fig"].axes if ax.get_title()]
     assert [ax.get_title() for ax in panels] == ["lr=0.001", "lr=0.0005"]

@@ -279,13 +279,13 @@ def write_report(store, out, *, grid: str | list[str] | None = None, bootstrap: 
     """pdf: a PDF beside every figure's PNG (vector figures; sample sheets hold their pixels);
     workers: figure-rendering processes (default_workers(); 1 = in this process)."""
     started = time.perf_counter()
-    was, figures.PDF = figures.PDF, pdf  # before the workers fork
+    was, figures.style.PDF = figures.style.PDF, pdf  # before the workers fork
     try:
         return _write_report(store, out, grid=grid, bootstrap=bootstrap, command=command,
                              samples=samples, image_references=image_references,
                              workers=workers, started=started)
     finally:
-        figures.PDF = was
+        figures.style.PDF = was
 
 
 def _write_report(store, out, *, grid, bootstrap, command, samples, image_references, workers,
@@ -311,8 +311,8 @@ def _write_report(store, out, *, grid, bootstrap, command, samples, image_refere
             spec = specs.get(grid_name, {})
             headline = headline_metrics(pool)
             where = data + (f" (grid {grid_name})" if grid_name else "")
-            primary = views.primary_of(spec, pool["dataset"].iloc[0]) or \
-                TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
+            claim = views.primary_of(spec, pool["dataset"].iloc[0])  # None: every headline
+            primary = claim or TUNE_METRIC[kind_of(pool)]  # graded, where modes often tie
             primary = primary if primary in headline else (headline or [None])[0]
             for design, part in pool.groupby("design", sort=False):
                 stem = stem_of(grid_name or "store", data, design)
@@ -326,10 +326,11 @@ def _write_report(store, out, *, grid, bootstrap, command, samples, image_refere
                 main = tables[0].numbers
                 label = "Δ(all − row)" if design == "leave-one-out" else "Δ vs baseline"
                 pending.append((renderer.submit(figures.forest, main, headline,
-                                                figs / f"forest-{stem}", title, label=label),
+                                                figs / f"forest-{stem}", title, label=label,
+                                                primary=claim),
                                 f"forest plot of Δ with 95% CIs, {title}"))
                 if design in ("add-one", "baseline", "cells"):
-                    summary_panels.append((title, main, headline))
+                    summary_panels.append((title, main, headline, claim))
                 for t in tables:
                     if t.name.endswith("-interactions") and primary:
                         pending.append((renderer.submit(
@@ -428,7 +429,7 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
             f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
     lines += ["## Figures", ""]
-    pdf = " (+ .pdf)" if figures.PDF else ""
+    pdf = " (+ .pdf)" if figures.style.PDF else ""
     for png, what in report.figures:
         rel = png.relative_to(out)
         lines.append(f"- [{rel}]({rel}){pdf}: {what}.")
