@@ -1,5 +1,6 @@
 """The docs cannot drift: reference pages render from the code and name everything it accepts,
-the README stays short, and every relative link in the README and the docs resolves.
+the README stays short, every relative link in the README and the docs resolves, and every
+source path they name (`bench/...`, `tricks/...`) exists.
 (`make test` also builds the site with `mkdocs build --strict`.)"""
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from bench.trickapi.registry import list_tricks
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 LINK = re.compile(r"\[[^\]]*\]\(([^)#\s]+)(?:#[^)]*)?\)")
+# a source path named in the text: `bench/...`, `tricks/...`, `benchmarks/...`, `examples/...`,
+# `tests/...` (results/ is left out: the docs name folders a command will write)
+CODE_PATH = re.compile(r"(?<![\w./-])((?:bench|tricks|benchmarks|examples|tests)/[\w./-]*)")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +80,22 @@ def test_relative_links_resolve(page):
         if re.match(r"[a-z]+:", target) or target.startswith("reference/"):
             continue  # external, or a page generated at build time
         assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", *sorted(DOCS.glob("*.md"))],
+                         ids=lambda p: p.name)
+def test_source_paths_named_in_the_text_exist(page):
+    """Every `bench/...`, `tricks/...` (etc.) path a page names exists, as a file, a folder or a
+    module without its `.py` (templates such as `tricks/<name>.py` and wildcards are skipped)."""
+    missing = []
+    for line in page.read_text().splitlines():
+        for path in CODE_PATH.findall(line):
+            path = path.rstrip(".,")
+            if any(c in line[line.find(path) + len(path):][:1] for c in "<*{"):
+                continue  # a template: the path goes on with <name>, * or {a,b}
+            if not (ROOT / path).exists() and not (ROOT / f"{path}.py").exists():
+                missing.append(path)
+    assert not missing, f"{page.name} names paths that do not exist: {missing}"
 
 
 def test_every_docs_page_is_in_the_nav():
