@@ -7,7 +7,7 @@
         name = "my_trick"
         ...
 
-Register the module under the entry-point group `ganbench.tricks` (see the README). The older
+Register the module under the entry-point group `ganbench.tricks` (see docs/writing-a-trick.md). The older
 spelling `from tricks import Trick, register_trick` keeps working.
 
 Results (imported when first used, as they need pandas):

@@ -18,9 +18,9 @@ def register(sub) -> None:
     p.add_argument("pattern", nargs="?", default="*", help="name or wildcard filter, e.g. '*noise*'")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--matrix", action="store_true", help="pairwise compatibility matrix")
-    p.add_argument("--markdown", action="store_true", help="the README's table of tricks")
+    p.add_argument("--markdown", action="store_true", help="the table of tricks in Markdown (docs/tricks.md)")
     p.add_argument("--hooks", action="store_true",
-                   help="the README's table of hooks (how each is called and combined)")
+                   help="the table of hooks in Markdown (how each is called and combined)")
     p.add_argument("--no-cache", action="store_true",
                    help="describe the tricks from a fresh import (and refresh the cache)")
     p.set_defaults(func=run)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def markdown_table(infos: list[dict[str, Any]], traits: dict[str, str] | None = None) -> str:
-    """The README's table of tricks (`traits`: bench.trickapi.trick.TRAITS, from the catalog)."""
+    """The Markdown table of tricks (`traits`: bench.trickapi.trick.TRAITS, from the catalog)."""
     rows = ["| trick | what it changes | source | default params | slots | data |",
             "|---|---|---|---|---|---|"]
     for i in infos:

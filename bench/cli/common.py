@@ -176,8 +176,8 @@ def load_data(args: argparse.Namespace, cell: CellConfig) -> None:
 
 
 # --device for commands that place cells as `run` does (bench/schedule/placement.py)
-PLACEMENT_HELP = ("auto: image cells on the GPUs (round-robin), 2-D cells on the CPU; cpu; "
-                  "cuda (every cell on the GPUs); cuda:N")
+PLACEMENT_HELP = ("auto: image cells and fused groups on the GPUs (round-robin), 2-D cells "
+                  "trained alone on the CPU; cpu; cuda (every cell on the GPUs); cuda:N")
 
 
 def add_device_option(p: argparse.ArgumentParser,

@@ -6,7 +6,7 @@ structure scores near-full coverage (a uniform ring with radial sd 0.03 covers 8
 modes; uniform noise over grid25's square covers about 20 of 25). `modes_strict` counts a mode
 only when at least STRICT_SHARE of its fair share of all N scored samples (N / K) are
 high-quality samples nearest to it: with STRICT_SHARE = 1/4, at least N / (4K) samples (2,500
-samples: 78 for ring8, 25 for grid25). The true mixture puts ~0.99 N / K there, a structureless
+samples: 78.125 for ring8, so 79 samples, and 25 for grid25). The true mixture puts ~0.99 N / K there, a structureless
 sampler ~0.005 N / K (ring8, radial sd 0.03) or ~0.001 N / K (grid25, uniform square).
 """
 from __future__ import annotations
