@@ -37,20 +37,20 @@ def design_figures(renderer: Renderer, figs: Path, stem: str, title: str, design
 
 
 def curve_figures(renderer: Renderer, figs: Path, stem: str, where: str, pool: pd.DataFrame,
-                  refs) -> list[Job]:
+                  refs: references.References | None) -> list[Job]:
     """A dataset's metric curves (one figure per metric, with the reference lines) and loss
     curves, per variant with a band over seeds."""
-    rows = pool.drop_duplicates("cell_id")
-    curves = figures._long_curves(rows)
-    return [(renderer.submit(
-                figures.metric_curves, None, figs / f"curves-{stem}", where,
-                references.curve_lines(refs), data=curves),
-             lambda paths, where=where: [
-                 (p, f"{p.stem.rsplit('-eval_', 1)[-1]} vs step per variant, band over "
-                     f"seeds, {where}") for p in paths]),
-            (renderer.submit(figures.loss_curves, None,
-                             figs / f"losses-{stem}", where, data=curves),
-             f"loss terms vs step per variant, {where}")]
+    curves = figures._long_curves(pool.drop_duplicates("cell_id"))
+
+    def listed(paths: list[Path]) -> list[tuple[Path, str]]:  # a figure per metric
+        return [(p, f"{p.stem.rsplit('-eval_', 1)[-1]} vs step per variant, band over seeds, "
+                    f"{where}") for p in paths]
+
+    metric_curves = renderer.submit(figures.metric_curves, None, figs / f"curves-{stem}", where,
+                                    references.curve_lines(refs), data=curves)
+    loss_curves = renderer.submit(figures.loss_curves, None, figs / f"losses-{stem}", where,
+                                  data=curves)
+    return [(metric_curves, listed), (loss_curves, f"loss terms vs step per variant, {where}")]
 
 
 def summary_figure(renderer: Renderer, figs: Path, panels: list) -> Job:
