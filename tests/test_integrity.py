@@ -389,6 +389,20 @@ batch_size = {batch}
 """
 
 
+def test_the_size_bound_counts_a_tables_own_params_over_the_grids(tmp_path, monkeypatch):
+    """[params] sweeps 5 values; the ring8 table fixes one. 2 variants x 5 seeds = 10 cells,
+    under a limit of 12; counting [params]' 5 values would claim at least 30 and refuse it."""
+    from bench.schedule.grid import load_grid
+
+    path = tmp_path / "fixed.toml"
+    path.write_text('design = "add-one"\ntricks = ["label_smoothing"]\nseeds = [0, 1, 2, 3, 4]\n'
+                    '[params]\n"label_smoothing.real" = [0.7, 0.75, 0.8, 0.85, 0.9]\n'
+                    '[[data]]\nname = "ring8"\nsteps = 10\n'
+                    'params = { "label_smoothing.real" = 0.9 }\n')
+    monkeypatch.setenv("GANBENCH_MAX_CELLS", "12")
+    assert len(load_grid(str(path)).cells) == 10
+
+
 @pytest.mark.parametrize("seeds, batch, message", [
     (list(range(100_000)), 16, "the number of seeds = 100000 is above the limit of 1000"),
     (list(range(100)), list(range(2, 1000)), "asks for at least 199600 cells in all, above "

@@ -82,9 +82,9 @@ class GridCells:
     def _check_size(self, table: DataTable, design: str, variants: list[Variant]) -> None:
         """At least one cell per variant, sweep point, tuned lr and seed: a design that asks
         for more than the limit is refused before any of its cells is built. The param axes
-        counted are [params]' own, not the table's params over them: kept as it was, since
-        the count decides which grids are refused."""
-        params = self.grid.params
+        counted are the table's (its own params over [params]), the ones its cells are built
+        on: a table that fixes one value of a [params] sweep counts that one value."""
+        params = table.params
         at_least = len(self.cells) + len(table.seeds) * max(1, len(table.tune_lrs)) * sum(
             math.prod([len(vs) for vs in table.axes.values()]
                       + [len(vs) for t in v.tricks for vs in params.get(t, {}).values()])
