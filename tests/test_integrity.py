@@ -267,6 +267,21 @@ def test_repair_salvages_records_sets_invalid_ones_aside_and_retires_lost_checkp
     assert redone.history[-1]["event"].startswith("repair: final checkpoint")
 
 
+def test_an_invalid_record_named_like_a_read_error_is_set_aside_not_a_rebuild(
+        capsys, small_store, tmp_path):
+    """The repair rebuilds the database only when SQLite's check fails or a row could not be
+    read, not when a problem's text happens to contain those words (it used to match them)."""
+    root = _copy(small_store, tmp_path / "s")
+    with Store(root) as s:
+        good = next(iter(s.records())).to_json()
+    with sqlite3.connect(root / "results.sqlite") as db:
+        db.execute("INSERT INTO cells VALUES ('unreadable scan stopped','v','l','ring8',0,'done',"
+                   "?,1.0)", (good,))
+    code, out, err = cli(capsys, "check", "--store", root, "--repair")
+    assert code == 0, out + err
+    assert "set aside the invalid record" in out and "rebuilt" not in out
+
+
 # -- untrusted store content ------------------------------------------------------------------------
 def _plant(root: Path, row_id: str, text: str) -> None:
     with sqlite3.connect(root / "results.sqlite") as db:

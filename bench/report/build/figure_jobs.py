@@ -40,7 +40,7 @@ def curve_figures(renderer: Renderer, figs: Path, stem: str, where: str, pool: p
                   refs: references.References | None) -> list[Job]:
     """A dataset's metric curves (one figure per metric, with the reference lines) and loss
     curves, per variant with a band over seeds."""
-    curves = figures._long_curves(pool.drop_duplicates("cell_id"))
+    curves = figures.long_curves(pool.drop_duplicates("cell_id"))
 
     def listed(paths: list[Path]) -> list[tuple[Path, str]]:  # a figure per metric
         return [(p, f"{p.stem.rsplit('-eval_', 1)[-1]} vs step per variant, band over seeds, "

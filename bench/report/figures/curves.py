@@ -18,7 +18,7 @@ from bench.report.figures.style import _save
 REFERENCE_COLOURS = {"chance": "tab:red", "degraded": "tab:orange", "ceiling": "tab:green"}
 
 
-def _long_curves(rows: pd.DataFrame) -> pd.DataFrame:
+def long_curves(rows: pd.DataFrame) -> pd.DataFrame:
     """Every stored curve point of `rows` (one row per cell) as (variant, seed, curve, step,
     value)."""
     out = []
@@ -33,8 +33,8 @@ def metric_curves(rows: pd.DataFrame | None, stem: Path, title: str, lines=None,
     """Each eval_* curve per variant (one panel each), mean over seeds with a ±1 sd band; the
     baseline in grey in every panel. `lines`: {metric: [(label, role, mean, sd)]}, reference
     rows drawn in every panel of their metric (bench.report.references.curve_lines). `data`:
-    `_long_curves(rows)`, when the caller has it."""
-    data = _long_curves(rows) if data is None else data
+    `long_curves(rows)`, when the caller has it."""
+    data = long_curves(rows) if data is None else data
     data = data[data["curve"].str.startswith("eval_")]
     if data.empty:
         return []
@@ -75,8 +75,8 @@ def metric_curves(rows: pd.DataFrame | None, stem: Path, title: str, lines=None,
 def loss_curves(rows: pd.DataFrame | None, stem: Path, title: str,
                 data: pd.DataFrame | None = None) -> list[Path]:
     """Every logged loss term per variant, mean over seeds (each panel its own y scale).
-    `data`: `_long_curves(rows)`, when the caller has it."""
-    data = _long_curves(rows) if data is None else data
+    `data`: `long_curves(rows)`, when the caller has it."""
+    data = long_curves(rows) if data is None else data
     data = data[~data["curve"].str.startswith("eval_")]
     if data.empty:
         return []

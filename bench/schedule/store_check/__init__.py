@@ -60,9 +60,8 @@ def check_store(root: str | os.PathLike, repair: bool = False) -> Report:
     if not repair:
         return rep
 
-    unreadable = any("unreadable" in p or "scan stopped" in p for p in rep.problems)
     rep.problems = []  # from here on: what could not be repaired
-    if not sound or unreadable:
+    if not sound:
         rebuild(root, db_path, tables, invalid, rep)
     elif invalid:
         set_aside(db_path, tables["cells"], invalid, rep)

@@ -18,7 +18,8 @@ TABLES = ("cells", "grids", "members", "retired", "files", "leases")
 
 
 def check_database(db_path: Path, rep: Report) -> tuple[bool, dict[str, list[tuple]]]:
-    """SQLite's integrity check, and every readable row of every table: (sound, {table: rows})."""
+    """SQLite's integrity check, and every readable row of every table: (sound, {table: rows});
+    not sound when the check fails or any row could not be read (a repair rebuilds then)."""
     db = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True, timeout=60)
     try:
         try:
@@ -35,6 +36,7 @@ def check_database(db_path: Path, rep: Report) -> tuple[bool, dict[str, list[tup
             tables[table] = rows
             for e in errors:
                 if "no such table" not in e:
+                    sound = False
                     rep.problem(f"database {db_path}: {e}")
     finally:
         db.close()
