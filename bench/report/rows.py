@@ -104,6 +104,17 @@ def primary_of(spec: dict, dataset: str) -> str | None:
     return value.get(dataset) if isinstance(value, dict) else None
 
 
+def heads_and_claims(heads: list[str], primary: str | None,
+                     has_primary: bool) -> tuple[list[str], list[str]]:
+    """A table's (or figure's) headline metrics and those of them whose Δs are claims. With a
+    pre-registered `primary` the table holds (`has_primary`), it is shown first if the headline
+    list lacks it and is the only claim (tested, Holm over the rows); the other headline Δs are
+    secondary, with intervals and no test. Without one every headline Δ is a claim."""
+    if primary is None or not has_primary:
+        return list(heads), list(heads)
+    return ([] if primary in heads else [primary]) + list(heads), [primary]
+
+
 def claim_metric(spec: dict, rows: pd.DataFrame, pool: pd.DataFrame) -> str:
     """The metric a verdict tests for `rows` (one dataset's cells of a grid): the grid's
     pre-registered primary, else the metric their learning rate was tuned on, else the data

@@ -20,8 +20,8 @@ import pandas as pd
 from bench.report import budget, compute, power, stats, validity
 # all_of, baseline_of and tuned_table stay importable from here (build/design_tables uses them so)
 from bench.report.pairing import all_of, baseline_of, single_of  # noqa: F401
-from bench.report.rows import (by_seed, ci_note, delta_text, labels, light,  # noqa: F401
-                               primary_of, test_line)
+from bench.report.rows import (by_seed, ci_note, delta_text, heads_and_claims, labels,  # noqa: F401
+                               light, primary_of, test_line)
 from bench.report.tables import ARROWS, Cell, Table, count, num
 from bench.report.tuned import tuned_table  # noqa: F401
 from bench.store.results import direction
@@ -95,10 +95,9 @@ def delta_table(name: str, title: str, part: pd.DataFrame, pool: pd.DataFrame,
     intervals but no test. Without it every headline Δ is a claim."""
     part, pool = light(part), light(pool)  # fast selections (rows.light)
     shown = shown_metrics(part, metrics)
-    heads = [m for m in headline if m in shown]
-    if primary is not None and primary in shown and primary not in heads:
-        heads.insert(0, primary)
-    claims = [primary] if primary in heads else heads  # the Holm family's metrics
+    # the Holm family's metrics: the primary alone where set (rows.heads_and_claims)
+    heads, claims = heads_and_claims([m for m in headline if m in shown], primary,
+                                     primary in shown)
     groups = variants(part)
     names = labels(groups, row_name)
     records, deltas = [], []

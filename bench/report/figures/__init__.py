@@ -20,12 +20,12 @@ from bench.report.figures.style import (DPI, ON_SAVE, _save, _subplots, _suptitl
                                         _wrap, plt)
 from bench.report.figures.layout import _drawn_texts, layout_problems  # noqa: E402
 from bench.report.figures.panels import _TICKS, _lim, _PanelGrid  # noqa: E402
-from bench.report.figures.effects import (_significant, _with_primary, claims_of,  # noqa: E402
+from bench.report.figures.effects import (_heads_and_claims, _significant,  # noqa: E402
                                           forest, interaction_heatmap, summary)
 from bench.report.figures.curves import (REFERENCE_COLOURS, long_curves,  # noqa: E402
                                          loss_curves, metric_curves)
 from bench.report.figures.samples import _Pixels, _rgb8, sample_pixels, sample_sheet  # noqa: E402
 
-__all__ = ["DPI", "ON_SAVE", "REFERENCE_COLOURS", "claims_of", "forest",
+__all__ = ["DPI", "ON_SAVE", "REFERENCE_COLOURS", "forest",
            "interaction_heatmap", "layout_problems", "long_curves", "loss_curves", "metric_curves", "plt",
            "sample_pixels", "sample_sheet", "summary"]

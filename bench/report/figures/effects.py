@@ -1,6 +1,6 @@
 """The effect figures: the forest plot of Δ with its CI per table, the summary heatmap of every
 trick on every headline metric, and the pairs' interaction heatmap. Significance is the tables'
-* (`_significant`), and only on the metrics the tables claim (`claims_of`: the grid's
+* (`_significant`), and only on the metrics the tables claim (`_heads_and_claims`: the grid's
 pre-registered primary where it sets one, else every headline metric)."""
 from __future__ import annotations
 
@@ -13,28 +13,16 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from bench.report.figures.style import _save, _subplots, _suptitle, _wrap
+from bench.report.rows import heads_and_claims
 from bench.report.stats import LEVEL
 from bench.store.results import direction
 
 
-def claims_of(numbers: pd.DataFrame, metrics: list[str], primary: str | None,
-              prefix: str = "d") -> list[str]:
-    """The metrics of `metrics` whose Δs are claims, as the tables decide
-    (bench.report.views.delta_table): the grid's pre-registered `primary` alone where it sets one
-    for the dataset and the table holds its Δ, else every metric. The others are secondary:
-    described with intervals, not tested, never marked significant."""
-    if primary is not None and f"{prefix}_{primary}" in numbers:
-        return [m for m in metrics if m == primary]
-    return list(metrics)
-
-
-def _with_primary(numbers: pd.DataFrame, metrics: list[str], primary: str | None,
-                  prefix: str = "d") -> list[str]:
-    """`metrics`, with the primary first where the table holds its Δ but the headline list lacks
-    it (the tables show it first then too)."""
-    if primary is not None and f"{prefix}_{primary}" in numbers and primary not in metrics:
-        return [primary, *metrics]
-    return list(metrics)
+def _heads_and_claims(numbers: pd.DataFrame, metrics: list[str], primary: str | None,
+                      prefix: str = "d") -> tuple[list[str], list[str]]:
+    """The panels' metrics and the claimed ones, as the tables decide (rows.heads_and_claims):
+    the primary where the table holds its Δ."""
+    return heads_and_claims(metrics, primary, f"{prefix}_{primary}" in numbers)
 
 
 def _significant(numbers: pd.DataFrame, col: str) -> np.ndarray:
@@ -54,11 +42,10 @@ def forest(numbers: pd.DataFrame, metrics: list[str], stem: Path, title: str,
     """Δ with its 95% CI per variant (one panel per headline metric); filled = the tables' *,
     green / red = significantly better / worse, grey = not significant (a legend says so).
     `primary`: the grid's pre-registered metric for the dataset (bench.report.rows.primary_of);
-    with it only that metric's Δs are claims (`claims_of`), and the other panels are secondary:
+    with it only that metric's Δs are claims (`_heads_and_claims`), and the other panels are secondary:
     every marker grey and hollow, the panel titled "secondary, not tested", as the tables leave
     their Δs without a *. None (no primary): every panel's Δs are claims."""
-    metrics = _with_primary(numbers, metrics, primary, prefix)
-    claims = claims_of(numbers, metrics, primary, prefix)
+    metrics, claims = _heads_and_claims(numbers, metrics, primary, prefix)
     metrics = [m for m in metrics if f"{prefix}_{m}" in numbers and numbers[f"{prefix}_{m}"].notna().any()]
     if not metrics:
         return []
@@ -157,9 +144,7 @@ def summary(panels: list[tuple], stem: Path) -> list[Path]:
     (title, numbers, metrics) or (title, numbers, metrics, primary): with the dataset's
     pre-registered primary metric only its column's Δs are claims and can get a *; the other
     columns are secondary (labelled "(sec.)", never starred), as in the tables."""
-    panels = [(t, n, _with_primary(n, ms, p[0] if p else None),
-               claims_of(n, _with_primary(n, ms, p[0] if p else None), p[0] if p else None))
-              for t, n, ms, *p in panels]
+    panels = [(t, n, *_heads_and_claims(n, ms, p[0] if p else None)) for t, n, ms, *p in panels]
     panels = [(t, n, [m for m in ms if f"d_{m}" in n and n[f"d_{m}"].notna().any()], cl)
               for t, n, ms, cl in panels]
     panels = [(t, n[n[[f"d_{m}" for m in ms]].notna().any(axis=1)], ms, cl)
