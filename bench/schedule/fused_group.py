@@ -154,8 +154,7 @@ def _train_part(trainers, states, store: Store, out: GroupResult, histories, eva
         _train_and_store(engine, trainers, store, out, histories, eval_spec)
     finally:  # each cell's TensorBoard run (closed before a cell left here trains alone)
         for tr in trainers:
-            if tr.tensorboard is not None:
-                tr.tensorboard.close()
+            tr.close_board()
 
 
 def _train_and_store(engine, trainers, store: Store, out: GroupResult, histories,
@@ -179,8 +178,7 @@ def _train_and_store(engine, trainers, store: Store, out: GroupResult, histories
             record = engine.make_record(k, status, reason)
             if status == "done":
                 evaluate(tr, eval_spec, record)
-            if tr.tensorboard is not None:  # live curves: the scored metrics and samples
-                tr.tensorboard.final(record, tr.workdir and tr.workdir / "samples.npz")
+            tr.board_final(record)  # live curves: the scored metrics and samples
         except Exception as exc:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             record = failed_record(tr.cell, last, traceback.format_exc(), tr)

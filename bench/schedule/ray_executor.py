@@ -120,8 +120,7 @@ def _placement(unit, gpus: int, device: str | None, per_gpu: int) -> tuple[str, 
         isinstance(unit, FusedGroup) or dataset_kind(unit.data.name) == "image"))
     if on_gpu:
         return "cuda", {"num_cpus": 1, "num_gpus": 1 / per_gpu}
-    if cuda_asked:  # run_ray refuses this before submitting anything (check_cluster_device)
-        raise ConfigError(no_gpu_message(device, None))
+    check_cluster_device(device, gpus, None)  # run_ray refuses it before submitting anything
     return ("cpu" if device in (None, "auto") else device), {"num_cpus": 1, "num_gpus": 0}
 
 

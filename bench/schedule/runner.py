@@ -341,8 +341,7 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         record.runtime["numerics"] = numerics(dev)  # what bits this machine computes
         if status == "done":
             evaluate(trainer, eval_spec, record)
-        if trainer.tensorboard is not None:  # live curves: the scored metrics and samples
-            trainer.tensorboard.final(record, trainer.workdir and trainer.workdir / "samples.npz")
+        trainer.board_final(record)  # live curves: the scored metrics and samples
     except DiskFull:  # not the cell's fault: one line, nothing stored; a rerun resumes
         raise
     except Exception as exc:  # the cell failed; the grid goes on
@@ -350,8 +349,8 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         record = failed_record(cell, last, traceback.format_exc(), trainer)
     finally:
         torch.set_num_threads(threads_before)
-        if trainer is not None and trainer.tensorboard is not None:
-            trainer.tensorboard.close()
+        if trainer is not None:
+            trainer.close_board()
     record.history = history + record.history
     if previous is not None:
         store.put(record, replace=True)

@@ -324,6 +324,15 @@ class Trainer:
         finally:
             G.train(was_training)
 
+    def board_final(self, record: Record) -> None:
+        """The scored metrics and samples into this cell's TensorBoard run, when one is open."""
+        if self.tensorboard is not None:
+            self.tensorboard.final(record, self.workdir and self.workdir / "samples.npz")
+
+    def close_board(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
     def make_record(self, status: str, reason: str = "") -> Record:
         return Record(
             cell_id=self.cell.cell_id, variant_id=self.cell.variant_id, label=self.cell.label,
