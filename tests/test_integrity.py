@@ -4,6 +4,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.schedule.leases import Leases
+from bench.schedule.leases import Leases, my_owner
 from bench.schedule.runner import run_cell
 from bench.store import Store
+from bench.store import integrity, locks
+from bench.store.db import StoreBusy
 from bench.store.integrity import LeaseLost, sha256_file
 from bench.train import checkpoint
 from tests.scheduler_util import cli_cmd
@@ -74,6 +77,67 @@ TRAIN = ["train", "--dataset", "ring8", "--batch-size", "32", "--width", "16",
          "--checkpoint-every", "20", "--curve-every", "0", "--metrics", "modes"]
 
 
+def stop_outside_a_write(pid: int, db_path: Path) -> None:
+    """SIGSTOP `pid` at a moment it holds no write transaction. SQLite's write lock is the
+    holder's file lock, which nobody can break: a process stopped inside its (few-statement)
+    write transaction blocks every writer until it resumes (see the test below). The lease
+    takeover is about a holder paused anywhere else, e.g. in the middle of training."""
+    for _ in range(100):
+        os.kill(pid, signal.SIGSTOP)
+        while locks.proc_stat(pid) and locks.proc_stat(pid)[0] not in "TZ":
+            time.sleep(0.01)  # the stop is asynchronous
+        if locks.write_lock_holder(db_path) != pid:
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} held the store's write lock at 100 stops")
+
+
+def test_a_holder_stopped_inside_a_write_fails_writers_in_one_line_naming_it(tmp_path,
+                                                                              monkeypatch):
+    """A process stopped (SIGSTOP, Ctrl-Z) while it holds the store's write lock blocks every
+    other writer until it resumes: a lease takeover and a checkpoint's digest then fail after
+    the busy timeout with one line naming the stopped pid and how to resume it (not SQLite's
+    bare "database is locked"), and the cell is not stored as failed."""
+    cell = tiny_cell(steps=4)
+    with Store(tmp_path / "s") as store, Leases(store.db_path) as leases:
+        assert leases.acquire(cell.cell_id, my_owner())[0] == "taken"
+        code = ("import os, signal, sqlite3, sys; db = sqlite3.connect(sys.argv[1], "
+                "isolation_level=None); db.execute('BEGIN IMMEDIATE'); "
+                "db.execute('UPDATE leases SET heartbeat=heartbeat'); print(1, flush=True); "
+                "os.kill(os.getpid(), signal.SIGSTOP)")
+        holder = subprocess.Popen([sys.executable, "-c", code, str(store.db_path)],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "1\n"
+            monkeypatch.setattr(locks, "BUSY_TIMEOUT_S", 0.5)
+            with Leases(store.db_path) as other, pytest.raises(StoreBusy) as taken:
+                other.acquire("0" * 16, "other:2:2:b")
+            with pytest.raises(StoreBusy) as written:
+                checkpoint.save_atomic({"step": torch.tensor(1)},
+                                       store.cell_dir(cell.cell_id) / "checkpoint.pt")
+        finally:
+            os.kill(holder.pid, signal.SIGCONT)
+            holder.wait(timeout=30)
+        for exc in (taken.value, written.value):
+            assert f"held by process {holder.pid}, which is stopped" in str(exc)
+            assert f"kill -CONT {holder.pid}" in str(exc) and "\n" not in str(exc)
+        assert "take the lease of cell 0000000000000000" in str(taken.value)
+        assert "record checkpoint.pt of cell" in str(written.value)
+        assert not (store.cell_dir(cell.cell_id) / "checkpoint.pt").exists()
+        # resumed, the store is writable again
+        assert leases.acquire("0" * 16, "other:2:2:b")[0] == "taken"
+        # a busy store while training is not the cell's fault: nothing is stored as failed
+        def busy_store(*args):
+            raise StoreBusy("store busy")
+
+        monkeypatch.setattr(integrity, "record_files", busy_store)
+        other_cell = tiny_cell(steps=4, checkpoint_every=2, seed=1)
+        with pytest.raises(StoreBusy):
+            run_cell(other_cell, store, progress=False, curve_every=0)
+        assert not store.has(other_cell.cell_id)
+
+
 def test_sigstopped_holder_taken_over_writes_nothing_after_sigcont(tmp_path):
     """A holder paused (SIGSTOP, Ctrl-Z) past the lease timeout loses its lease to a second run;
     woken (SIGCONT) it stops at once with one line, writes no checkpoint and no record, and the
@@ -89,8 +153,11 @@ def test_sigstopped_holder_taken_over_writes_nothing_after_sigcont(tmp_path):
         while not any(cells.glob("*/checkpoint.pt")):  # it is training
             assert paused.poll() is None and time.monotonic() < deadline, paused.communicate()
             time.sleep(0.05)
-        os.kill(paused.pid, signal.SIGSTOP)
-        time.sleep(3)  # past the timeout
+        stop_outside_a_write(paused.pid, store / "results.sqlite")
+        leases = Leases(store / "results.sqlite")
+        while time.time() - leases.all()[0].heartbeat <= 2.5:  # past the timeout
+            time.sleep(0.1)
+        leases.close()
         taker = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
         assert taker.returncode == 0, taker.stderr
         (folder,) = cells.iterdir()

@@ -30,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.store import integrity
+from bench.store import integrity, locks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -54,16 +54,6 @@ def heartbeat_interval() -> float:
 _PROCESS_TOKEN = uuid.uuid4().hex[:8]
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name (state is [0], start time [19]), or None where it
-    cannot be read (no such process, no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def start_ticks(pid: int) -> str:
     """When process `pid` started (clock ticks since boot, /proc/PID/stat field 22), or "0" where
     that cannot be read: with the pid it names one process even after the pid is reused."""
@@ -84,7 +74,7 @@ def process_state(pid: int) -> tuple[bool, str]:
         return False, "0"
     except PermissionError:  # someone else's process: alive
         pass
-    fields = _stat_fields(pid)  # a zombie (killed, not yet reaped) is dead for our purposes
+    fields = locks.proc_stat(pid)  # a zombie (killed, not yet reaped) is dead for our purposes
     alive = not fields or fields[0] != "Z"
     return alive, fields[19] if fields and len(fields) > 19 else "0"
 
@@ -122,7 +112,8 @@ class Leases:
     def __init__(self, db_path: str | os.PathLike):
         self.db_path = Path(db_path)
         try:
-            self._db = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+            self._db = sqlite3.connect(self.db_path, timeout=locks.BUSY_TIMEOUT_S,
+                                       isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
@@ -155,6 +146,8 @@ class Leases:
 
             if is_damage(exc):
                 raise damaged(self.db_path, exc) from None
+            if locks.is_busy(exc):
+                raise locks.busy(self.db_path, f"take the lease of cell {cell_id}", exc) from None
             raise StoreError(f"cannot take a lease in store {self.db_path}: {exc}") from None
 
     def _acquire(self, cell_id, owner, redo, redo_created, timeout) -> tuple[str, Lease | None]:
@@ -200,6 +193,14 @@ class Leases:
         return self._db.execute(sql, args).rowcount == 1
 
     def release(self, cell_id: str, owner: str) -> None:
+        try:
+            self._release(cell_id, owner)
+        except sqlite3.OperationalError as exc:
+            if not locks.is_busy(exc):
+                raise
+            raise locks.busy(self.db_path, f"release the lease of cell {cell_id}", exc) from None
+
+    def _release(self, cell_id: str, owner: str) -> None:
         fence = integrity.fence_for(self.db_path, cell_id)
         if fence is not None and fence.owner == owner:
             integrity.unregister(fence)

@@ -28,6 +28,7 @@ from bench.core.record import Record
 from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
 from bench.store import Store, StoreError
+from bench.store.db import StoreBusy
 from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
 from bench.train.checkpoint import (CheckpointError, DiskFull, load as load_checkpoint,
@@ -342,8 +343,8 @@ def _train_and_store(cell: CellConfig, store: Store, *, eval_spec, device, progr
         if status == "done":
             evaluate(trainer, eval_spec, record)
         trainer.board_final(record)  # live curves: the scored metrics and samples
-    except DiskFull:  # not the cell's fault: one line, nothing stored; a rerun resumes
-        raise
+    except (DiskFull, StoreBusy):  # not the cell's fault: one line, nothing stored; a rerun
+        raise  # resumes (StoreBusy: another process held the store's write lock too long)
     except Exception as exc:  # the cell failed; the grid goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         record = failed_record(cell, last, traceback.format_exc(), trainer)

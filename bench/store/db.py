@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
-from bench.store import integrity
+from bench.store import integrity, locks
+from bench.store.errors import StoreBusy, StoreError
+from bench.store.locks import busy
 
 if TYPE_CHECKING:
     from bench.core.config import CellConfig
@@ -104,8 +106,6 @@ def _printable_record(record: Record) -> Record:
     return record
 
 
-class StoreError(RuntimeError):
-    """The store cannot be opened or written; one line for the user."""
 
 
 def is_damage(exc: BaseException) -> bool:
@@ -154,7 +154,7 @@ class Store:
             self.root.mkdir(parents=True, exist_ok=True)
             if not _writable(self.root):
                 raise PermissionError(f"{self.root} is not writable")
-            self._db = sqlite3.connect(self.db_path, timeout=60)
+            self._db = sqlite3.connect(self.db_path, timeout=locks.BUSY_TIMEOUT_S)
             if existed:  # a damaged file is one line naming it, before anything reads or writes
                 quick_check(self._db, self.db_path)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -169,12 +169,12 @@ class Store:
     def _connect_read_only(self) -> sqlite3.Connection:
         uri = self.db_path.absolute().as_uri()
         try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60)
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=locks.BUSY_TIMEOUT_S)
             db.execute("SELECT 1 FROM cells LIMIT 1").fetchall()
         except sqlite3.OperationalError:
             # a WAL database in a folder we cannot write has no -shm file to share: read it
             # as an immutable file instead (nobody may write it from here anyway)
-            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60)
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=locks.BUSY_TIMEOUT_S)
             db.execute("SELECT 1 FROM cells LIMIT 1").fetchall()
         return db
 
@@ -281,6 +281,9 @@ class Store:
         except sqlite3.Error as exc:
             if is_damage(exc):
                 raise damaged(self.db_path, exc) from None
+            if locks.is_busy(exc):
+                raise busy(self.db_path, f"store the record of cell {record.cell_id}", exc) \
+                    from None
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         record.history = history
 
@@ -299,6 +302,8 @@ class Store:
                                  (cell_id, event, time.time(), old.to_json()))
                 self._db.execute("DELETE FROM cells WHERE cell_id=?", (cell_id,))
         except sqlite3.Error as exc:
+            if locks.is_busy(exc):
+                raise busy(self.db_path, f"retire the record of cell {cell_id}", exc) from None
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         return old
 
@@ -330,6 +335,8 @@ class Store:
                     [(name, m["design"], m["dataset"], m["cell_id"], m["variant_id"],
                       json.dumps(m.get("info", {}), sort_keys=True)) for m in members])
         except sqlite3.Error as exc:
+            if locks.is_busy(exc):
+                raise busy(self.db_path, f"record grid {name!r}", exc) from None
             raise StoreError(f"cannot write to store {self.root}: {exc}") from None
 
     def _json(self, text: str, what: str) -> Any:

@@ -30,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+from bench.store import locks
+
 FILES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     cell_id     TEXT NOT NULL,
@@ -150,7 +152,7 @@ def fence_for_folder(folder: str | os.PathLike) -> Fence | None:
 
 # -- digests ---------------------------------------------------------------------------------------
 def _connect(db_path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(db_path, timeout=60, isolation_level=None)
+    db = sqlite3.connect(db_path, timeout=locks.BUSY_TIMEOUT_S, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.executescript(FILES_SCHEMA)
     return db
@@ -180,8 +182,13 @@ def record_files(folder: str | os.PathLike, digests: dict[str, tuple[str, int]])
                             fence.epoch if fence else None, now))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
+    except sqlite3.OperationalError as exc:
+        if not locks.is_busy(exc):
+            raise
+        raise locks.busy(db_path, f"record {', '.join(digests)} of cell {cell_id}", exc) from None
     finally:
         db.close()
 
@@ -191,7 +198,8 @@ def recorded(db_path: str | os.PathLike, cell_id: str, name: str) -> tuple[str, 
     database that cannot be read here: the file is then read as before digests)."""
     db_path = Path(db_path)
     try:
-        db = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True, timeout=60)
+        db = sqlite3.connect(f"{db_path.absolute().as_uri()}?mode=ro", uri=True,
+                             timeout=locks.BUSY_TIMEOUT_S)
     except sqlite3.Error:
         return None
     try:
