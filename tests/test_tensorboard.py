@@ -128,3 +128,123 @@ def test_a_fused_groups_cells_write_the_runs_they_write_alone(tmp_path, monkeypa
             assert [e.step for e in got] == [e.step for e in want], t
             assert all(close(g.value, w.value) for g, w in zip(got, want)), (
                 t, [(g.value, w.value) for g, w in zip(got, want)])
+
+
+class Killed(BaseException):
+    """The process dies here: nothing below it runs (no `except Exception`, no flush)."""
+
+
+def kill_after(monkeypatch, cls, method: str, step: int) -> None:
+    """`cls.method` raises Killed once the trainer or engine passes `step` (after the call), and
+    TensorBoard runs are left as a killed process leaves them: never closed, so what their writer
+    had not flushed to disk is lost."""
+    from bench.train import Trainer
+
+    real = getattr(cls, method)
+
+    def dying(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        if self.step >= step:
+            raise Killed
+
+    monkeypatch.setattr(cls, method, dying)
+    monkeypatch.setattr(Trainer, "close_board", lambda self: None)
+
+
+def board_steps(root, names):
+    """{run: {scalar tag: [steps]}} as TensorBoard reads the runs (orphaned events purged)."""
+    out = {}
+    for name in names:
+        acc = events(root / name)
+        out[name] = {t: [e.step for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+    return out
+
+
+@needs_tb
+def test_a_killed_and_resumed_cell_has_the_runs_steps_of_one_uninterrupted(tmp_path,
+                                                                             monkeypatch):
+    """A cell killed after a checkpoint (its writer's last events unflushed) and resumed has, in
+    TensorBoard, each tag at the steps of an uninterrupted run: none missing, none twice."""
+    from bench.train import Trainer
+
+    cell = tiny_cell(steps=40, checkpoint_every=20, log_every=5)
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "once"))
+    with Store(tmp_path / "once") as store:
+        run_cell(cell, store, eval_spec=SPEC_TB, progress=False, curve_every=10)
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "resumed"))
+    with monkeypatch.context() as m:
+        kill_after(m, Trainer, "train_step", 30)
+        with Store(tmp_path / "resumed") as store, pytest.raises(Killed):
+            run_cell(cell, store, eval_spec=SPEC_TB, progress=False, curve_every=10)
+    with Store(tmp_path / "resumed") as store:
+        record = run_cell(cell, store, eval_spec=SPEC_TB, progress=False, curve_every=10)
+    assert [h["event"] for h in record.history] == []  # resumed from step 20, not redone
+    name = [tb.run_name(cell)]
+    want = board_steps(tmp_path / "once", name)
+    assert "eval/modes" in want[name[0]] and "loss/d_adv" in want[name[0]]
+    assert board_steps(tmp_path / "resumed", name) == want
+
+
+@needs_tb
+def test_a_killed_and_resumed_fused_group_has_each_cells_uninterrupted_steps(tmp_path,
+                                                                             monkeypatch):
+    """The same for a fused group: killed after a checkpoint and resumed, each cell's run has
+    every tag at the steps of the group's uninterrupted run, with nothing missing or doubled."""
+    from bench.schedule.fused_group import run_fused_group
+    from bench.train.fused import FusedTrainer
+
+    cells = [tiny_cell(steps=40, checkpoint_every=20, log_every=5, seed=s) for s in range(3)]
+    names = [tb.run_name(c) for c in cells]
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "once"))
+    with Store(tmp_path / "once") as store:
+        out = run_fused_group(cells, store, eval_spec=SPEC_TB, curve_every=10)
+    assert not out.left and len(out.records) == 3
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "resumed"))
+    with monkeypatch.context() as m:
+        kill_after(m, FusedTrainer, "train_step", 30)
+        with Store(tmp_path / "resumed") as store, pytest.raises(Killed):
+            run_fused_group(cells, store, eval_spec=SPEC_TB, curve_every=10)
+    with Store(tmp_path / "resumed") as store:
+        out = run_fused_group(cells, store, eval_spec=SPEC_TB, curve_every=10)
+        assert not out.left and all(r.runtime["engine"]["cells"] == 3
+                                    for r in out.records.values())
+    want = board_steps(tmp_path / "once", names)
+    assert all("eval/modes" in w and "loss/d_adv" in w for w in want.values())
+    assert board_steps(tmp_path / "resumed", names) == want
+
+
+SPEC_TB = EvalSpec(metrics=("modes",), num_samples=500)
+
+
+@needs_tb
+@pytest.mark.parametrize("fused", [False, True])
+def test_at_each_checkpoint_the_run_on_disk_holds_the_checkpoints_points(tmp_path, monkeypatch,
+                                                                         fused):
+    """A checkpoint is written only once the cell's TensorBoard run on disk holds every curve
+    point up to its step: a process killed right after it loses no point the resume skips
+    (TensorBoard's writer thread writes events some time after they are added)."""
+    from bench.schedule.fused_group import run_fused_group
+    from bench.train import checkpoint
+
+    cells = [tiny_cell(steps=40, checkpoint_every=10, log_every=5, seed=s) for s in range(2)]
+    monkeypatch.setenv(tb.ENV, str(tmp_path / "tb"))
+    seen = []
+    real = checkpoint.save_atomic
+
+    def checked(state, path):
+        cell = next(c for c in cells if c.cell_id == path.parent.name)
+        on_disk = board_steps(tmp_path / "tb", [tb.run_name(cell)])[tb.run_name(cell)]
+        step = int(state["step"])
+        for name, points in state["log"]["curves"].items():
+            assert on_disk.get(tb.tag(name), []) == [s for s, _ in points if s <= step], name
+        seen.append(step)
+        real(state, path)
+
+    monkeypatch.setattr(checkpoint, "save_atomic", checked)
+    with Store(tmp_path / "s") as store:
+        if fused:
+            out = run_fused_group(cells, store, eval_spec=SPEC_TB, curve_every=10)
+            assert not out.left
+        else:
+            run_cell(cells[0], store, eval_spec=SPEC_TB, progress=False, curve_every=10)
+    assert sorted(set(seen)) == [10, 20, 30, 40]

@@ -232,7 +232,13 @@ class Trainer:
     def save_checkpoint(self) -> None:
         path = self.checkpoint_path()
         if path is not None:
+            self.board_flush()
             checkpoint.save_atomic(self.state_dict(), path)
+
+    def board_flush(self) -> None:
+        """This cell's TensorBoard run on disk up to its current step (before a checkpoint)."""
+        if self.tensorboard is not None:
+            self.tensorboard.flush(self.curves)
 
     def try_resume(self) -> bool:
         """Resume from the cell's checkpoint if there is one. CheckpointError (naming the file)

@@ -153,6 +153,7 @@ class FusedTrainer:
     def save_checkpoint(self, k: int) -> None:
         path = self.trainers[k].checkpoint_path()
         if path is not None:
+            self.trainers[k].board_flush()  # as a cell alone does (Trainer.save_checkpoint)
             checkpoint.save_atomic(self.checkpoint_state(k), path)
 
     def make_record(self, k: int, status: str, reason: str = ""):
