@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.schedule.leases import Leases, my_owner
+from bench.schedule.leases import Heartbeat, Leases, my_owner
 from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.store import integrity, locks
@@ -116,6 +116,12 @@ def test_a_holder_stopped_inside_a_write_fails_writers_in_one_line_naming_it(tmp
             with pytest.raises(StoreBusy) as written:
                 checkpoint.save_atomic({"step": torch.tensor(1)},
                                        store.cell_dir(cell.cell_id) / "checkpoint.pt")
+            # the holder's own heartbeat cannot refresh either: its lost lease says why
+            monkeypatch.setenv("GANBENCH_LEASE_TIMEOUT", "1")
+            with Heartbeat(store.db_path, cell.cell_id, my_owner(), every=0.1) as beat:
+                assert beat.fence.lost.wait(30)
+            assert f"the store stayed locked: its write lock is held by process {holder.pid}" \
+                in beat.fence.why
         finally:
             os.kill(holder.pid, signal.SIGCONT)
             holder.wait(timeout=30)

@@ -243,19 +243,24 @@ class Heartbeat:
         db_path, cell_id, owner, every = self._args
         fence = self.fence
         last_ok = time.time()
+        locked = ""  # who held the store's write lock when the last refresh gave up waiting
         with Leases(db_path) as leases:
             while not self._stop.wait(every):
                 now = time.time()
                 if now - last_ok > lease_timeout():
                     if fence is not None:
+                        why = f"the store stayed locked: {locked}" if locked else \
+                            "was this process paused?"
                         fence.mark_lost(f"its heartbeat fell {now - last_ok:.0f}s behind "
-                                        f"(timeout {lease_timeout():g}s; was this process "
-                                        f"paused?)")
+                                        f"(timeout {lease_timeout():g}s; {why})")
                     return
                 try:
                     ok = leases.heartbeat(cell_id, owner, fence.epoch if fence else None)
-                except sqlite3.Error:
-                    continue  # a busy database now and then is fine: the timeout is longer
+                except sqlite3.Error as exc:
+                    # a busy database now and then is fine: the timeout is longer
+                    locked = locks.describe_holder(db_path) if locks.is_busy(exc) else ""
+                    continue
+                locked = ""
                 if ok:
                     last_ok = now
                 elif fence is not None:
