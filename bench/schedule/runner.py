@@ -28,7 +28,7 @@ from bench.core.record import Record
 from bench.data import dataset_kind, dataset_traits, load_dataset
 from bench.schedule.leases import Heartbeat, Lease, Leases, my_owner
 from bench.store import Store, StoreError
-from bench.store.db import StoreBusy
+from bench.store.errors import StoreBusy
 from bench.store.integrity import LeaseLost, fence_for
 from bench.train import Trainer
 from bench.train.checkpoint import (CheckpointError, DiskFull, load as load_checkpoint,

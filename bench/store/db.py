@@ -106,8 +106,6 @@ def _printable_record(record: Record) -> Record:
     return record
 
 
-
-
 def is_damage(exc: BaseException) -> bool:
     """A damaged database file (not a busy or missing one)."""
     text = str(exc).lower()

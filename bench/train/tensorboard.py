@@ -13,15 +13,17 @@ The writer only mirrors what the trainer stores in its curves, so a cell trains 
 same with it or without it. A resumed cell continues its run: TensorBoard drops the events an
 interrupted attempt wrote from the step it resumes from on (`purge_step`), and the resumed attempt
 writes the points from that step; each checkpoint first waits until the cell's run is on disk up
-to its step (`flush`), so a killed process loses no point the resume does not write. Fused cells (several cells
-trained as one step, bench/train/fused) write the same runs: each cell's Trainer holds its writer,
-the engine syncs every cell's curves after each log point and probe
-(`FusedTrainer._sync_boards`), and bench/schedule/fused_group.py writes each cell's final metrics
-and closes its run, so TensorBoard does not turn fusion off. A group of K cells holds K runs open
-at once: one SummaryWriter per cell, each with one idle writer thread and no open file
-(tensorboard appends to a local event file by opening it per write); measured with tensorboard
-2.21, K=64 writers add 64 threads and ~5 MiB, K=512 (a GPU group's maximum) 512 threads and
-~45 MiB, and a scalar costs ~80 us whatever K: nothing to bound at these sizes."""
+to its step (`flush`), so a killed process loses no point the resume does not write.
+
+Fused cells (several cells trained as one step, bench/train/fused) write the same runs: each
+cell's Trainer holds its writer, the engine syncs every cell's curves after each log point and
+probe (`FusedTrainer._sync_boards`) and flushes a cell's run before its checkpoint, and
+bench/schedule/fused_group.py writes each cell's final metrics and closes its run, so TensorBoard
+does not turn fusion off. A group of K cells holds K runs open at once: one SummaryWriter per
+cell, each with one idle writer thread and no open file (tensorboard appends to a local event
+file by opening it per write). Measured with tensorboard 2.21: K=64 writers add 64 threads and
+~5 MiB, K=512 (a GPU group's maximum) 512 threads and ~45 MiB, and a scalar costs ~80 us
+whatever K: nothing to bound at these sizes."""
 from __future__ import annotations
 
 import importlib.util
