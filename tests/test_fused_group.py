@@ -87,3 +87,27 @@ def test_a_retried_failed_cell_is_retrained_and_keeps_its_history(tmp_path):
     assert rec.status == "done" and out.records[group[0].cell_id].to_json() == rec.to_json()
     assert [h["event"] for h in rec.history] == ["retry"]
     assert rec.history[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("error", ["StoreBusy", "DiskFull"])
+def test_a_busy_store_or_full_disk_while_scoring_stores_no_failed_record(tmp_path, monkeypatch,
+                                                                         error):
+    """As for a cell alone (run_cell): another process holding the store's lock too long, or a
+    full disk, is not the cell's fault: the error propagates and nothing is stored as failed."""
+    from bench.schedule import fused_group
+    from bench.store.errors import StoreBusy
+    from bench.train.checkpoint import DiskFull
+
+    exc = {"StoreBusy": StoreBusy, "DiskFull": DiskFull}[error]
+
+    def scoring(*args):
+        raise exc("no")
+
+    monkeypatch.setattr(fused_group, "evaluate", scoring)
+    group = cells(2)
+    store = Store(tmp_path / "s")
+    with pytest.raises(exc):
+        run_fused_group(group, store, eval_spec=SPEC, curve_every=0)
+    assert not any(store.has(c.cell_id) for c in group)
+    with Leases(store.db_path) as leases:
+        assert leases.live() == []

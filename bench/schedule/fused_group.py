@@ -17,7 +17,7 @@ from typing import Collection, Mapping
 
 import torch
 
-from bench.train.checkpoint import CheckpointError
+from bench.train.checkpoint import CheckpointError, DiskFull
 from bench.core.config import CellConfig
 from bench.data import load_dataset
 from bench.schedule.leases import Heartbeat, Leases, my_owner
@@ -27,6 +27,7 @@ from bench.schedule.runner import (STOP, _put_once, _restart_from_scratch, cell_
                                    curve_interval, curve_probe, disallowed_record, evaluate,
                                    failed_record)
 from bench.store import Store
+from bench.store.errors import StoreBusy
 from bench.train import Trainer
 from bench.train.fused import CellStreams, FusedTrainer, NotFusable, group_refusal
 
@@ -179,6 +180,8 @@ def _train_and_store(engine, trainers, store: Store, out: GroupResult, histories
             if status == "done":
                 evaluate(tr, eval_spec, record)
             tr.board_final(record)  # live curves: the scored metrics and samples
+        except (DiskFull, StoreBusy):  # not the cell's fault: nothing stored, as run_cell does
+            raise
         except Exception as exc:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             record = failed_record(tr.cell, last, traceback.format_exc(), tr)
