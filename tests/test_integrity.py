@@ -14,9 +14,8 @@ import torch
 from bench.cli import main
 from bench.schedule.leases import Heartbeat, Leases, my_owner
 from bench.schedule.runner import run_cell
-from bench.store import Store
-from bench.store import integrity, locks
-from bench.store.db import StoreBusy
+from bench.store import Store, integrity, locks
+from bench.store.errors import StoreBusy
 from bench.store.integrity import LeaseLost, sha256_file
 from bench.train import checkpoint
 from tests.scheduler_util import cli_cmd
