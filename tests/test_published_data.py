@@ -83,6 +83,8 @@ def test_sources_and_setups_are_those_the_docs_give():
     assert "2,500 samples, averaged over 5 runs; no spread is given" in results_md
     assert (vee.spread, vee.trials, vee.samples, vee.budget_steps) == ("", 5, 2500, None)
     assert all(s is None for r in vee.rows.values() for c in r.values() for _, s in c.values())
+    assert pac.compare == (("PacGAN2", "GAN"), ("PacGAN3", "GAN"), ("PacGAN4", "GAN"))
+    assert ("Unrolled GAN (5 steps)", "GAN") in vee.compare
 
 
 def test_every_table_loads_and_an_unknown_one_is_one_line():

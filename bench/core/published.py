@@ -87,6 +87,11 @@ def load_published(name: str) -> PublishedTable:
     metrics = tuple(Metric(m["key"], m["label"], m["suite"], float(m["scale"]), m.get("unit", ""))
                     for m in doc["metrics"])
     columns = tuple(Column(c["key"], c["label"], int(c["modes"])) for c in doc["columns"])
+    for r in doc["rows"]:  # a key written after [[rows]] lands in the last row: refuse it
+        stray = set(r) - {"name"} - {c.key for c in columns}
+        if stray:
+            raise ConfigError(f"{path}: row {r.get('name')!r} has unknown key(s) "
+                              f"{', '.join(sorted(stray))}")
     rows = {r["name"]: {c.key: {k: _pair(v, f"{path}: {r['name']}.{c.key}.{k}")
                                 for k, v in r.get(c.key, {}).items()} for c in columns}
             for r in doc["rows"]}
