@@ -128,8 +128,10 @@ def values_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame,
              "share of the paper's. Reference rows (no GAN, the same metric protocol): mean ± "
              "standard error over their seeds.",
              validity.MARK_NOTE]
-    return Table(stem, f"Grid {grid} beside {table.title}", columns, rows,
-                 pd.DataFrame(numbers), notes)
+    frame = pd.DataFrame(numbers)
+    if len(frame):
+        frame["steps"] = frame["steps"].astype("Int64")  # no '400000.0' in the CSV
+    return Table(stem, f"Grid {grid} beside {table.title}", columns, rows, frame, notes)
 
 
 def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) -> Table:
@@ -150,14 +152,17 @@ def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) ->
                 for vb in variants_of.get(b, []):
                     ra, rb = suite_rows(part, va), suite_rows(part, vb)
                     for m in metrics:
-                        p = table.value(a, column, m.key)[0] - table.value(b, column, m.key)[0]
+                        # rounded: the table's numbers have two decimals, not binary noise
+                        p = round(table.value(a, column, m.key)[0]
+                                  - table.value(b, column, m.key)[0], 10)
                         if not math.isfinite(p):
                             continue
                         d, n = paired_delta(ra, rb, m.suite, m.scale)
                         verdict = direction(p, d, n, validity.degenerate(ra) or
                                             validity.degenerate(rb))
-                        shown = f"{num(d, signed=True)} ({n})" if n and verdict != NO_COMPARISON \
-                            else "–"
+                        if verdict == NO_COMPARISON:  # withheld, as the Δ tables do (NaN)
+                            d = math.nan
+                        shown = f"{num(d, signed=True)} ({n})" if n and math.isfinite(d) else "–"
                         rows.append([Cell(dataset), Cell(f"{a} vs {b}"), Cell(f"{va} vs {vb}"),
                                      Cell(m.label), Cell(num(p, signed=True)), Cell(shown),
                                      Cell(verdict)])
