@@ -104,6 +104,17 @@ def test_directions_agree_or_not_and_a_degenerate_row_gets_no_claim():
     assert len(t.rows) == 6
 
 
+def test_rows_follow_the_tables_order_whatever_the_specs_key_order():
+    shuffled = {**MAPPING, "rows": {"packing": "PacGAN2", "baseline": "GAN"},
+                "datasets": {"grid25-pacgan": "grid", "ring8-pacgan": "ring"}}
+    t = published.values_table("x", "g", shuffled, rows(), {})
+    assert [(r[0].text, r[1].text) for r in t.rows][:4] == [
+        ("ring8-pacgan (ring)", "GAN"), ("ring8-pacgan (ring)", "baseline → GAN"),
+        ("ring8-pacgan (ring)", "PacGAN2"), ("ring8-pacgan (ring)", "packing → PacGAN2")]
+    d = published.directions_table("x", "g", shuffled, rows())
+    assert list(dict.fromkeys(d.numbers["data"])) == ["ring8-pacgan", "grid25-pacgan"]
+
+
 def test_a_mapped_row_the_store_lacks_is_not_stored():
     df = rows()
     df = df[df["row_label"] != "packing"]

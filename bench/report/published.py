@@ -64,6 +64,16 @@ def _paper_steps(table: PublishedTable) -> str:
     return count(table.budget_steps) if table.budget_steps is not None else "not stated"
 
 
+def in_table_order(mapping: dict, table: PublishedTable) -> tuple[list, list]:
+    """(datasets, rows) of the mapping in the table's column and row order: the stored grid spec
+    is JSON with sorted keys, which would put grid25 before ring8."""
+    cols = [c.key for c in table.columns]
+    rows = list(table.rows)
+    datasets = sorted(mapping["datasets"].items(), key=lambda kv: cols.index(kv[1]))
+    variants = sorted(mapping["rows"].items(), key=lambda kv: rows.index(kv[1]))
+    return datasets, variants
+
+
 def values_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame,
                  refs: dict[str, References]) -> Table:
     """The paper's and the suite's rows, per mapped dataset, then that dataset's reference rows."""
@@ -78,12 +88,13 @@ def values_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame,
                     + [Cell(flags)])
         numbers.extend(records)
 
-    for dataset, column in mapping["datasets"].items():
+    datasets, variants = in_table_order(mapping, table)
+    for dataset, column in datasets:
         part = pool[pool["dataset"] == dataset]
         col = next(c for c in table.columns if c.key == column)
         where = f"{dataset} ({col.label})"
         base = {"data": dataset, "column": column}
-        for label, paper_row in mapping["rows"].items():
+        for label, paper_row in variants:
             values = [table.value(paper_row, column, m.key) for m in metrics]
             add(where, paper_row, table.title, f"{table.trials} trials", _paper_steps(table),
                 [Cell(value_text(v, s, m.unit)) for (v, s), m in zip(values, metrics)], "",
@@ -139,13 +150,14 @@ def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) ->
     paper's Δ, the suite's mean paired Δ, and whether their signs agree."""
     table = load_published(mapping["table"])
     metrics = [table.metric(m) for m in mapping["metrics"]]
+    datasets, variants = in_table_order(mapping, table)
     variants_of: dict[str, list[str]] = {}
-    for label, paper_row in mapping["rows"].items():
+    for label, paper_row in variants:
         variants_of.setdefault(paper_row, []).append(label)
     columns = ["data", "paper pair", "suite pair", "metric", "paper Δ", "suite Δ (n paired)",
                "direction"]
     rows, numbers = [], []
-    for dataset, column in mapping["datasets"].items():
+    for dataset, column in datasets:
         part = pool[pool["dataset"] == dataset]
         for a, b in table.compare:
             for va in variants_of.get(a, []):
