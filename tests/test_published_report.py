@@ -139,8 +139,8 @@ def test_the_hook_writes_both_tables_and_the_index_section(tmp_path):
     assert [t.name for t in report.tables] == ["published-pacgan-t1-cpu",
                                                "published-pacgan-t1-cpu-directions"]
     (line,) = report.published
-    assert "bench/grids/pacgan-t1-cpu.toml" in line and "opposite: 2" in line
-    assert f"{published.NO_COMPARISON}: 3" in line
+    assert "bench/grids/pacgan-t1-cpu.toml" in line and "2 × opposite" in line
+    assert f"3 × {published.NO_COMPARISON}" in line
     for t in report.tables:
         paths = t.write(tmp_path / "tables")
         assert [p.suffix for p in paths] == [".md", ".tex", ".csv"]

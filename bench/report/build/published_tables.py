@@ -63,9 +63,10 @@ def add_published(report: Report, refs: dict, stem_of: Stems) -> None:
 def summary_line(grid: str, mapping: dict, where: str, values, directions) -> str:
     table = load_published(mapping["table"])
     said = Counter(directions.numbers["direction"]) if len(directions.numbers) else Counter()
-    tally = "; ".join(f"{v}: {k}" for v, k in said.items()) or "no pair of mapped rows"
-    rows = ", ".join(f"{v} → {r}" for v, r in mapping["rows"].items())
-    data = ", ".join(f"{d} → {c}" for d, c in mapping["datasets"].items())
+    tally = "; ".join(f"{k} × {v}" for v, k in said.items()) or "no pair of mapped rows"
+    datasets, variants = published.in_table_order(mapping, table)
+    rows = ", ".join(f"{v} → {r}" for v, r in variants)
+    data = ", ".join(f"{d} → {c}" for d, c in datasets)
     suite = values.numbers[values.numbers["source"] == "suite"] if len(values.numbers) else \
         pd.DataFrame(columns=["steps"])
     steps = sorted({int(s) for s in suite["steps"].dropna()})
