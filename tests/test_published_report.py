@@ -154,3 +154,18 @@ def test_mapping_comes_from_the_stored_spec_first():
         MAPPING, "the grid spec stored by `run`")
     assert mapping_of("no-such-preset", {}) == (None, "")
     assert mapping_of("quick", {}) == (None, "")  # a preset without [published]
+
+
+def test_a_table_without_spread_or_budget_shows_means_only():
+    veegan = {"table": "veegan-t1", "rows": {"baseline": "GAN", "packing": "Unrolled GAN (5 steps)"},
+              "datasets": {"ring8-pacgan": "ring"}, "metrics": ["modes", "high_quality"]}
+    t = published.values_table("x", "g", veegan, rows(), {})
+    text = [[c.text for c in r] for r in t.rows]
+    assert ["ring8-pacgan (ring)", "GAN", "VEEGAN, Table 1", "5 trials", "not stated", "1",
+            "99.3 %", ""] in text
+    assert text[1][4] == "2,000"  # no share of a budget the paper does not state
+    assert any("mean of 5 runs; no spread is given (no ± to show)" in n for n in t.notes)
+    d = published.directions_table("x", "g", veegan, rows())
+    said = dict(zip(d.numbers["metric"], d.numbers["direction"]))
+    # Unrolled − GAN: paper +6.6 modes, −63.7 points; suite −2/3 modes, −14 points
+    assert said == {"modes": "opposite", "high_quality": "same direction"}
