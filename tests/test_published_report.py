@@ -169,3 +169,10 @@ def test_a_table_without_spread_or_budget_shows_means_only():
     said = dict(zip(d.numbers["metric"], d.numbers["direction"]))
     # Unrolled − GAN: paper +6.6 modes, −63.7 points; suite −2/3 modes, −14 points
     assert said == {"modes": "opposite", "high_quality": "same direction"}
+
+
+def test_the_latex_has_no_bare_arrow():
+    from bench.report.tables import to_latex
+
+    tex = to_latex(published.values_table("x", "g", MAPPING, rows(), REFS))
+    assert "→" not in tex and r"baseline $\rightarrow$ GAN" in tex

@@ -76,59 +76,28 @@ def in_table_order(mapping: dict, table: PublishedTable) -> tuple[list, list]:
 
 def values_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame,
                  refs: dict[str, References]) -> Table:
-    """The paper's and the suite's rows, per mapped dataset, then that dataset's reference rows."""
+    """The paper's and the suite's rows, per mapped dataset, then that dataset's reference rows.
+    The CSV is long: one line per row and metric, in the paper's unit."""
     table = load_published(mapping["table"])
     metrics = [table.metric(m) for m in mapping["metrics"]]
     columns = ["data", "row", "source", "n", "steps"] + \
         [m.label + (f" ({m.unit})" if m.unit else "") for m in metrics] + ["flags"]
     rows, numbers = [], []
-
-    def add(data, row, source, n, steps, cells, flags, records):
-        rows.append([Cell(data), Cell(row), Cell(source), Cell(n), Cell(steps)] + cells
-                    + [Cell(flags)])
-        numbers.extend(records)
-
     datasets, variants = in_table_order(mapping, table)
     for dataset, column in datasets:
         part = pool[pool["dataset"] == dataset]
-        col = next(c for c in table.columns if c.key == column)
-        where = f"{dataset} ({col.label})"
-        base = {"data": dataset, "column": column}
+        where = f"{dataset} ({next(c.label for c in table.columns if c.key == column)})"
+        lines = []
         for label, paper_row in variants:
-            values = [table.value(paper_row, column, m.key) for m in metrics]
-            add(where, paper_row, table.title, f"{table.trials} trials", _paper_steps(table),
-                [Cell(value_text(v, s, m.unit)) for (v, s), m in zip(values, metrics)], "",
-                [{**base, "row": paper_row, "source": "paper", "variant": "",
-                  "n": table.trials, "steps": table.budget_steps, "metric": m.suite,
-                  "mean": v, "spread": s, "spread_kind": table.spread or "none", "unit": m.unit,
-                  "degenerate": False, "flags": ""} for (v, s), m in zip(values, metrics)])
-            got = suite_rows(part, label)
-            stats = [mean_se(got[m.suite] * m.scale if m.suite in got else []) for m in metrics]
-            n = max((k for *_, k in stats), default=0)
-            steps = sorted({int(s) for s in got["steps"].dropna()}) if len(got) else []
-            bad = validity.degenerate(got) if len(got) else False
-            flags = views.flags_text(got) if len(got) else ""
-            add(where, (validity.mark(label, got) if len(got) else label) + f" → {paper_row}",
-                f"suite ({grid})", f"{n} seeds" if len(got) else "not stored",
-                budget_text(steps, table.budget_steps),
-                [Cell(value_text(mu, se, m.unit) if k else "–")
-                 for (mu, se, k), m in zip(stats, metrics)], flags,
-                [{**base, "row": paper_row, "source": "suite", "variant": label, "n": k,
-                  "steps": steps[0] if len(steps) == 1 else None, "metric": m.suite,
-                  "mean": mu, "spread": se, "spread_kind": "standard error", "unit": m.unit,
-                  "degenerate": bad, "flags": flags}
-                 for (mu, se, k), m in zip(stats, metrics)])
+            lines += [_paper_line(table, paper_row, column, metrics),
+                      _suite_line(table, grid, suite_rows(part, label), label, paper_row,
+                                  metrics)]
         ref = refs.get(part["data"].iloc[0]) if len(part) else None
-        for r in (ref.rows if ref is not None else []):
-            stats = [mean_se([x * m.scale for x in r["metrics"].get(m.suite, [])])
-                     for m in metrics]
-            add(where, r["label"], f"reference ({r['role']})", f"{len(ref.seeds)} seeds", "",
-                [Cell(value_text(mu, se, m.unit) if k else "–")
-                 for (mu, se, k), m in zip(stats, metrics)], "",
-                [{**base, "row": r["label"], "source": f"reference:{r['role']}", "variant": "",
-                  "n": k, "steps": None, "metric": m.suite, "mean": mu, "spread": se,
-                  "spread_kind": "standard error", "unit": m.unit, "degenerate": False,
-                  "flags": ""} for (mu, se, k), m in zip(stats, metrics)])
+        lines += [_reference_line(ref, r, metrics) for r in (ref.rows if ref else [])]
+        for head, values, flags, records in lines:
+            rows.append([Cell(where)] + [Cell(h) for h in head]
+                        + [Cell(v) for v in values] + [Cell(flags)])
+            numbers += [{"data": dataset, "column": column, **r} for r in records]
     spread = f"{table.statistic}" + ("" if table.spread else " (no ± to show)")
     notes = [f"{table.title} ({table.citation}): {spread}; {table.samples:,} samples scored "
              f"per trial; budget {table.budget_text}. Source: {table.source['repository']} "
@@ -143,6 +112,46 @@ def values_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame,
     if len(frame):
         frame["steps"] = frame["steps"].astype("Int64")  # no '400000.0' in the CSV
     return Table(stem, f"Grid {grid} beside {table.title}", columns, rows, frame, notes)
+
+
+# Each line: ([row, source, n, steps], metric texts, flags text, CSV records without data/column)
+def _paper_line(table: PublishedTable, paper_row: str, column: str, metrics: list) -> tuple:
+    values = [table.value(paper_row, column, m.key) for m in metrics]
+    return ([paper_row, table.title, f"{table.trials} trials", _paper_steps(table)],
+            [value_text(v, s, m.unit) for (v, s), m in zip(values, metrics)], "",
+            [{"row": paper_row, "source": "paper", "variant": "", "n": table.trials,
+              "steps": table.budget_steps, "metric": m.suite, "mean": v, "spread": s,
+              "spread_kind": table.spread or "none", "unit": m.unit, "degenerate": False,
+              "flags": ""} for (v, s), m in zip(values, metrics)])
+
+
+def _suite_line(table: PublishedTable, grid: str, got: pd.DataFrame, label: str,
+                paper_row: str, metrics: list) -> tuple:
+    stats = [mean_se(got[m.suite] * m.scale if m.suite in got else []) for m in metrics]
+    steps = sorted({int(s) for s in got["steps"].dropna()}) if len(got) else []
+    stored = len(got) > 0
+    bad = validity.degenerate(got) if stored else False
+    flags = views.flags_text(got) if stored else ""
+    return ([(validity.mark(label, got) if stored else label) + f" → {paper_row}",
+             f"suite ({grid})", f"{max(k for *_, k in stats)} seeds" if stored else "not stored",
+             budget_text(steps, table.budget_steps)],
+            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(stats, metrics)],
+            flags,
+            [{"row": paper_row, "source": "suite", "variant": label, "n": k,
+              "steps": steps[0] if len(steps) == 1 else None, "metric": m.suite, "mean": mu,
+              "spread": se, "spread_kind": "standard error", "unit": m.unit, "degenerate": bad,
+              "flags": flags} for (mu, se, k), m in zip(stats, metrics)])
+
+
+def _reference_line(ref: References, r: dict, metrics: list) -> tuple:
+    stats = [mean_se([x * m.scale for x in r["metrics"].get(m.suite, [])]) for m in metrics]
+    return ([r["label"], f"reference ({r['role']})", f"{len(ref.seeds)} seeds", ""],
+            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(stats, metrics)],
+            "",
+            [{"row": r["label"], "source": f"reference:{r['role']}", "variant": "", "n": k,
+              "steps": None, "metric": m.suite, "mean": mu, "spread": se,
+              "spread_kind": "standard error", "unit": m.unit, "degenerate": False, "flags": ""}
+             for (mu, se, k), m in zip(stats, metrics)])
 
 
 def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) -> Table:
