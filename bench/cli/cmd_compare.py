@@ -135,7 +135,8 @@ def held_out_doc(doc: dict, tricks: list[str], seeds: int | None) -> dict:
     """A held-out grid file's protocol (data tables, budgets, [tune], tuning seeds) with `tricks`
     alone as its add-one variants: every dataset trains them (no per-table trick lists or
     excludes), [params] and [tune] keep only their keys. `seeds`: evaluation seeds 0..N-1."""
-    doc = {k: v for k, v in doc.items() if k not in ("cells", "fraction_resolution")}
+    # [published] maps the grid's own variants onto a paper's rows: not these tricks'
+    doc = {k: v for k, v in doc.items() if k not in ("cells", "fraction_resolution", "published")}
     doc.update(design="add-one", tricks=list(tricks))
     own = lambda table: {k: v for k, v in table.items()  # noqa: E731
                          if "." not in k or k.split(".", 1)[0] in tricks}

@@ -81,7 +81,7 @@ _TEX = [("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), (
 _TEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "Δ": r"$\Delta$",
                 "–": "--", "−": "-", "×": r"$\times$", "†": r"$^\dagger$", "≥": r"$\geq$",
                 "σ": r"$\sigma$", "‡": r"$^\ddagger$", "τ": r"$\tau$",
-                "≤": r"$\leq$", "α": r"$\alpha$"}
+                "≤": r"$\leq$", "α": r"$\alpha$", "→": r"$\rightarrow$"}
 
 
 def tex_escape(text: str) -> str:

@@ -57,6 +57,12 @@ checkpoint_every = 500      # optional: checkpoint every N steps (0: only when t
 stop_on = "hard"            # optional: end a cell early on a hard failure flag (core/flags.py)
 g_loss = "minimax"          # optional: G's baseline loss, "non_saturating" (default) or "minimax"
                             # (bench/trickapi/losses.py); tricks that replace the loss ignore it
+
+[published]                 # optional: the published table these rows reproduce (bench/published/);
+table = "pacgan-t1"         #   the report sets them side by side (tables/published-<grid>.*).
+rows = { baseline = "GAN", packing = "PacGAN2" }   # variant (as the report names it) -> paper row
+datasets = { ring8-pacgan = "ring" }                # dataset -> the table's column
+metrics = ["modes", "high_quality"]                 # optional: the suite's names (default: all)
 ```
 
 Every design also trains the baseline. Cells whose tricks do not apply to the data kind or may
@@ -74,6 +80,7 @@ from bench.core.config import CellConfig, ConfigError
 from bench.schedule.grid_cells import GridCells
 from bench.schedule.grid_checks import Checker, read_toml
 from bench.schedule.grid_data import parse_data_table
+from bench.schedule.grid_published import published_mapping
 from bench.schedule.grid_settings import parse_settings
 
 # Re-exported: callers import these from here. The key sets are the schema that the grid-keys
@@ -132,4 +139,8 @@ def _load_grid(path: Path, edit=None) -> Grid:
         # each table is checked, then built, before the next is read: which error a file
         # with several is reported with stays the same
         built.add_table(parse_data_table(table, i, settings, check, seen))
-    return Grid(path.stem, settings.description, *built.finish())
+    cells, members, spec, plans = built.finish()
+    published = published_mapping(doc, check, members)  # names the variants: after the cells
+    if published is not None:
+        spec["published"] = published  # the report's, not a cell's: no id changes
+    return Grid(path.stem, settings.description, cells, members, spec, plans)

@@ -13,7 +13,8 @@ from bench.schedule.grid_checks import Checker, show
 from bench.trickapi.registry import create_trick, get_trick_class, list_tricks
 
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
-            "tune", "cells", "fraction_resolution", "tune_seeds", "budget"}
+            "tune", "cells", "fraction_resolution", "tune_seeds", "budget",
+            "published"}  # [published]: read by grid_published.py, after the cells
 TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
 
 # {trick: {param: [(value, is_axis)]}}: a scalar is a one-point list that is no sweep axis

@@ -5,7 +5,8 @@ The work is split by job: `load` (the rows, reference rows and validity flags), 
 (the tables of each grid design, and writing them), `shortfalls` (what the grids asked for that
 is not shown), `renderer` (figures drawn in a pool of forked workers), `figure_jobs` (the figures
 submitted to it, and their listing), `sample_sheets`, `index_page` (index.md), `stems` (file
-names) and `contents` (the Report they fill). `_write_report` below runs them in order."""
+names), `published_tables` (the suite beside a published table) and `contents` (the Report they
+fill). `_write_report` below runs them in order."""
 from __future__ import annotations
 
 import time
@@ -19,6 +20,7 @@ from bench.report.build.figure_jobs import (Job, curve_figures, design_figures, 
                                             summary_figure)
 from bench.report.build.index_page import write_index
 from bench.report.build.load import LOG, load_rows
+from bench.report.build.published_tables import add_published
 from bench.report.build.renderer import Renderer, default_workers
 from bench.report.build.sample_sheets import sample_sheet_jobs, sheets_done
 from bench.report.build.shortfalls import lacking_text, shortfalls
@@ -81,6 +83,7 @@ def _write_report(store, out, *, grid, bootstrap, command, samples, image_refere
         sheets = sample_sheet_jobs(df, out / "samples", Stems(), renderer) if samples else []
         # verdict, aggregates, profiles, power (their figures drawn here, while the workers draw)
         study.add_to_report(report, figs, bootstrap)
+        add_published(report, refs, stem_of)  # after the power table, which reads report.tables
         write_tables(report)
         list_figures(jobs, report)
         LOG.debug(f"report: {len(report.study_tables) + len(report.tables)} tables and "

@@ -22,6 +22,7 @@ class Report:
     catalog: Catalog = field(default_factory=Catalog)  # what the grids asked for
     verdict: list[str] = field(default_factory=list)  # index.md opens with it (bench.report.study)
     study_tables: list[Table] = field(default_factory=list)  # verdict, aggregates, power
+    published: list[str] = field(default_factory=list)  # index.md lines (build/published_tables.py)
 
 
 def add_pngs(listing: list, paths: list[Path], what: str) -> None:

@@ -68,6 +68,13 @@ def write_index(report: Report, *, command: str, seconds: float) -> Path:
               "metric protocol are shown.",
             f"- Devices: {', '.join(f'{k} ({v} cells)' for k, v in Counter(d for d in cells['device'] if d).items())}.",
             f"- This report took {seconds:.1f} s to build.", ""]
+    if report.published:  # bench/report/build/published_tables.py
+        lines += ["## Against the published table", "",
+                  "Each mapped row of the grid's `[published]` table beside the paper's value "
+                  "(paper: its own spread; suite: mean ± standard error over the seeds), with "
+                  "both budgets, validity flags, chance and true-data rows, and whether each "
+                  "difference the paper compares has the same sign in the suite:", ""]
+        lines += report.published + [""]
     lines += ["## Figures", ""]
     pdf = " (+ .pdf)" if figures.style.PDF else ""
     for png, what in report.figures:
