@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-import numpy as np
 import pandas as pd
 
 from bench.core.published import PublishedTable, load_published
-from bench.report import validity, views
+from bench.report import stats, validity, views
 from bench.report.references import References
+from bench.report.rows import by_seed
 from bench.report.tables import Cell, Table, count, num
 
 NO_COMPARISON = "suite row degenerate: no comparison"
@@ -32,14 +32,10 @@ def suite_rows(part: pd.DataFrame, label: str) -> pd.DataFrame:
 
 
 def mean_se(values) -> tuple[float, float, int]:
-    """Mean, standard error (sd with ddof 1 over √n; NaN for one value) and n of the finite
+    """Mean, standard error (stats.mean_std's sd over √n; NaN for one value) and n of the finite
     values."""
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math.nan, math.nan, 0
-    se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else math.nan
-    return float(v.mean()), se, int(v.size)
+    mean, sd, n = stats.mean_std(values)
+    return mean, sd / math.sqrt(n) if n else math.nan, n
 
 
 def value_text(mean: float, spread: float | None, unit: str) -> str:
@@ -127,31 +123,31 @@ def _paper_line(table: PublishedTable, paper_row: str, column: str, metrics: lis
 
 def _suite_line(table: PublishedTable, grid: str, got: pd.DataFrame, label: str,
                 paper_row: str, metrics: list) -> tuple:
-    stats = [mean_se(got[m.suite] * m.scale if m.suite in got else []) for m in metrics]
+    summaries = [mean_se(got[m.suite] * m.scale if m.suite in got else []) for m in metrics]
     steps = sorted({int(s) for s in got["steps"].dropna()}) if len(got) else []
     stored = len(got) > 0
     bad = validity.degenerate(got) if stored else False
     flags = views.flags_text(got) if stored else ""
     return ([(validity.mark(label, got) if stored else label) + f" → {paper_row}",
-             f"suite ({grid})", f"{max(k for *_, k in stats)} seeds" if stored else "not stored",
+             f"suite ({grid})", f"{max(k for *_, k in summaries)} seeds" if stored else "not stored",
              budget_text(steps, table.budget_steps)],
-            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(stats, metrics)],
+            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(summaries, metrics)],
             flags,
             [{"row": paper_row, "source": "suite", "variant": label, "n": k,
               "steps": steps[0] if len(steps) == 1 else None, "metric": m.suite, "mean": mu,
               "spread": se, "spread_kind": "standard error", "unit": m.unit, "degenerate": bad,
-              "flags": flags} for (mu, se, k), m in zip(stats, metrics)])
+              "flags": flags} for (mu, se, k), m in zip(summaries, metrics)])
 
 
 def _reference_line(ref: References, r: dict, metrics: list) -> tuple:
-    stats = [mean_se([x * m.scale for x in r["metrics"].get(m.suite, [])]) for m in metrics]
+    summaries = [mean_se([x * m.scale for x in r["metrics"].get(m.suite, [])]) for m in metrics]
     return ([r["label"], f"reference ({r['role']})", f"{len(ref.seeds)} seeds", ""],
-            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(stats, metrics)],
+            [value_text(mu, se, m.unit) if k else "–" for (mu, se, k), m in zip(summaries, metrics)],
             "",
             [{"row": r["label"], "source": f"reference:{r['role']}", "variant": "", "n": k,
               "steps": None, "metric": m.suite, "mean": mu, "spread": se,
               "spread_kind": "standard error", "unit": m.unit, "degenerate": False, "flags": ""}
-             for (mu, se, k), m in zip(stats, metrics)])
+             for (mu, se, k), m in zip(summaries, metrics)])
 
 
 def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) -> Table:
@@ -197,13 +193,10 @@ def directions_table(stem: str, grid: str, mapping: dict, pool: pd.DataFrame) ->
 
 def paired_delta(a: pd.DataFrame, b: pd.DataFrame, metric: str,
                  scale: float) -> tuple[float, int]:
-    """Mean over the seeds both rows share of (a − b) × scale, and how many seeds."""
-    if metric not in a or metric not in b:
-        return math.nan, 0
-    x = a.drop_duplicates("seed").set_index("seed")[metric].astype(float)
-    y = b.drop_duplicates("seed").set_index("seed")[metric].astype(float)
-    d = ((x - y) * scale).dropna()
-    return (float(d.mean()), int(d.size)) if d.size else (math.nan, 0)
+    """Mean over the seeds both rows share of (a − b) × scale, and how many seeds: the design
+    tables' paired Δ (stats.paired_delta), of which only the mean is shown here."""
+    d = stats.paired_delta(by_seed(a, metric), by_seed(b, metric))
+    return d.delta * scale, d.n
 
 
 def direction(paper: float, suite: float, n: int, degenerate: bool) -> str:
