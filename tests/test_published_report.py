@@ -156,6 +156,21 @@ def test_mapping_comes_from_the_stored_spec_first():
     assert mapping_of("quick", {}) == (None, "")  # a preset without [published]
 
 
+@pytest.mark.parametrize("text, why", [
+    ("[published\ntable = 1", "cannot be read: "),
+    ("published = 3", "has an invalid [published] table: not a table"),
+    ("[published]\ntable = 'no-such-table'", "has an invalid [published] table: "),
+])
+def test_a_broken_preset_costs_the_comparison_with_one_reason(tmp_path, monkeypatch, text, why):
+    from bench.report.build import published_tables
+
+    (tmp_path / "broken.toml").write_text(text)
+    monkeypatch.setattr(published_tables, "GRID_DIR", tmp_path)
+    mapping, where = mapping_of("broken", {})
+    assert mapping is None and why in where and "bench/grids/broken.toml" in where
+    assert "\n" not in where
+
+
 def test_a_table_without_spread_or_budget_shows_means_only():
     veegan = {"table": "veegan-t1", "rows": {"baseline": "GAN", "packing": "Unrolled GAN (5 steps)"},
               "datasets": {"ring8-pacgan": "ring"}, "metrics": ["modes", "high_quality"]}

@@ -29,10 +29,15 @@ def mapping_of(grid: str, spec: dict) -> tuple[dict | None, str]:
     preset = GRID_DIR / f"{grid}.toml"
     if not preset.is_file():
         return None, ""
-    raw = tomllib.loads(preset.read_text(encoding="utf-8")).get("published")
+    where = f"the preset `bench/grids/{grid}.toml`, as the store's grid spec predates `[published]`"
+    try:  # a broken preset costs the comparison, not the report
+        raw = tomllib.loads(preset.read_text(encoding="utf-8")).get("published")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return None, f"{where} cannot be read: {exc}"
     if raw is None:
         return None, ""
-    where = f"the preset `bench/grids/{grid}.toml`, as the store's grid spec predates `[published]`"
+    if not isinstance(raw, dict):
+        return None, f"{where} has an invalid [published] table: not a table"
     try:  # the preset's own rows and datasets: a row it names that the store lacks is 'not stored'
         rows, data = raw.get("rows"), raw.get("datasets")
         return check_mapping(raw, list(rows) if isinstance(rows, dict) else [],
