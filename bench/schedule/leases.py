@@ -146,8 +146,7 @@ class Leases:
 
             if is_damage(exc):
                 raise damaged(self.db_path, exc) from None
-            if locks.is_busy(exc):
-                raise locks.busy(self.db_path, f"take the lease of cell {cell_id}", exc) from None
+            locks.raise_if_busy(self.db_path, f"take the lease of cell {cell_id}", exc)
             raise StoreError(f"cannot take a lease in store {self.db_path}: {exc}") from None
 
     def _acquire(self, cell_id, owner, redo, redo_created, timeout) -> tuple[str, Lease | None]:
@@ -196,9 +195,8 @@ class Leases:
         try:
             self._release(cell_id, owner)
         except sqlite3.OperationalError as exc:
-            if not locks.is_busy(exc):
-                raise
-            raise locks.busy(self.db_path, f"release the lease of cell {cell_id}", exc) from None
+            locks.raise_if_busy(self.db_path, f"release the lease of cell {cell_id}", exc)
+            raise
 
     def _release(self, cell_id: str, owner: str) -> None:
         fence = integrity.fence_for(self.db_path, cell_id)

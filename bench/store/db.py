@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
 from bench.store import integrity, locks
-from bench.store.errors import StoreBusy, StoreError
-from bench.store.locks import busy
+from bench.store.errors import StoreError
 
 if TYPE_CHECKING:
     from bench.core.config import CellConfig
@@ -279,9 +278,7 @@ class Store:
         except sqlite3.Error as exc:
             if is_damage(exc):
                 raise damaged(self.db_path, exc) from None
-            if locks.is_busy(exc):
-                raise busy(self.db_path, f"store the record of cell {record.cell_id}", exc) \
-                    from None
+            locks.raise_if_busy(self.db_path, f"store the record of cell {record.cell_id}", exc)
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         record.history = history
 
@@ -300,8 +297,7 @@ class Store:
                                  (cell_id, event, time.time(), old.to_json()))
                 self._db.execute("DELETE FROM cells WHERE cell_id=?", (cell_id,))
         except sqlite3.Error as exc:
-            if locks.is_busy(exc):
-                raise busy(self.db_path, f"retire the record of cell {cell_id}", exc) from None
+            locks.raise_if_busy(self.db_path, f"retire the record of cell {cell_id}", exc)
             raise StoreError(f"cannot write to store {self.db_path}: {exc}") from None
         return old
 
@@ -333,8 +329,7 @@ class Store:
                     [(name, m["design"], m["dataset"], m["cell_id"], m["variant_id"],
                       json.dumps(m.get("info", {}), sort_keys=True)) for m in members])
         except sqlite3.Error as exc:
-            if locks.is_busy(exc):
-                raise busy(self.db_path, f"record grid {name!r}", exc) from None
+            locks.raise_if_busy(self.db_path, f"record grid {name!r}", exc)
             raise StoreError(f"cannot write to store {self.root}: {exc}") from None
 
     def _json(self, text: str, what: str) -> Any:

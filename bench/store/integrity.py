@@ -186,9 +186,8 @@ def record_files(folder: str | os.PathLike, digests: dict[str, tuple[str, int]])
                 db.execute("ROLLBACK")
             raise
     except sqlite3.OperationalError as exc:
-        if not locks.is_busy(exc):
-            raise
-        raise locks.busy(db_path, f"record {', '.join(digests)} of cell {cell_id}", exc) from None
+        locks.raise_if_busy(db_path, f"record {', '.join(digests)} of cell {cell_id}", exc)
+        raise
     finally:
         db.close()
 

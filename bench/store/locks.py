@@ -78,3 +78,9 @@ def busy(db_path: str | os.PathLike, doing: str, exc: BaseException) -> StoreBus
     """The one line for a write that waited BUSY_TIMEOUT_S for the store's lock."""
     return StoreBusy(f"cannot {doing} in store {db_path}: {exc} after {BUSY_TIMEOUT_S:g}s; "
                      f"{describe_holder(db_path)}")
+
+
+def raise_if_busy(db_path: str | os.PathLike, doing: str, exc: BaseException) -> None:
+    """In a store write's `except`: turn SQLite's busy error into that one line."""
+    if is_busy(exc):
+        raise busy(db_path, doing, exc) from None
