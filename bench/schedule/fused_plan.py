@@ -129,9 +129,10 @@ MAX_GROUP = {"cpu": 64, "cuda": 512}
 CPU_FUSE_NETS = frozenset({("2d", ""), ("image", "")})
 
 
-# tricks whose fused layer loops over the models (bench/train/fused/nets.py): on a CPU the group
-# is no faster than its cells one per worker (minibatch discrimination at batch 512, paper-2d's
-# cell: 0.75 s per cell-step fused at K = 5 against 0.54-1.1 s alone, a loaded 2-core CPU)
+# tricks whose fused layer loops over the models (bench/train/fused/suite_layers.py): on a CPU
+# the group is no faster than its cells one per worker (minibatch discrimination at batch 512,
+# paper-2d's cell: 0.75 s per cell-step fused at K = 5 against 0.54-1.1 s alone, a loaded
+# 2-core CPU)
 CPU_ALONE_TRICKS = frozenset({"minibatch_discrimination"})
 
 

@@ -62,7 +62,7 @@ gradient is 0 and whose value is rounding noise in both runs): Adam normalises t
 lr-sized steps, so those differ at the level of their own noise.
 """
 from .engine import ENGINE, FusedTrainer, group_refusal
-from .nets import NotFusable, fused_layer
+from .forms import NotFusable, fused_layer
 from .streams import CellStreams
 from .tricks import supported_tricks
 
