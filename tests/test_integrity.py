@@ -611,3 +611,22 @@ def test_a_rerun_that_differs_from_the_stored_record_says_why(capsys, tmp_path):
     assert code == 0
     note = [line for line in err.splitlines() if "differs from its stored record" in line]
     assert len(note) == 1 and "fid" in note[0] and "fingerprint 0000000000000000" in note[0]
+
+
+def test_the_lock_holder_is_matched_by_device_and_inode():
+    """/proc/locks names a file by major:minor:inode (hex device numbers): a lock on another
+    device's file of the same inode is not the store's; with no exact match, a unique
+    inode-only match stands (an overlay file system reports the lower device there)."""
+    line = "{n}: POSIX  ADVISORY  WRITE {pid} {dev}:{ino} 120 120"
+    ours = line.format(n=1, pid=111, dev="fe:00", ino=42)
+    other_fs = line.format(n=2, pid=222, dev="08:01", ino=42)
+    read_lock = "3: POSIX  ADVISORY  READ 333 fe:00:42 120 120"
+    other_byte = "4: POSIX  ADVISORY  WRITE 444 fe:00:42 128 128"
+    assert locks.holder_in([other_fs, ours, read_lock, other_byte], 0xfe, 0, 42, me=1) == 111
+    assert locks.holder_in([other_fs], 0xfe, 0, 42, me=1) == 222   # overlay: inode only
+    assert locks.holder_in([other_fs, line.format(n=5, pid=555, dev="08:02", ino=42)],
+                           0xfe, 0, 42, me=1) is None               # ambiguous: nobody named
+    assert locks.holder_in([ours], 0xfe, 0, 42, me=111) is None     # this process itself
+    assert locks.holder_in([ours], 0xfe, 0, 43, me=1) is None
+    assert locks.holder_in(["garbage", "1: FLOCK ADVISORY WRITE 9 fe:00:42 0 EOF"],
+                           0xfe, 0, 42, me=1) is None

@@ -48,17 +48,32 @@ def write_lock_holder(db_path: str | os.PathLike) -> int | None:
             lines = f.read().splitlines()
     except OSError:
         return None
+    return holder_in(lines, os.major(st.st_dev), os.minor(st.st_dev), st.st_ino, os.getpid())
+
+
+def holder_in(lines: list[str], major: int, minor: int, inode: int, me: int) -> int | None:
+    """The pid holding the WAL write byte of the file (major:minor:inode) in /proc/locks lines.
+    The device must match too (another file system's inode of that number is another file);
+    where no line does, a unique inode-only match is taken, since an overlay file system
+    (containers) reports the lower device in /proc/locks but its own in stat."""
+    exact, by_inode = set(), set()
     for line in lines:
         # "1: POSIX  ADVISORY  WRITE 14781 fe:00:2294801 120 120"
         parts = line.split()
-        if len(parts) < 8 or parts[1] != "POSIX" or parts[3] != "WRITE" or parts[6] != str(
-                _WAL_WRITE_BYTE):
+        if len(parts) < 8 or parts[1] != "POSIX" or parts[3] != "WRITE" \
+                or parts[6] != str(_WAL_WRITE_BYTE) or not parts[4].isdigit():
             continue
-        if parts[5].rsplit(":", 1)[-1] == str(st.st_ino) and parts[4].isdigit():
-            pid = int(parts[4])
-            if pid != os.getpid():
-                return pid
-    return None
+        dev = parts[5].split(":")
+        if len(dev) != 3 or dev[2] != str(inode) or int(parts[4]) == me:
+            continue
+        by_inode.add(int(parts[4]))
+        try:
+            if (int(dev[0], 16), int(dev[1], 16)) == (major, minor):
+                exact.add(int(parts[4]))
+        except ValueError:
+            pass
+    found = exact or (by_inode if len(by_inode) == 1 else set())
+    return min(found) if found else None
 
 
 def describe_holder(db_path: str | os.PathLike) -> str:
