@@ -48,6 +48,7 @@ from bench.schedule.signals import (STOP_SIGNALS, Stopped, die_with_parent,
 from bench.schedule.units import (BUSY_POLL_S, DEATHS_RETRIED, Death, collect_deferred,
                                   payload, run_unit, settle_cell, settle_group, stopped)
 from bench.store import Store
+from bench.store.pause_guard import defer_terminal_stop
 from bench.trickapi.registry import quiet_plugin_warnings
 
 __all__ = ["run_cells", "Stopped", "visible_gpus", "default_workers"]
@@ -167,7 +168,7 @@ def _worker_main(conn, store_root: str, parent_pid: int, opts: dict, stop_event)
         signal.signal(sig, lambda *_: STOP.set())
     threading.Thread(target=lambda: (stop_event.wait(), STOP.set()), daemon=True,
                      name="stop-watch").start()
-    with Store(store_root) as store:
+    with defer_terminal_stop(), Store(store_root) as store:
         while True:
             try:
                 msg = conn.recv()

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.store import integrity, locks
+from bench.store.pause_guard import writing
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -140,7 +141,8 @@ class Leases:
         record stored at that time: a newer one from a concurrent run is not redone twice), or
         ("busy", the live lease)."""
         try:
-            return self._acquire(cell_id, owner, redo, redo_created, timeout)
+            with writing():
+                return self._acquire(cell_id, owner, redo, redo_created, timeout)
         except sqlite3.DatabaseError as exc:
             from bench.store.db import StoreError, damaged, is_damage
 
@@ -189,11 +191,13 @@ class Leases:
         args: tuple = (now, cell_id, owner, now - lease_timeout())
         if epoch is not None:
             sql, args = sql + " AND attempts=?", args + (epoch,)
-        return self._db.execute(sql, args).rowcount == 1
+        with writing():
+            return self._db.execute(sql, args).rowcount == 1
 
     def release(self, cell_id: str, owner: str) -> None:
         try:
-            self._release(cell_id, owner)
+            with writing():
+                self._release(cell_id, owner)
         except sqlite3.OperationalError as exc:
             locks.raise_if_busy(self.db_path, f"release the lease of cell {cell_id}", exc)
             raise

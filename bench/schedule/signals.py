@@ -4,6 +4,8 @@
   `runner.STOP` (no new cell starts; running cells checkpoint at their next step and return);
   a second one interrupts at once (`Stopped`);
 - `Stopped`: what run_cells raises after a stop, a KeyboardInterrupt naming the signal;
+- Ctrl-Z (SIGTSTP) during a run stops each process only outside its store writes
+  (bench/store/pause_guard.py), so a stopped run never holds the store's write lock;
 - `die_with_parent(pid)`: a worker process dies with its parent (PR_SET_PDEATHSIG on Linux and
   a parent-pid watchdog), so a kill -9 of the main process leaves no orphan training.
 """
@@ -18,6 +20,7 @@ import time
 from contextlib import contextmanager
 
 from bench.schedule.runner import STOP
+from bench.store.pause_guard import defer_terminal_stop
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _stopped_by: list[int] = []  # the first stop signal of the current run_cells
@@ -53,7 +56,8 @@ def stop_on_signals():
     STOP.clear()
     _stopped_by.clear()
     try:
-        yield
+        with defer_terminal_stop():  # Ctrl-Z waits for the end of an open store write
+            yield
     finally:
         for sig, old in before.items():
             signal.signal(sig, old)

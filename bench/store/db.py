@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
 from bench.store import integrity, locks
+from bench.store.pause_guard import writing
 from bench.store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -256,7 +257,7 @@ class Store:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         fence = integrity.fence_for(self.db_path, record.cell_id)
         try:
-            with self._db:
+            with writing(), self._db:
                 if fence is not None:  # the check and the write in one transaction
                     self._db.execute("BEGIN IMMEDIATE")
                     fence.check(self._db)
@@ -292,7 +293,7 @@ class Store:
         if old is None:
             return None
         try:
-            with self._db:
+            with writing(), self._db:
                 self._db.execute("INSERT INTO retired VALUES (?,?,?,?)",
                                  (cell_id, event, time.time(), old.to_json()))
                 self._db.execute("DELETE FROM cells WHERE cell_id=?", (cell_id,))
@@ -320,7 +321,7 @@ class Store:
         Each member: {"design", "dataset", "cell_id", "variant_id", "info": {...}}."""
         self._check_writable()
         try:
-            with self._db:
+            with writing(), self._db:
                 self._db.execute("INSERT OR REPLACE INTO grids VALUES (?,?,?)",
                                  (name, json.dumps(spec, sort_keys=True), time.time()))
                 self._db.execute("DELETE FROM members WHERE grid=?", (name,))

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from bench.store import locks
+from bench.store.pause_guard import writing
 
 FILES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -169,22 +170,23 @@ def record_files(folder: str | os.PathLike, digests: dict[str, tuple[str, int]])
     fence = fence_for(db_path, cell_id)
     db = _connect(db_path)
     try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if fence is not None:
-                fence.check(db)
-            now = time.time()
-            for name, (sha, size) in digests.items():
-                old = db.execute("SELECT sha256 FROM files WHERE cell_id=? AND name=?",
-                                 (cell_id, name)).fetchone()
-                db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
-                           (cell_id, name, sha, old[0] if old else None, size,
-                            fence.epoch if fence else None, now))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with writing():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if fence is not None:
+                    fence.check(db)
+                now = time.time()
+                for name, (sha, size) in digests.items():
+                    old = db.execute("SELECT sha256 FROM files WHERE cell_id=? AND name=?",
+                                     (cell_id, name)).fetchone()
+                    db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
+                               (cell_id, name, sha, old[0] if old else None, size,
+                                fence.epoch if fence else None, now))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
     except sqlite3.OperationalError as exc:
         locks.raise_if_busy(db_path, f"record {', '.join(digests)} of cell {cell_id}", exc)
         raise
