@@ -201,3 +201,18 @@ def test_committed_r1_cells_no_longer_flag_while_the_rest_do_not_change():
                 value, how = d_chance_value(tricks_of(r))
                 old = None if value is None else d_at_chance(r["curves"].get("d_adv", []), value, how)
                 assert (old is None) == (_flag(r) is None), r["label"]
+
+
+def test_committed_pacgan_records_flag_the_2_epoch_grid_and_no_25_epoch_cell():
+    """The same setup at two budgets: at 2 epochs D sat at 2 ln 2 in most grid cells (the
+    report withheld their Δ); at 25 epochs D left its chance loss in all 20 cells."""
+    long = [r for r in records("results/pacgan-t1-cpu/records.jsonl") if r["status"] == "done"]
+    assert len(long) == 20 and all(r["step"] == 25000 for r in long)
+    assert not any(_flag(r) for r in long)
+    short = [r for r in records("results/pacgan-t1-cpu-2epochs/records.jsonl")
+             if r["status"] == "done"]
+    flagged = {(r["config"]["data"]["name"], r["label"], r["config"]["seed"])
+               for r in short if _flag(r)}
+    assert {d for d, _, _ in flagged} == {"grid25-pacgan"}  # the ring learned at 2 epochs
+    assert sum(label == "packing" for _, label, _ in flagged) == 4
+    assert sum(label == "baseline" for _, label, _ in flagged) == 2
