@@ -5,7 +5,7 @@ import pytest
 from bench.cli import main
 from bench.core.config import ConfigError
 from bench.schedule.grid import load_grid
-from bench.schedule.grid_select import select
+from bench.schedule.grid.select import select
 from bench.store import Store
 from tests.scheduler_util import TINY_GRID, lease_attempts
 

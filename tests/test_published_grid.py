@@ -1,4 +1,4 @@
-"""A grid's [published] table (bench/schedule/grid_published.py): it maps variants and datasets
+"""A grid's [published] table (bench/schedule/grid/published.py): it maps variants and datasets
 onto a published table's rows and columns, changes no cell id, membership or plan, and a bad
 mapping is one line naming the file (exit 2)."""
 from __future__ import annotations

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         from bench.schedule.ray_executor import _import_ray
 
         _import_ray()  # a missing extra fails before anything is written
-    from bench.schedule.grid_select import select
+    from bench.schedule.grid.select import select
 
     whole = load_grid(args.grid)
     grid = select(whole, args.only, args.datasets)

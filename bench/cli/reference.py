@@ -69,9 +69,9 @@ def grid_keys_page() -> str:
     example = re.search(r"```toml\n(.*?)```", grid.__doc__ or "", re.S)
     return (
         "# Grid keys\n\n"
-        "Generated from the grid schema (`bench/schedule/grid.py`): the keys a grid file may "
-        "use. An unknown key, or a value of the wrong type, is one line naming the file, the "
-        "key, the value and what is allowed (exit 2, nothing written).\n\n"
+        "Generated from the grid schema (`bench/schedule/grid/__init__.py`): the keys a grid "
+        "file may use. An unknown key, or a value of the wrong type, is one line naming the "
+        "file, the key, the value and what is allowed (exit 2, nothing written).\n\n"
         f"- top level: {keys(grid.TOP_KEYS)}\n"
         f"- `[[data]]` tables: {keys(grid.DATA_KEYS)}; of these, {keys(set(grid.SWEEPABLE))} may "
         "be lists (sweep axes)\n"

@@ -1,5 +1,6 @@
 """Reading a grid file and checking its values: every error is one line naming the file, the
-table, the key, the value and what is allowed (bench/schedule/grid.py reads a grid with these)."""
+table, the key, the value and what is allowed (bench/schedule/grid/__init__.py reads a grid
+with these)."""
 from __future__ import annotations
 
 import sys

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from bench.core.config import (CellConfig, ConfigError, OptimConfig, TrainConfig, TrickSpec,
                                limit)
-from bench.schedule.grid_budget import budget_steps, step_cost
-from bench.schedule.grid_data import DataTable
-from bench.schedule.grid_settings import GridSettings
+from bench.schedule.grid.budget import budget_steps, step_cost
+from bench.schedule.grid.data import DataTable
+from bench.schedule.grid.settings import GridSettings
 from bench.schedule.tuning import Candidate, TuningPlan
 from bench.trickapi.registry import create_trick
 

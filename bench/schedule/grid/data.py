@@ -1,12 +1,12 @@
 """One [[data]] table of a grid file, checked and resolved against the grid's top level into a
-`DataTable` (the keys are documented in bench/schedule/grid.py). Building its cells is
-bench/schedule/grid_cells.py's part."""
+`DataTable` (the keys are documented in bench/schedule/grid/__init__.py). Building its cells is
+bench/schedule/grid/cells.py's part."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from bench.core.config import DataConfig, NetConfig, OptimConfig, TrainConfig, check_limit
-from bench.schedule.grid_checks import Checker
-from bench.schedule.grid_settings import GridSettings, TrickParams, expand_tricks, trick_params
+from bench.schedule.grid.checks import Checker
+from bench.schedule.grid.settings import GridSettings, TrickParams, expand_tricks, trick_params
 from bench.schedule.tuning import DEFAULT_TUNE_METRIC
 
 DATA_KEYS = {"name", "resolution", "steps", "batch_size", "lr", "g_lr", "d_lr", "seeds", "tricks",

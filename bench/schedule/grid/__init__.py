@@ -77,24 +77,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.core.config import CellConfig, ConfigError
-from bench.schedule.grid_cells import GridCells
-from bench.schedule.grid_checks import Checker, read_toml
-from bench.schedule.grid_data import parse_data_table
-from bench.schedule.grid_published import published_mapping
-from bench.schedule.grid_settings import parse_settings
+from bench.schedule.grid.cells import GridCells
+from bench.schedule.grid.checks import Checker, read_toml
+from bench.schedule.grid.data import parse_data_table
+from bench.schedule.grid.published import published_mapping
+from bench.schedule.grid.settings import parse_settings
 
 # Re-exported: callers import these from here. The key sets are the schema that the grid-keys
 # page (bench/cli/reference.py) lists beside this module's docstring.
 from bench.core.grid_files import GRID_DIR, resolve_grid_path  # noqa: F401 (GRID_DIR)
-from bench.schedule.grid_budget import (BUDGETS, evals_steps, step_cost,  # noqa: F401
+from bench.schedule.grid.budget import (BUDGETS, evals_steps, step_cost,  # noqa: F401
                                         time_steps)
-from bench.schedule.grid_cells import full_spec  # noqa: F401
-from bench.schedule.grid_data import DATA_KEYS, SWEEPABLE  # noqa: F401
-from bench.schedule.grid_settings import TOP_KEYS, TUNE_KEYS  # noqa: F401
+from bench.schedule.grid.cells import full_spec  # noqa: F401
+from bench.schedule.grid.data import DATA_KEYS, SWEEPABLE  # noqa: F401
+from bench.schedule.grid.settings import TOP_KEYS, TUNE_KEYS  # noqa: F401
 
-# The parts, in the order a file goes through them: grid_checks.py reads it and checks values;
-# grid_settings.py the top level; grid_data.py each [[data]] table; grid_cells.py the cells,
-# memberships, spec and tuning plans a table asks for (grid_budget.py: the steps under `budget`).
+# The parts, in the order a file goes through them: grid/checks.py reads it and checks values;
+# grid/settings.py the top level; grid/data.py each [[data]] table; grid/cells.py the cells,
+# memberships, spec and tuning plans a table asks for (grid/budget.py: the steps under `budget`).
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """A grid file's top level, checked: `GridSettings`, what every [[data]] table starts from
-(bench/schedule/grid.py documents the keys). Also what both levels share: "trick.param" tables
-and trick name patterns."""
+(bench/schedule/grid/__init__.py documents the keys). Also what both levels share:
+"trick.param" tables and trick name patterns."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Callable
 
 from bench.core.config import ConfigError, env_threads
-from bench.schedule.grid_budget import BUDGETS
-from bench.schedule.grid_checks import Checker, show
+from bench.schedule.grid.budget import BUDGETS
+from bench.schedule.grid.checks import Checker, show
 from bench.trickapi.registry import create_trick, get_trick_class, list_tricks
 
 TOP_KEYS = {"description", "seeds", "design", "tricks", "include_plugins", "data", "params",
             "tune", "cells", "fraction_resolution", "tune_seeds", "budget",
-            "published"}  # [published]: read by grid_published.py, after the cells
+            "published"}  # [published]: read by grid/published.py, after the cells
 TUNE_KEYS = {"lr"}  # and "trick.param" keys, with tune_seeds
 
 # {trick: {param: [(value, is_axis)]}}: a scalar is a one-point list that is no sweep axis
@@ -38,7 +38,7 @@ class GridSettings:
     tune_seeds: list[int]
     budget: str
     tune_lrs: list[float]
-    tables: list[dict]  # the raw [[data]] tables (bench/schedule/grid_data.py reads each)
+    tables: list[dict]  # the raw [[data]] tables (bench/schedule/grid/data.py reads each)
 
 
 def parse_settings(doc: dict, check: Checker) -> GridSettings:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bench.core.config import ConfigError
 from bench.core.published import check_mapping
-from bench.schedule.grid_checks import Checker
+from bench.schedule.grid.checks import Checker
 from bench.store.results import row_label_of
 
 
