@@ -21,7 +21,7 @@ from bench.core.config import ConfigError  # noqa: E402
 from bench.data import load_dataset  # noqa: E402
 from bench.schedule.grid import load_grid  # noqa: E402
 from bench.schedule.grid.select import select  # noqa: E402
-from bench.schedule.fused_plan import plan_groups  # noqa: E402
+from bench.schedule.fused.plan import plan_groups  # noqa: E402
 from bench.train import Trainer  # noqa: E402
 from bench.train.fused import CellStreams, FusedTrainer, NotFusable  # noqa: E402
 

@@ -164,7 +164,7 @@ def test_a_fused_cell_equals_the_cell_trained_alone(tricks, float64):
 ])
 def test_params_read_per_cell_may_differ_within_a_group(trick, key, values, float64):
     """PER_CELL_PARAMS (bench/train/fused/tricks.py): cells that differ in these params share
-    a group (bench/schedule/fused_plan.py), each trained with its own value."""
+    a group (bench/schedule/fused/plan.py), each trained with its own value."""
     from bench.train.fused.tricks import PER_CELL_PARAMS
 
     assert key in PER_CELL_PARAMS[trick] or "*" in PER_CELL_PARAMS[trick]

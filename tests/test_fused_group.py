@@ -1,4 +1,4 @@
-"""The fused group entry (bench/schedule/fused_group.py): a group of cells trained fused is stored
+"""The fused group entry (bench/schedule/fused/group.py): a group of cells trained fused is stored
 as cells run one at a time — one record per cell with the same fields, one checkpoint per cell,
 leases released — with `runtime.engine` naming the engine; stored cells are not retrained; cells
 that cannot fuse are left to `run_cell` with the reason; planning says which cells fuse."""
@@ -11,8 +11,8 @@ from bench.metrics import EvalSpec
 from bench.schedule.runner import run_cell
 from bench.store import Store
 from bench.train import CHECKPOINT
-from bench.schedule.fused_group import run_fused_group
-from bench.schedule.fused_plan import plan_groups
+from bench.schedule.fused.group import run_fused_group
+from bench.schedule.fused.plan import plan_groups
 from tests.tiny import tiny_cell
 
 SPEC = EvalSpec(metrics=("modes",), num_samples=500)
@@ -94,7 +94,7 @@ def test_a_busy_store_or_full_disk_while_scoring_stores_no_failed_record(tmp_pat
                                                                          error):
     """As for a cell alone (run_cell): another process holding the store's lock too long, or a
     full disk, is not the cell's fault: the error propagates and nothing is stored as failed."""
-    from bench.schedule import fused_group
+    from bench.schedule.fused import group as fused_group
     from bench.store.errors import StoreBusy
     from bench.train.checkpoint import DiskFull
 

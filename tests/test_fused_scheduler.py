@@ -1,4 +1,4 @@
-"""Fused groups in the scheduler (bench/schedule/executor.py, fused_plan.py, fused_group.py): a
+"""Fused groups in the scheduler (bench/schedule/executor.py, fused/plan.py, fused/group.py): a
 grid run with fusion stores the records the same grid stores without it (up to float
 reassociation; cells that do not fuse bit for bit), in-process and on the worker pool, for 2-D
 and image cells; a run killed mid-group resumes each cell from its own checkpoint and trains no
@@ -17,7 +17,7 @@ import pytest
 
 from bench.cli import main
 from bench.schedule.executor import run_cells
-from bench.schedule.fused_plan import FusedGroup, group_device, split_groups, work_units
+from bench.schedule.fused.plan import FusedGroup, group_device, split_groups, work_units
 from bench.schedule.grid import load_grid
 from bench.store import Store
 from bench.train import CHECKPOINT
@@ -144,7 +144,7 @@ def test_a_group_shares_the_trick_params_that_shape_nets_or_loop():
     """Params the engine reads per cell may differ within a group (label smoothing's targets,
     TTUR's ratio); params that shape D or the loop may not (packing's m, wgan_gp's n_critic):
     such cells form one group per value, as pacgan-t1's m = 2, 3, 4 cells do."""
-    from bench.schedule.fused_plan import plan_groups
+    from bench.schedule.fused.plan import plan_groups
 
     def cells(trick, values, key):
         return [tiny_cell(tricks=[(trick, {key: v})], seed=s) for v in values for s in (0, 1)]
@@ -303,7 +303,7 @@ MUST_FUSE = ["label_smoothing", "one_sided_label_smoothing", "instance_noise",
 
 @pytest.mark.parametrize("name", MUST_FUSE)
 def test_the_tricks_issue_18_lists_fuse(name):
-    from bench.schedule.fused_support import trick_support
+    from bench.schedule.fused.support import trick_support
     from bench.trickapi.registry import list_tricks
 
     if name not in list_tricks():
@@ -318,12 +318,12 @@ def test_the_tricks_issue_18_lists_fuse(name):
 def test_docs_fused_lists_every_trick_as_the_code_decides():
     from pathlib import Path
 
-    from bench.schedule.fused_support import DOC_END, DOC_START, support_table
+    from bench.schedule.fused.support import DOC_END, DOC_START, support_table
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "fused.md").read_text()
     table = text.split(DOC_START, 1)[1].split(DOC_END, 1)[0].strip()
     assert table == support_table().strip(), \
-        "docs/fused.md is stale: run python -m bench.schedule.fused_support docs/fused.md"
+        "docs/fused.md is stale: run python -m bench.schedule.fused.support docs/fused.md"
 
 
 IMAGE_GRID = """
@@ -360,7 +360,7 @@ def test_cells_whose_data_cannot_be_loaded_are_planned_alone(monkeypatch):
     """Planning builds a group's nets: missing image files leave its cells to run_cell (which
     stores the failure with the reason), instead of failing the plan."""
     from bench.data.base import DataError
-    from bench.schedule import fused_plan
+    from bench.schedule.fused import plan as fused_plan
 
     def missing(*a, **kw):
         raise DataError("mnist files not found")

@@ -14,7 +14,7 @@ from bench.cli import main
 from bench.core.config import ConfigError
 from bench.schedule import ray_executor, units
 from bench.schedule.executor import run_cells
-from bench.schedule.fused_plan import FusedGroup
+from bench.schedule.fused.plan import FusedGroup
 from bench.schedule.ray_executor import _placement, task_device
 from tests.scheduler_util import ROOT, TINY_GRID
 from tests.test_ray_fused import FakeRay, cells, groups_submitted  # noqa: F401 (fixture)

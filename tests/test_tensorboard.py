@@ -84,7 +84,7 @@ def test_without_the_package_the_option_is_one_line_exit_2(tmp_path, monkeypatch
 
 def test_tensorboard_leaves_fusion_on(monkeypatch):
     """Fused cells write their own runs (below): TensorBoard does not turn fusion off."""
-    from bench.schedule.fused_plan import fusing_enabled
+    from bench.schedule.fused.plan import fusing_enabled
 
     monkeypatch.delenv("GANBENCH_NO_FUSE", raising=False)
     monkeypatch.setenv(tb.ENV, "/tmp/tb")
@@ -190,7 +190,7 @@ def test_a_killed_and_resumed_fused_group_has_each_cells_uninterrupted_steps(tmp
                                                                              monkeypatch):
     """The same for a fused group: killed after a checkpoint and resumed, each cell's run has
     every tag at the steps of the group's uninterrupted run, with nothing missing or doubled."""
-    from bench.schedule.fused_group import run_fused_group
+    from bench.schedule.fused.group import run_fused_group
     from bench.train.fused import FusedTrainer
 
     cells = [tiny_cell(steps=40, checkpoint_every=20, log_every=5, seed=s) for s in range(3)]
@@ -223,7 +223,7 @@ def test_at_each_checkpoint_the_run_on_disk_holds_the_checkpoints_points(tmp_pat
     """A checkpoint is written only once the cell's TensorBoard run on disk holds every curve
     point up to its step: a process killed right after it loses no point the resume skips
     (TensorBoard's writer thread writes events some time after they are added)."""
-    from bench.schedule.fused_group import run_fused_group
+    from bench.schedule.fused.group import run_fused_group
     from bench.train import checkpoint
 
     cells = [tiny_cell(steps=40, checkpoint_every=10, log_every=5, seed=s) for s in range(2)]

@@ -116,7 +116,7 @@ def fused_lines(cells: list, *, workers: int, device: str | None, gpus: int,
     executors would hand out (sizes, dataset, variant) and, counted by reason, why the other
     cells train alone. The same `work_units` the run uses, so it says what the run does (for
     `executor="ray"`, `workers` is the Ray cluster's CPUs and `gpus` its GPUs)."""
-    from bench.schedule.fused_plan import FusedGroup, fusing_enabled, work_units
+    from bench.schedule.fused.plan import FusedGroup, fusing_enabled, work_units
 
     if not cells:
         return []

@@ -11,7 +11,7 @@ Fault behaviour (see the README, "When things go wrong"):
 - workers die with their parent (PR_SET_PDEATHSIG on Linux, and a parent-pid watchdog), so a
   kill -9 of the main process leaves no orphan training; a rerun takes their leases over.
 
-Fused groups (bench/schedule/fused_plan.py, docs/fused.md): cells equal but for seed and
+Fused groups (bench/schedule/fused/plan.py, docs/fused.md): cells equal but for seed and
 learning rates, with tricks the fused engine supports, are handed to one worker as a
 `FusedGroup` and trained as one vectorised step; each still has its own lease, checkpoint and
 record, so every rule above holds per cell (a killed worker's group is retried once; cells a
@@ -38,8 +38,8 @@ from typing import Collection, Iterable, Iterator
 from bench.core.config import CellConfig
 from bench.core.record import Record
 from bench.data import dataset_kind
-from bench.schedule.fused_group import run_fused_group
-from bench.schedule.fused_plan import FusedGroup, group_device, work_units
+from bench.schedule.fused.group import run_fused_group
+from bench.schedule.fused.plan import FusedGroup, group_device, work_units
 from bench.schedule.placement import (choose_device, default_cells_per_gpu, gpu_index,
                                       visible_gpus)
 from bench.schedule.runner import STOP, CellBusy, run_cell

@@ -1,6 +1,6 @@
 """Run cells as Ray tasks (`ganbench run --executor ray [--address ADDR]`), for clusters.
 
-Ray gets the units the local pool gets (`work_units`, bench/schedule/fused_plan.py): each fused
+Ray gets the units the local pool gets (`work_units`, bench/schedule/fused/plan.py): each fused
 group (cells equal but for seed and learning rates, docs/fused.md) is one Ray task, every other
 cell one task; the groups are split over the cluster's CPUs as the pool splits them over its
 workers (and go to a GPU whole where the cluster has GPUs). `--no-fuse` makes every cell its own
@@ -43,7 +43,7 @@ from typing import Iterator
 from bench.core.config import CellConfig, ConfigError
 from bench.core.record import Record
 from bench.data import dataset_kind
-from bench.schedule.fused_plan import FusedGroup, work_units
+from bench.schedule.fused.plan import FusedGroup, work_units
 from bench.schedule.runner import STOP
 from bench.schedule.units import (Death, collect_deferred, payload, settle_cell,
                                   settle_group)

@@ -23,8 +23,8 @@ from typing import Iterator
 
 from bench.core.config import CellConfig
 from bench.core.record import Record
-from bench.schedule.fused_group import run_fused_group
-from bench.schedule.fused_plan import FusedGroup
+from bench.schedule.fused.group import run_fused_group
+from bench.schedule.fused.plan import FusedGroup
 from bench.schedule.runner import (STOP, CellBusy, failed_record, holders_record, run_cell,
                                    store_failed)
 from bench.store import Store

@@ -18,7 +18,7 @@ to its step (`flush`), so a killed process loses no point the resume does not wr
 Fused cells (several cells trained as one step, bench/train/fused) write the same runs: each
 cell's Trainer holds its writer, the engine syncs every cell's curves after each log point and
 probe (`FusedTrainer._sync_boards`) and flushes a cell's run before its checkpoint, and
-bench/schedule/fused_group.py writes each cell's final metrics and closes its run, so TensorBoard
+bench/schedule/fused/group.py writes each cell's final metrics and closes its run, so TensorBoard
 does not turn fusion off. A group of K cells holds K runs open at once: one SummaryWriter per
 cell, each with one idle writer thread and no open file (tensorboard appends to a local event
 file by opening it per write). Measured with tensorboard 2.21: K=64 writers add 64 threads and

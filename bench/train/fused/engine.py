@@ -376,7 +376,7 @@ class FusedTrainer:
     def _sync_boards(self) -> None:
         """Each cell's new curve points (its log and probes) into its TensorBoard run, when
         $GANBENCH_TENSORBOARD is set (bench/train/tensorboard.py); the caller writes the final
-        metrics and closes the runs (bench/schedule/fused_group.py)."""
+        metrics and closes the runs (bench/schedule/fused/group.py)."""
         for t in self.trainers:
             if t.tensorboard is not None:
                 t.tensorboard.sync(t.curves)

@@ -1,7 +1,7 @@
 """Training a group of cells fused (bench/train/fused), stored exactly as cells run one at a time:
 one lease, one checkpoint and one record per cell. The entry beside `run_cell` that the
 executors (bench/schedule/units.py: the in-process loop, the pool, Ray) call; see
-docs/fused.md. Which cells form a group is bench/schedule/fused_plan.py's.
+docs/fused.md. Which cells form a group is bench/schedule/fused/plan.py's.
 
 `run_fused_group(cells, store, ...)` trains one group and returns what it stored, and the cells
 it left to `run_cell` (busy elsewhere, refused once built, or at another step).

@@ -1,12 +1,12 @@
 """Which tricks fuse, as docs/fused.md's table says (checked by tests/test_fused_scheduler.py):
 `trick_support(name, params, kind)` probes a ring8 or digits cell with the trick through the
-same refusals the planner uses (bench/schedule/fused_plan.py); `support_table()` is the table;
-`python -m bench.schedule.fused_support docs/fused.md` rewrites it between its markers.
+same refusals the planner uses (bench/schedule/fused/plan.py); `support_table()` is the table;
+`python -m bench.schedule.fused.support docs/fused.md` rewrites it between its markers.
 """
 from __future__ import annotations
 
 from bench.core.config import CellConfig
-from bench.schedule.fused_plan import layer_refusal
+from bench.schedule.fused.plan import layer_refusal
 from bench.schedule.runner import disallowed_record
 from bench.trickapi.registry import create_trick
 from bench.train.fused.tricks import refusal
@@ -94,7 +94,7 @@ def write_doc(path) -> bool:
     return new != text
 
 
-if __name__ == "__main__":  # python -m bench.schedule.fused_support [docs/fused.md]
+if __name__ == "__main__":  # python -m bench.schedule.fused.support [docs/fused.md]
     import sys
 
     if len(sys.argv) > 1:

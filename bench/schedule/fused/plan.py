@@ -5,7 +5,7 @@ workers=..., device=...)` turns a plan into what the executors (the local pool, 
 `FusedGroup` per worker, cut to MAX_GROUP and split so every worker has work on a CPU, and a
 cell alone otherwise; `--dry-run` prints the same. `group_device` places a group. `run
 --no-fuse`, GANBENCH_NO_FUSE=1 or `fuse=False` leave every cell alone. Training a group is
-bench/schedule/fused_group.py's.
+bench/schedule/fused/group.py's.
 """
 from __future__ import annotations
 
