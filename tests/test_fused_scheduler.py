@@ -53,6 +53,11 @@ def stored(store):
         return {r.cell_id: r for r in s.records()}
 
 
+# high quality counts samples within 3 sigma of a mode (2,500 scored): a ~1e-6 difference in G
+# moves a sample on the boundary by a whole 1/2,500 (seen: 0.0136 vs 0.0144, two samples)
+SAMPLE_SHARE_SLACK = 4 / 2500
+
+
 def close(x, y, rtol=1e-4, atol=1e-6):
     return abs(x - y) <= atol + rtol * abs(y)
 
@@ -65,7 +70,10 @@ def assert_same_record(fused, alone):
                                 alone.optim, alone.nets, alone.protocol)
     assert fused.metrics.keys() == alone.metrics.keys()
     for k, v in alone.metrics.items():
-        assert close(fused.metrics[k], v), (k, fused.metrics[k], v)
+        if k == "high_quality":  # a share of samples: reassociation can move one across 3 sigma
+            assert abs(fused.metrics[k] - v) <= SAMPLE_SHARE_SLACK, (k, fused.metrics[k], v)
+        else:
+            assert close(fused.metrics[k], v), (k, fused.metrics[k], v)
     assert fused.curves.keys() == alone.curves.keys()
     for name, points in alone.curves.items():
         got = fused.curves[name]
