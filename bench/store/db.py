@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from bench.core.record import Record
 from bench.store import integrity, locks
-from bench.store.pause_guard import writing
 from bench.store.errors import StoreError
+from bench.store.pause_guard import writing
 
 if TYPE_CHECKING:
     from bench.core.config import CellConfig

@@ -63,13 +63,13 @@ def holder_in(lines: list[str], major: int, minor: int, inode: int, me: int) -> 
         if len(parts) < 8 or parts[1] != "POSIX" or parts[3] != "WRITE" \
                 or parts[6] != str(_WAL_WRITE_BYTE) or not parts[4].isdigit():
             continue
-        dev = parts[5].split(":")
-        if len(dev) != 3 or dev[2] != str(inode) or int(parts[4]) == me:
+        dev, pid = parts[5].split(":"), int(parts[4])
+        if len(dev) != 3 or dev[2] != str(inode) or pid == me:
             continue
-        by_inode.add(int(parts[4]))
+        by_inode.add(pid)
         try:
             if (int(dev[0], 16), int(dev[1], 16)) == (major, minor):
-                exact.add(int(parts[4]))
+                exact.add(pid)
         except ValueError:
             pass
     found = exact or (by_inode if len(by_inode) == 1 else set())

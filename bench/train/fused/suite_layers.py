@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.train.fused.forms import PLUGIN_FORMS, LayerFn, NotFusable, RunState, run
+from bench.train.fused.forms import PLUGIN_FORMS, LayerFn, NotFusable, RunState, form_of, run
 
 
 # -- containers: the shells of bench/nets/parts.py ----------------------------------------------
@@ -145,13 +145,12 @@ def _minibatch_discrimination(m, prefix, x, st):
 # Layers of plug-in tricks, by qualified class name: `bench/train` may not import `tricks`
 # (tests/test_architecture.py), and a fused form is written for one version of a layer: the
 # equivalence tests (tests/test_fused_engine.py) check each against the layer itself.
-PLUGIN_LAYERS: dict[str, LayerFn] = {
+PLUGIN_FORMS.update({
     "tricks.minibatch_stddev.MinibatchStdDev": _minibatch_stddev,
     "tricks.packing.Pack": _pack,
     "tricks.dual_discriminator.DualDiscriminator": _dual_discriminator,
     "tricks.minibatch_discrimination.MinibatchDiscrimination": _minibatch_discrimination,
-}
-PLUGIN_FORMS.update(PLUGIN_LAYERS)
+})
 
 
 def shells() -> dict[type, LayerFn]:
@@ -172,7 +171,6 @@ def shells() -> dict[type, LayerFn]:
 def features(template: nn.Module, x: torch.Tensor, st: RunState) -> torch.Tensor:
     """`D.features(x)` of K stacked discriminators of `template`'s structure (a D2GAN pair's
     features are D1's)."""
-    t = type(template)
-    if PLUGIN_LAYERS.get(f"{t.__module__}.{t.__qualname__}") is _dual_discriminator:
+    if form_of(template) is _dual_discriminator:
         return discriminator_features(template.d1, "d1.", x, st)
     return discriminator_features(template, "", x, st)
